@@ -1,0 +1,41 @@
+"""gymnax-1.0-style functional environment base: ``step`` auto-resets at episode end."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def log_uniform(key: jax.Array, low, high) -> jax.Array:
+    """Sample from log-uniform[low, high]; returns ``low`` exactly when ``low == high`` (0 allowed then)."""
+    safe_low, safe_high = jnp.maximum(low, 1e-30), jnp.maximum(high, 1e-30)
+    sample = jnp.exp(jax.random.uniform(key, (), jnp.float32, jnp.log(safe_low), jnp.log(safe_high)))
+    return jnp.where(low == high, jnp.asarray(low, jnp.float32), sample)
+
+
+class FunctionalEnv:
+    """Subclasses define ``reset_env(key, params)`` and ``step_env(key, state, action, params)``.
+
+    ``step`` runs ``step_env`` and, where the episode ended (terminated or truncated), replaces the
+    returned obs/state by a fresh ``reset_env``; ``info["final_obs"]`` keeps the last observation of
+    the finished episode (for bootstrapping truncated episodes).
+    """
+
+    @property
+    def default_params(self):
+        """Default ``EnvParams``."""
+        raise NotImplementedError
+
+    def reset(self, key: jax.Array, params=None):
+        """(obs [num_agents, obs_dim], state) of a new episode."""
+        return self.reset_env(key, self.default_params if params is None else params)
+
+    def step(self, key: jax.Array, state, action: jax.Array, params=None):
+        """(obs, state, reward [num_agents], terminated, truncated, info) with auto-reset."""
+        params = self.default_params if params is None else params
+        key_step, key_reset = jax.random.split(key)
+        obs_st, state_st, reward, terminated, truncated, info = self.step_env(key_step, state, action, params)
+        obs_re, state_re = self.reset_env(key_reset, params)
+        done = terminated | truncated
+        state = jax.tree.map(lambda a, b: jnp.where(done, a, b), state_re, state_st)
+        obs = jnp.where(done, obs_re, obs_st)
+        return obs, state, reward, terminated, truncated, {**info, "final_obs": obs_st}

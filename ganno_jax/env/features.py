@@ -1,0 +1,97 @@
+"""GANNO observations (paper Appendix D): global features repeated on every agent's row, then
+layer-wise features. ``FEATURE_GROUPS`` names every group in row order with its width.
+
+Scaling decisions (the paper lists the quantities, not their encoding):
+- losses are clipped to [0, ``LOSS_CAP``] after non-finite values are replaced by the cap, so a
+  diverged run still gives finite observations; the train/validation loss ratio is clipped to [0, 10];
+- learning rates, norms, trust ratio and weight variance enter as ``log10(x + 1e-8)``;
+- previous action, layer type (linear/conv/attention) and depth (first/intermediate/final) are one-hot;
+- ``u`` in the LAMB trust ratio ``||theta_l|| / ||u_l||`` is the optimiser direction (Adam's
+  ``m_hat / (sqrt(v_hat) + eps)``) before the learning rate.
+
+Ablation masks zero the features outside the kept groups (the observation width never changes, so
+one network architecture serves every ablation). ``OBS_MASKS`` holds the paper's presets.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ganno_jax.tasks.models import DEPTHS, LAYER_KINDS, AgentLayer
+
+NUM_ACTIONS = 9
+LOSS_CAP = 100.0
+_EPS = 1e-8
+
+GLOBAL_GROUPS = {
+    "train_accuracy": 1, "val_accuracy": 1, "train_loss": 1, "val_loss": 1, "nan_flag": 1,
+    "progress": 1, "loss_ratio": 1, "initial_lr": 1, "initial_wd": 1,
+}
+LAYER_GROUPS = {
+    "current_lr": 1, "previous_action": NUM_ACTIONS, "layer_type": len(LAYER_KINDS), "depth": len(DEPTHS),
+    "trust_ratio": 1, "grad_norm": 1, "update_norm": 1, "weight_mean": 1, "weight_var": 1, "weight_norm": 1,
+}
+FEATURE_GROUPS = {**GLOBAL_GROUPS, **LAYER_GROUPS}
+OBS_DIM = sum(FEATURE_GROUPS.values())
+OBS_MASKS = {
+    "full": None,
+    "lr_only": ("current_lr",),
+    "timestep_only": ("progress",),
+    "global_only": tuple(GLOBAL_GROUPS),
+}
+
+
+def feature_mask(keep: Optional[tuple[str, ...]]) -> np.ndarray:
+    """[OBS_DIM] float mask with ones on the features of the kept groups (all when ``keep`` is None)."""
+    if keep is None:
+        return np.ones(OBS_DIM, np.float32)
+    unknown = [g for g in keep if g not in FEATURE_GROUPS]
+    if unknown:
+        raise ValueError(f"obs_mask has unknown groups {unknown}; allowed: {', '.join(FEATURE_GROUPS)}")
+    return np.concatenate([np.full(n, float(g in keep), np.float32) for g, n in FEATURE_GROUPS.items()])
+
+
+def layer_constants(layers: tuple[AgentLayer, ...]) -> np.ndarray:
+    """One-hot layer type and depth per agent, [num_agents, len(LAYER_KINDS) + len(DEPTHS)]."""
+    kinds = np.eye(len(LAYER_KINDS), dtype=np.float32)[[LAYER_KINDS.index(l.kind) for l in layers]]
+    depths = np.eye(len(DEPTHS), dtype=np.float32)[[DEPTHS.index(l.depth) for l in layers]]
+    return np.concatenate([kinds, depths], axis=1)
+
+
+def _log(x):
+    return jnp.log10(jnp.abs(x) + _EPS)
+
+
+def safe_loss(loss: jax.Array) -> jax.Array:
+    """Loss with non-finite values replaced by ``LOSS_CAP`` and clipped to [0, LOSS_CAP]."""
+    return jnp.clip(jnp.nan_to_num(loss, nan=LOSS_CAP, posinf=LOSS_CAP), 0.0, LOSS_CAP)
+
+
+def global_features(train_acc, val_acc, train_loss, val_loss, diverged, progress, init_lr, init_wd) -> jax.Array:
+    """[len(GLOBAL_GROUPS)] global features from scalars."""
+    train_loss, val_loss = safe_loss(train_loss), safe_loss(val_loss)
+    ratio = jnp.clip(train_loss / jnp.maximum(val_loss, _EPS), 0.0, 10.0)
+    values = [train_acc, val_acc, train_loss, val_loss, diverged, progress, ratio, _log(init_lr), _log(init_wd)]
+    return jnp.stack([jnp.asarray(v, jnp.float32) for v in values])
+
+
+def layer_features(lrs, prev_action, constants, grad_norm, update_norm, weight_norm, weight_mean, weight_var):
+    """[num_agents, sum(LAYER_GROUPS)] layer-wise features; per-agent inputs are [num_agents]."""
+    trust = weight_norm / (update_norm + _EPS)
+    columns = [
+        _log(lrs)[:, None],
+        jax.nn.one_hot(prev_action, NUM_ACTIONS),
+        jnp.asarray(constants),
+        _log(trust)[:, None], _log(grad_norm)[:, None], _log(update_norm)[:, None],
+        weight_mean[:, None], _log(weight_var)[:, None], _log(weight_norm)[:, None],
+    ]
+    return jnp.nan_to_num(jnp.concatenate(columns, axis=1).astype(jnp.float32), posinf=1e3, neginf=-1e3)
+
+
+def observation(global_row: jax.Array, layer_rows: jax.Array, mask: np.ndarray) -> jax.Array:
+    """[num_agents, OBS_DIM] observation: the global row repeated beside each agent's row, masked."""
+    n = layer_rows.shape[0]
+    return jnp.concatenate([jnp.broadcast_to(global_row, (n, global_row.shape[0])), layer_rows], axis=1) * mask

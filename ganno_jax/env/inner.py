@@ -1,0 +1,189 @@
+"""The inner training run: pure functions that train one network of a task with per-layer LRs.
+
+Shared by ``LayerwiseLREnv``, ``GlobalLREnv``, the baselines and evaluation, so every method is
+trained by the same code. Per-layer learning rates are *data*: one optax direction transform
+(``scale_by_adam`` for Adam, identity for SGD, any other for Lion, LAMB, ...) gives an update
+``u``; each parameter then moves by ``-lr[agent] * (u + weight_decay * theta)`` (decoupled weight
+decay, AdamW-style), with ``lr[agent]`` gathered from a ``[num_agents]`` array. So runs with
+different LRs vmap and nothing recompiles when an LR changes.
+
+Divergence: a step whose minibatch loss or new parameters are not finite is *not applied*
+(parameters and optimiser state keep their previous values) and sets the ``diverged`` flag.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from ganno_jax.data import Dataset, load_dataset
+from ganno_jax.tasks.config import Task
+from ganno_jax.tasks.models import agent_layers, build_model, init_params, leaf_agents
+
+
+@struct.dataclass
+class InnerState:
+    """Network parameters and optimiser state of one inner run."""
+
+    params: dict
+    opt_state: optax.OptState
+
+
+@struct.dataclass
+class SegmentStats:
+    """Statistics of a segment of optimiser steps (per agent arrays are [num_agents])."""
+
+    grad_norm: jax.Array  # ||g_l|| at the last step, [num_agents]
+    update_norm: jax.Array  # ||u_l|| of the optimiser direction at the last step, [num_agents]
+    train_loss: jax.Array  # mean finite minibatch loss over the segment, scalar
+    diverged: jax.Array  # bool scalar: some step had a non-finite loss or update
+
+
+@struct.dataclass
+class Metrics:
+    """Loss and accuracy on the train and validation splits (scalars)."""
+
+    train_loss: jax.Array
+    train_acc: jax.Array
+    val_loss: jax.Array
+    val_acc: jax.Array
+
+
+def _default_direction(optimizer: str) -> optax.GradientTransformation:
+    return optax.scale_by_adam() if optimizer == "adam" else optax.identity()
+
+
+class InnerTrainer:
+    """Builds the pure functions of a task's inner training run.
+
+    Args:
+      task: the ``Task``.
+      dataset: a loaded ``Dataset`` (default: ``load_dataset(task.dataset, task.data_dir)``).
+      direction: optax transform giving the update direction before the learning rate
+        (default: ``scale_by_adam()`` for ``adam``, identity for ``sgd``).
+    """
+
+    def __init__(self, task: Task, dataset: Optional[Dataset] = None,
+                 direction: Optional[optax.GradientTransformation] = None):
+        self.task = task
+        self.data = dataset if dataset is not None else load_dataset(task.dataset, task.data_dir)
+        self.module = build_model(task.model, self.data.num_classes, task.width)
+        shapes = jax.eval_shape(lambda k: init_params(self.module, k, self.data.input_shape), jax.random.key(0))
+        self.layers = agent_layers(shapes)
+        self.num_agents = len(self.layers)
+        self._leaf_agent = leaf_agents(shapes)
+        owners = jax.tree.leaves(self._leaf_agent)
+        self._agent_leaves = [[i for i, a in enumerate(owners) if a == agent] for agent in range(self.num_agents)]
+        self.direction = direction if direction is not None else _default_direction(task.optimizer)
+
+    # ----------------------------------------------------------------- building blocks
+    def init(self, key: jax.Array) -> InnerState:
+        """Fresh network parameters and optimiser state."""
+        params = init_params(self.module, key, self.data.input_shape)
+        return InnerState(params, self.direction.init(params))
+
+    def loss_and_accuracy(self, params, x: jax.Array, y: jax.Array):
+        """Mean cross-entropy and accuracy of ``params`` on x [B, H, W, C], y [B] (scalars)."""
+        logits = self.module.apply({"params": params}, x)
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        correct = jnp.sum((logits.argmax(-1) == y).astype(jnp.int32))
+        return loss, correct / y.shape[0]
+
+    def per_agent(self, leaf_values) -> jax.Array:
+        """Sums one scalar per parameter leaf into [num_agents] by the agent owning each leaf."""
+        values = jax.tree.leaves(leaf_values)
+        return jnp.stack([sum(values[i] for i in group) for group in self._agent_leaves])
+
+    def squared_norms(self, tree) -> jax.Array:
+        """Per-agent squared L2 norm of a parameter-shaped tree, [num_agents]."""
+        return self.per_agent(jax.tree.map(lambda x: jnp.sum(jnp.square(x)), tree))
+
+    def weight_stats(self, params):
+        """Per-agent weight norm, mean and variance over all of the agent's parameters, each [num_agents]."""
+        count = self.per_agent(jax.tree.map(lambda x: jnp.asarray(x.size, jnp.float32), params))
+        total = self.per_agent(jax.tree.map(jnp.sum, params))
+        sq = self.squared_norms(params)
+        mean = total / count
+        return jnp.sqrt(sq), mean, jnp.maximum(sq / count - mean**2, 0.0)
+
+    def sample_batch_indices(self, key: jax.Array, steps: int) -> jax.Array:
+        """Minibatch indices drawn with replacement from the train split, [steps, batch_size]."""
+        n = self.data.x_train.shape[0]
+        return jax.random.randint(key, (steps, self.task.batch_size), 0, n)
+
+    # ----------------------------------------------------------------- training
+    def train(self, state: InnerState, lrs: jax.Array, weight_decay, key: jax.Array,
+              batch_indices: Optional[jax.Array] = None):
+        """Runs ``T`` optimiser steps in ``lax.scan``.
+
+        Args:
+          state: ``InnerState`` at the start of the segment.
+          lrs: per-step, per-agent learning rates [T, num_agents].
+          weight_decay: decoupled weight decay (scalar, may be traced).
+          key: PRNG key for minibatch sampling (ignored when ``batch_indices`` is given).
+          batch_indices: optional [T, batch_size] train-split indices (e.g. an epoch's permutation).
+        Returns:
+          (new ``InnerState``, ``SegmentStats``).
+        """
+        steps = lrs.shape[0]
+        if batch_indices is None:
+            batch_indices = self.sample_batch_indices(key, steps)
+        def one_step(carry, inputs):
+            st, _, _, loss_sum, finite_steps, diverged = carry
+            step_lrs, idx = inputs
+            x, y = self.data.x_train[idx], self.data.y_train[idx]
+            (loss, _), grads = jax.value_and_grad(self.loss_and_accuracy, has_aux=True)(st.params, x, y)
+            direction, opt_state = self.direction.update(grads, st.opt_state, st.params)
+            lr_leaves = jax.tree.map(lambda a: step_lrs[a], self._leaf_agent)
+            params = jax.tree.map(lambda p, u, lr: p - lr * (u + weight_decay * p), st.params, direction, lr_leaves)
+            finite = jnp.isfinite(loss) & jnp.all(jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(params)]))
+            new = jax.tree.map(lambda a, b: jnp.where(finite, a, b), InnerState(params, opt_state), st)
+            carry = (new, grads, direction, loss_sum + jnp.where(finite, loss, 0.0), finite_steps + finite,
+                     diverged | ~finite)
+            return carry, None
+
+        zeros = jax.tree.map(jnp.zeros_like, state.params)
+        init = (state, zeros, zeros, jnp.float32(0.0), jnp.int32(0), jnp.bool_(False))
+        (state, grads, direction, loss_sum, finite_steps, diverged), _ = jax.lax.scan(
+            one_step, init, (lrs, batch_indices))
+        g_norm = jnp.nan_to_num(jnp.sqrt(self.squared_norms(grads)))
+        u_norm = jnp.nan_to_num(jnp.sqrt(self.squared_norms(direction)))
+        mean_loss = jnp.where(finite_steps > 0, loss_sum / jnp.maximum(finite_steps, 1), jnp.inf)
+        return state, SegmentStats(g_norm, u_norm, mean_loss, diverged)
+
+    # ----------------------------------------------------------------- measuring
+    def _split_metrics(self, params, x, y, key, size: int):
+        """Loss/accuracy on ``size`` random examples of a split (the whole split if smaller)."""
+        n = x.shape[0]
+        if size < n:
+            idx = jax.random.choice(key, n, (size,), replace=False)
+            x, y = x[idx], y[idx]
+        return self.loss_and_accuracy(params, x, y)
+
+    def measure(self, params, key: jax.Array) -> Metrics:
+        """Train and validation metrics on ``task.eval_batch`` examples each."""
+        k_train, k_val = jax.random.split(key)
+        size = self.task.eval_batch
+        train_loss, train_acc = self._split_metrics(params, self.data.x_train, self.data.y_train, k_train, size)
+        val_loss, val_acc = self._split_metrics(params, self.data.x_val, self.data.y_val, k_val, size)
+        return Metrics(train_loss, train_acc, val_loss, val_acc)
+
+    def test_metrics(self, params, chunk: int = 2048):
+        """(loss, accuracy) on the whole test split, evaluated in chunks of ``chunk`` examples."""
+        x, y = self.data.x_test, self.data.y_test
+        n = x.shape[0]
+        if n <= chunk:
+            return self.loss_and_accuracy(params, x, y)
+        pieces = n // chunk
+        xs = x[: pieces * chunk].reshape(pieces, chunk, *x.shape[1:])
+        ys = y[: pieces * chunk].reshape(pieces, chunk)
+        losses, accs = jax.lax.map(lambda b: self.loss_and_accuracy(params, *b), (xs, ys))
+        rest = n - pieces * chunk
+        loss, acc = losses.sum() * chunk, accs.sum() * chunk
+        if rest:
+            l_rest, a_rest = self.loss_and_accuracy(params, x[pieces * chunk:], y[pieces * chunk:])
+            loss, acc = loss + l_rest * rest, acc + a_rest * rest
+        return loss / n, acc / n

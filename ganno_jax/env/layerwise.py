@@ -1,0 +1,200 @@
+"""``LayerwiseLREnv``: GANNO's multi-agent environment, one agent per parameterised layer.
+
+One env step applies every agent's action to its layer's learning rate, runs ``task.tau``
+optimiser steps in ``lax.scan`` on on-device minibatches, measures train/validation metrics and
+returns the Appendix D observations. Actions (paper Appendix D), index -> operation on the LR:
+
+    0: +0 (no-op)   1: x1.01   2: x1.10   3: /1.01   4: /1.10
+    5: +0.0005      6: -0.0005 7: +0.001  8: -0.001
+
+after which the LR is clipped to ``[params.lr_min, params.lr_max]`` (default [0, 0.1]: 0 allows the
+paper's warm-up-from-zero case, 0.1 is already far past Adam's useful range).
+
+Rewards (``EnvParams.reward_mode``, static):
+- ``accuracy``: validation accuracy after the step (the paper's evaluation reward);
+- ``difference``: acting branch minus the joint no-op branch (paper, training), both run as one
+  vmap over a branch axis with the same minibatches and evaluation examples (common random
+  numbers), so the reward of the joint no-op action is exactly 0; costs 2x the inner compute;
+- ``per_agent_difference``: agent i's reward is the acting branch minus the branch where only
+  agent i took the no-op (N+1 branches: costs (N+1)x the inner compute).
+Reward arrays are [num_agents] in every mode.
+
+The episode ends (``terminated``) after ``task.horizon`` steps: the inner run is over and the
+progress feature makes the end observable, so it is a true terminal. ``truncated`` is always False.
+Randomness comes from the ``key`` passed to ``reset``/``step`` (gymnax convention); the state holds
+no key. Divergence: see ``inner.py``; observations and rewards stay finite.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from ganno_jax.data import Dataset
+from ganno_jax.env import features
+from ganno_jax.env.base import FunctionalEnv, log_uniform
+from ganno_jax.env.inner import InnerState, InnerTrainer, Metrics
+from ganno_jax.env.spaces import Box, Discrete
+from ganno_jax.tasks.config import Task
+
+REWARD_MODES = ("accuracy", "difference", "per_agent_difference")
+ACTION_NAMES = ("+0", "x1.01", "x1.10", "/1.01", "/1.10", "+0.0005", "-0.0005", "+0.001", "-0.001")
+_ACTION_MUL = np.array([1.0, 1.01, 1.10, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0], np.float32)
+_ACTION_DIV = np.array([1.0, 1.0, 1.0, 1.01, 1.10, 1.0, 1.0, 1.0, 1.0], np.float32)
+_ACTION_ADD = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 5e-4, -5e-4, 1e-3, -1e-3], np.float32)
+
+
+def apply_actions(lrs: jax.Array, actions: jax.Array, lr_min, lr_max) -> jax.Array:
+    """New learning rates [N] after actions [N] (see the module table), clipped to [lr_min, lr_max]."""
+    new = lrs * jnp.asarray(_ACTION_MUL)[actions] / jnp.asarray(_ACTION_DIV)[actions] + jnp.asarray(_ACTION_ADD)[actions]
+    return jnp.clip(new, lr_min, lr_max)
+
+
+@struct.dataclass
+class EnvParams:
+    """Environment parameters. Float fields are leaves (vmappable: e.g. a grid of initial LRs).
+
+    ``init_lr_*``/``init_wd_*``: log-uniform ranges of the initial LR and weight decay sampled at
+    reset (paper: [1e-5, 1e-2] and [1e-5, 1e-1]); equal bounds give that exact value (0 allowed).
+    """
+
+    init_lr_min: float = 1e-5
+    init_lr_max: float = 1e-2
+    init_wd_min: float = 1e-5
+    init_wd_max: float = 1e-1
+    lr_min: float = 0.0
+    lr_max: float = 0.1
+    reward_mode: str = struct.field(pytree_node=False, default="difference")
+    obs_mask: Optional[tuple] = struct.field(pytree_node=False, default=None)
+    track_test: bool = struct.field(pytree_node=False, default=False)
+
+    def __post_init__(self):
+        if self.reward_mode not in REWARD_MODES:
+            raise ValueError(f"reward_mode={self.reward_mode!r} is not valid; allowed: {', '.join(REWARD_MODES)}")
+        features.feature_mask(self.obs_mask)  # validates group names
+        for field in ("init_lr_min", "init_lr_max", "init_wd_min", "init_wd_max", "lr_min", "lr_max"):
+            value = getattr(self, field)
+            if isinstance(value, (int, float)) and not 0.0 <= value < float("inf"):
+                raise ValueError(f"{field}={value!r} must be a finite number >= 0")
+        for low, high in (("init_lr_min", "init_lr_max"), ("init_wd_min", "init_wd_max"), ("lr_min", "lr_max")):
+            lo, hi = getattr(self, low), getattr(self, high)
+            if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and lo > hi:
+                raise ValueError(f"{low}={lo!r} must not exceed {high}={hi!r}")
+
+    def fixed_start(self, init_lr, weight_decay) -> "EnvParams":
+        """Params whose resets use exactly this initial LR and weight decay (evaluation)."""
+        return self.replace(init_lr_min=init_lr, init_lr_max=init_lr, init_wd_min=weight_decay,
+                            init_wd_max=weight_decay)
+
+
+@struct.dataclass
+class EnvState:
+    """Whole inner training run plus what the observations need (per-agent arrays are [N])."""
+
+    inner: InnerState
+    lrs: jax.Array
+    prev_action: jax.Array
+    step: jax.Array
+    init_lr: jax.Array
+    weight_decay: jax.Array
+    metrics: Metrics
+    diverged: jax.Array
+    grad_norm: jax.Array
+    update_norm: jax.Array
+
+
+class LayerwiseLREnv(FunctionalEnv):
+    """GANNO environment for a ``Task``: obs [num_agents, OBS_DIM], 9 discrete actions per agent."""
+
+    def __init__(self, task: Task, dataset: Optional[Dataset] = None, trainer: Optional[InnerTrainer] = None):
+        self.task = task
+        self.trainer = trainer if trainer is not None else InnerTrainer(task, dataset)
+        self.layers = self.trainer.layers
+        self.num_agents = self.trainer.num_agents
+        self._layer_constants = features.layer_constants(self.layers)
+
+    @property
+    def default_params(self) -> EnvParams:
+        """Paper defaults: training ranges, difference reward, all features."""
+        return EnvParams()
+
+    def action_space(self, params: Optional[EnvParams] = None) -> Discrete:
+        """9 discrete actions per agent."""
+        return Discrete(features.NUM_ACTIONS)
+
+    def observation_space(self, params: Optional[EnvParams] = None) -> Box:
+        """Box of shape (num_agents, OBS_DIM)."""
+        return Box(-np.inf, np.inf, (self.num_agents, features.OBS_DIM))
+
+    # ------------------------------------------------------------------ observations
+    def get_obs(self, state: EnvState, params: EnvParams) -> jax.Array:
+        """Observation [num_agents, OBS_DIM] of a state."""
+        m = state.metrics
+        progress = state.step / self.task.horizon
+        global_row = features.global_features(m.train_acc, m.val_acc, m.train_loss, m.val_loss, state.diverged,
+                                              progress, state.init_lr, state.weight_decay)
+        w_norm, w_mean, w_var = self.trainer.weight_stats(state.inner.params)
+        layer_rows = features.layer_features(state.lrs, state.prev_action, self._layer_constants, state.grad_norm,
+                                             state.update_norm, w_norm, w_mean, w_var)
+        return features.observation(global_row, layer_rows, features.feature_mask(params.obs_mask))
+
+    # ------------------------------------------------------------------ dynamics
+    def reset_env(self, key: jax.Array, params: EnvParams):
+        """New inner run with sampled initial LR (all layers) and weight decay."""
+        k_net, k_lr, k_wd, k_eval = jax.random.split(key, 4)
+        inner = self.trainer.init(k_net)
+        init_lr = log_uniform(k_lr, params.init_lr_min, params.init_lr_max)
+        wd = log_uniform(k_wd, params.init_wd_min, params.init_wd_max)
+        zeros = jnp.zeros(self.num_agents, jnp.float32)
+        state = EnvState(
+            inner=inner, lrs=jnp.full(self.num_agents, init_lr), prev_action=jnp.zeros(self.num_agents, jnp.int32),
+            step=jnp.int32(0), init_lr=init_lr, weight_decay=wd, metrics=self.trainer.measure(inner.params, k_eval),
+            diverged=jnp.bool_(False), grad_norm=zeros, update_norm=zeros,
+        )
+        return self.get_obs(state, params), state
+
+    def _branch_lrs(self, old: jax.Array, new: jax.Array, mode: str) -> jax.Array:
+        """Learning rates of each reward branch, [branches, N]; branch 0 is the acting one."""
+        if mode == "accuracy":
+            return new[None]
+        if mode == "difference":
+            return jnp.stack([new, old])
+        only_agent_noop = jnp.where(jnp.eye(self.num_agents, dtype=bool), old[None], new[None])
+        return jnp.concatenate([new[None], only_agent_noop])
+
+    def step_env(self, key: jax.Array, state: EnvState, action: jax.Array, params: EnvParams):
+        """One env step without auto-reset: tau optimiser steps, then metrics, obs and reward."""
+        action = jnp.asarray(action, jnp.int32)
+        new_lrs = apply_actions(state.lrs, action, params.lr_min, params.lr_max)
+        k_train, k_eval = jax.random.split(key)
+        batch_indices = self.trainer.sample_batch_indices(k_train, self.task.tau)
+
+        def run_branch(lrs):
+            per_step = jnp.broadcast_to(lrs, (self.task.tau, self.num_agents))
+            inner, stats = self.trainer.train(state.inner, per_step, state.weight_decay, k_train, batch_indices)
+            return inner, stats, self.trainer.measure(inner.params, k_eval)
+
+        inner, stats, metrics = jax.vmap(run_branch)(self._branch_lrs(state.lrs, new_lrs, params.reward_mode))
+        val_acc = metrics.val_acc
+        reward = val_acc[0] if params.reward_mode == "accuracy" else val_acc[0] - val_acc[1:]
+        reward = jnp.broadcast_to(reward, (self.num_agents,)).astype(jnp.float32)
+        take = lambda tree: jax.tree.map(lambda x: x[0], tree)  # noqa: E731 - acting branch
+        inner, stats, metrics = take(inner), take(stats), take(metrics)
+        new_state = EnvState(
+            inner=inner, lrs=new_lrs, prev_action=action, step=state.step + 1, init_lr=state.init_lr,
+            weight_decay=state.weight_decay, metrics=metrics, diverged=stats.diverged,
+            grad_norm=stats.grad_norm, update_norm=stats.update_norm,
+        )
+        terminated = new_state.step >= self.task.horizon
+        info = {
+            "train_loss": features.safe_loss(metrics.train_loss), "train_acc": metrics.train_acc,
+            "val_loss": features.safe_loss(metrics.val_loss), "val_acc": metrics.val_acc,
+            "lrs": new_lrs, "diverged": stats.diverged, "step": new_state.step,
+        }
+        if params.track_test:
+            test_loss, test_acc = self.trainer.test_metrics(inner.params)
+            info.update(test_loss=features.safe_loss(test_loss), test_acc=test_acc)
+        return self.get_obs(new_state, params), new_state, reward, terminated, jnp.bool_(False), info

@@ -1,0 +1,86 @@
+"""`Task`: the pytree config of one inner supervised-learning problem.
+
+A task names a dataset and a model and fixes how the inner network is trained: minibatch size,
+``tau`` optimiser steps per environment step, ``horizon`` environment steps per episode, the inner
+optimiser (``adam`` or ``sgd``), the default weight decay used by evaluation and baselines, and the
+number of examples used to measure train/validation metrics after each environment step.
+
+Every field is static (hashable), so a task can be closed over by jitted functions and used as a
+dict key; new tasks are made with ``task.replace(...)``, never by subclassing.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from flax import struct
+
+MODELS = ("mlp", "cnn2", "cnn3", "cnn5", "resnet9", "resnet18")
+OPTIMIZERS = ("adam", "sgd")
+
+
+def _check_range(field: str, value, low, high, integer: bool = False) -> None:
+    """Raises ValueError naming ``field`` unless ``low <= value <= high``."""
+    kind = "an integer" if integer else "a number"
+    if integer and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ValueError(f"{field}={value!r} must be {kind} in [{low}, {high}]")
+    if not isinstance(value, (int, float)) or not (low <= value <= high):
+        raise ValueError(f"{field}={value!r} must be {kind} in [{low}, {high}]")
+
+
+def _check_choice(field: str, value, allowed) -> None:
+    """Raises ValueError naming ``field`` unless ``value`` is one of ``allowed``."""
+    if value not in allowed:
+        raise ValueError(f"{field}={value!r} is not valid; allowed: {', '.join(map(str, allowed))}")
+
+
+@struct.dataclass
+class Task:
+    """Inner training problem. All fields static; validated at construction.
+
+    Attributes:
+      dataset: dataset name understood by ``ganno_jax.data.load_dataset``.
+      model: one of ``MODELS``.
+      width: base channel/hidden width of the model (CNN first layer, MLP hidden size / 8).
+      batch_size: inner minibatch size (examples drawn with replacement, on device).
+      tau: inner optimiser steps per environment step (paper: 100).
+      horizon: environment steps per episode; one episode = ``tau * horizon`` optimiser steps.
+      optimizer: ``adam`` (GANNO) or ``sgd`` (single-agent scheduler paper).
+      weight_decay: decoupled weight decay used by evaluation and baselines (paper: 0.1).
+      eval_batch: examples used to measure train and validation metrics after each env step
+        (the whole split when it is smaller).
+      data_dir: folder with dataset files for file-backed datasets (None: offline datasets).
+    """
+
+    dataset: str = struct.field(pytree_node=False, default="digits")
+    model: str = struct.field(pytree_node=False, default="cnn2")
+    width: int = struct.field(pytree_node=False, default=16)
+    batch_size: int = struct.field(pytree_node=False, default=64)
+    tau: int = struct.field(pytree_node=False, default=100)
+    horizon: int = struct.field(pytree_node=False, default=10)
+    optimizer: str = struct.field(pytree_node=False, default="adam")
+    weight_decay: float = struct.field(pytree_node=False, default=0.1)
+    eval_batch: int = struct.field(pytree_node=False, default=512)
+    data_dir: Optional[str] = struct.field(pytree_node=False, default=None)
+
+    def __post_init__(self):
+        from ganno_jax.data import DATASETS
+
+        _check_choice("dataset", self.dataset, DATASETS)
+        _check_choice("model", self.model, MODELS)
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_range("width", self.width, 1, 4096, integer=True)
+        _check_range("batch_size", self.batch_size, 1, 1 << 16, integer=True)
+        _check_range("tau", self.tau, 1, 1_000_000, integer=True)
+        _check_range("horizon", self.horizon, 1, 1_000_000, integer=True)
+        _check_range("weight_decay", self.weight_decay, 0.0, 10.0)
+        _check_range("eval_batch", self.eval_batch, 1, 1 << 20, integer=True)
+
+    @property
+    def name(self) -> str:
+        """Registry-style name ``<dataset>-<model>``."""
+        return f"{self.dataset}-{self.model}"
+
+    @property
+    def total_inner_steps(self) -> int:
+        """Optimiser steps in one episode (``tau * horizon``)."""
+        return self.tau * self.horizon

@@ -1,0 +1,46 @@
+"""Task registry: ``get("<dataset>-<model>")`` for every built-in dataset x model pair, plus user tasks.
+
+Built-in defaults per dataset (tau = 100 as in the GANNO paper everywhere):
+- ``digits``, ``mnist1d``: batch 64, horizon 10 env steps (1,000 Adam steps), width 16.
+- ``mnist``, ``fashion_mnist``: batch 128, horizon 20, width 16.
+- ``cifar10``, ``cifar100``: batch 128, horizon 40, width 32.
+"""
+from __future__ import annotations
+
+from ganno_jax.data import DATASETS
+from ganno_jax.tasks.config import MODELS, Task
+
+_DATASET_DEFAULTS = {
+    "digits": dict(batch_size=64, horizon=10, width=16),
+    "mnist1d": dict(batch_size=64, horizon=10, width=16),
+    "mnist": dict(batch_size=128, horizon=20, width=16),
+    "fashion_mnist": dict(batch_size=128, horizon=20, width=16),
+    "cifar10": dict(batch_size=128, horizon=40, width=32),
+    "cifar100": dict(batch_size=128, horizon=40, width=32),
+}
+_USER_TASKS: dict[str, Task] = {}
+
+
+def names() -> list[str]:
+    """All task names: built-in ``<dataset>-<model>`` pairs and registered user tasks."""
+    builtin = [f"{d}-{m}" for d in DATASETS for m in MODELS if d in _DATASET_DEFAULTS]
+    return sorted(set(builtin) | set(_USER_TASKS))
+
+
+def register(name: str, task: Task, overwrite: bool = False) -> None:
+    """Registers ``task`` under ``name`` so ``get(name)`` returns it."""
+    if not isinstance(task, Task):
+        raise TypeError(f"task must be a ganno_jax.tasks.Task, got {type(task).__name__}")
+    if name in _USER_TASKS and not overwrite:
+        raise ValueError(f"task {name!r} is already registered; pass overwrite=True to replace it")
+    _USER_TASKS[name] = task
+
+
+def get(name: str, **overrides) -> Task:
+    """The task called ``name`` (``<dataset>-<model>`` or a registered name), with field overrides."""
+    if name in _USER_TASKS:
+        return _USER_TASKS[name].replace(**overrides) if overrides else _USER_TASKS[name]
+    dataset, _, model = name.rpartition("-")
+    if dataset not in _DATASET_DEFAULTS or model not in MODELS:
+        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(names())}")
+    return Task(dataset=dataset, model=model, **{**_DATASET_DEFAULTS[dataset], **overrides})
