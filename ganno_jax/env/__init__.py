@@ -2,6 +2,8 @@
 from ganno_jax.env import features
 from ganno_jax.env.base import FunctionalEnv, log_uniform
 from ganno_jax.env.features import FEATURE_GROUPS, NUM_ACTIONS, OBS_DIM, OBS_MASKS
+from ganno_jax.env.global_lr import (GLOBAL_OBS_DIM, GLOBAL_REWARD_MODES, MAX_LAYERS, GlobalEnvParams, GlobalEnvState,
+                                     GlobalLREnv, action_to_lr, divergence_penalty, global_reward, lr_to_action)
 from ganno_jax.env.inner import InnerState, InnerTrainer, Metrics, SegmentStats
 from ganno_jax.env.layerwise import ACTION_NAMES, REWARD_MODES, EnvParams, EnvState, LayerwiseLREnv, apply_actions
 from ganno_jax.env.spaces import Box, Discrete
@@ -10,4 +12,6 @@ __all__ = [
     "features", "FunctionalEnv", "log_uniform", "FEATURE_GROUPS", "NUM_ACTIONS", "OBS_DIM", "OBS_MASKS",
     "InnerState", "InnerTrainer", "Metrics", "SegmentStats", "ACTION_NAMES", "REWARD_MODES", "EnvParams",
     "EnvState", "LayerwiseLREnv", "apply_actions", "Box", "Discrete",
+    "GLOBAL_OBS_DIM", "GLOBAL_REWARD_MODES", "MAX_LAYERS", "GlobalEnvParams", "GlobalEnvState", "GlobalLREnv",
+    "action_to_lr", "divergence_penalty", "global_reward", "lr_to_action",
 ]
