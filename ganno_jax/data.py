@@ -112,7 +112,8 @@ def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
 
     def prepare(x_split, y_split):
         x_norm = (x_split - mean) / std
-        return jnp.asarray(x_norm, dtype=jnp.float32), jnp.asarray(y_split, dtype=jnp.int32)
+        with jax.ensure_compile_time_eval():  # concrete device arrays even if first loaded inside a trace
+            return jnp.asarray(x_norm, dtype=jnp.float32), jnp.asarray(y_split, dtype=jnp.int32)
 
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = (
         prepare(x_train, y_train), prepare(x_val, y_val), prepare(x_test, y_test))

@@ -7,11 +7,12 @@ from ganno_jax.env.global_lr import (GLOBAL_OBS_DIM, GLOBAL_REWARD_MODES, MAX_LA
 from ganno_jax.env.inner import InnerState, InnerTrainer, Metrics, SegmentStats
 from ganno_jax.env.layerwise import ACTION_NAMES, REWARD_MODES, EnvParams, EnvState, LayerwiseLREnv, apply_actions
 from ganno_jax.env.spaces import Box, Discrete
+from ganno_jax.env.wrappers import SingleAgentLREnv
 
 __all__ = [
     "features", "FunctionalEnv", "log_uniform", "FEATURE_GROUPS", "NUM_ACTIONS", "OBS_DIM", "OBS_MASKS",
     "InnerState", "InnerTrainer", "Metrics", "SegmentStats", "ACTION_NAMES", "REWARD_MODES", "EnvParams",
-    "EnvState", "LayerwiseLREnv", "apply_actions", "Box", "Discrete",
+    "EnvState", "LayerwiseLREnv", "apply_actions", "Box", "Discrete", "SingleAgentLREnv",
     "GLOBAL_OBS_DIM", "GLOBAL_REWARD_MODES", "MAX_LAYERS", "GlobalEnvParams", "GlobalEnvState", "GlobalLREnv",
     "action_to_lr", "divergence_penalty", "global_reward", "lr_to_action",
 ]

@@ -165,36 +165,51 @@ class LayerwiseLREnv(FunctionalEnv):
         only_agent_noop = jnp.where(jnp.eye(self.num_agents, dtype=bool), old[None], new[None])
         return jnp.concatenate([new[None], only_agent_noop])
 
-    def step_env(self, key: jax.Array, state: EnvState, action: jax.Array, params: EnvParams):
-        """One env step without auto-reset: tau optimiser steps, then metrics, obs and reward."""
-        action = jnp.asarray(action, jnp.int32)
-        new_lrs = apply_actions(state.lrs, action, params.lr_min, params.lr_max)
+    def _segment(self, key: jax.Array, state: EnvState, per_step_lrs: jax.Array):
+        """tau optimiser steps at per-step LRs [tau, N], then metrics: (inner, SegmentStats, Metrics)."""
         k_train, k_eval = jax.random.split(key)
-        batch_indices = self.trainer.sample_batch_indices(k_train, self.task.tau)
+        inner, stats = self.trainer.train(state.inner, per_step_lrs, state.weight_decay, k_train)
+        return inner, stats, self.trainer.measure(inner.params, k_eval)
 
-        def run_branch(lrs):
-            per_step = jnp.broadcast_to(lrs, (self.task.tau, self.num_agents))
-            inner, stats = self.trainer.train(state.inner, per_step, state.weight_decay, k_train, batch_indices)
-            return inner, stats, self.trainer.measure(inner.params, k_eval)
-
-        inner, stats, metrics = jax.vmap(run_branch)(self._branch_lrs(state.lrs, new_lrs, params.reward_mode))
-        val_acc = metrics.val_acc
-        reward = val_acc[0] if params.reward_mode == "accuracy" else val_acc[0] - val_acc[1:]
-        reward = jnp.broadcast_to(reward, (self.num_agents,)).astype(jnp.float32)
-        take = lambda tree: jax.tree.map(lambda x: x[0], tree)  # noqa: E731 - acting branch
-        inner, stats, metrics = take(inner), take(stats), take(metrics)
+    def _advance(self, state: EnvState, segment, lrs: jax.Array, action: jax.Array, params: EnvParams):
+        """(obs, next state, terminated, info) after a segment's result ``(inner, stats, metrics)``."""
+        inner, stats, metrics = segment
         new_state = EnvState(
-            inner=inner, lrs=new_lrs, prev_action=action, step=state.step + 1, init_lr=state.init_lr,
+            inner=inner, lrs=lrs, prev_action=action, step=state.step + 1, init_lr=state.init_lr,
             weight_decay=state.weight_decay, metrics=metrics, diverged=stats.diverged,
             grad_norm=stats.grad_norm, update_norm=stats.update_norm,
         )
-        terminated = new_state.step >= self.task.horizon
         info = {
             "train_loss": features.safe_loss(metrics.train_loss), "train_acc": metrics.train_acc,
             "val_loss": features.safe_loss(metrics.val_loss), "val_acc": metrics.val_acc,
-            "lrs": new_lrs, "diverged": stats.diverged, "step": new_state.step,
+            "lrs": lrs, "diverged": stats.diverged, "step": new_state.step,
         }
         if params.track_test:
             test_loss, test_acc = self.trainer.test_metrics(inner.params)
             info.update(test_loss=features.safe_loss(test_loss), test_acc=test_acc)
-        return self.get_obs(new_state, params), new_state, reward, terminated, jnp.bool_(False), info
+        return self.get_obs(new_state, params), new_state, new_state.step >= self.task.horizon, info
+
+    def step_env(self, key: jax.Array, state: EnvState, action: jax.Array, params: EnvParams):
+        """One env step without auto-reset: tau optimiser steps, then metrics, obs and reward."""
+        action = jnp.asarray(action, jnp.int32)
+        new_lrs = apply_actions(state.lrs, action, params.lr_min, params.lr_max)
+        branch_lrs = self._branch_lrs(state.lrs, new_lrs, params.reward_mode)
+        per_step = jnp.broadcast_to(branch_lrs[:, None], (branch_lrs.shape[0], self.task.tau, self.num_agents))
+        # same key in every branch: identical minibatches and evaluation examples (common random numbers)
+        segments = jax.vmap(self._segment, in_axes=(None, None, 0))(key, state, per_step)
+        val_acc = segments[2].val_acc
+        reward = val_acc[0] if params.reward_mode == "accuracy" else val_acc[0] - val_acc[1:]
+        reward = jnp.broadcast_to(reward, (self.num_agents,)).astype(jnp.float32)
+        acting = jax.tree.map(lambda x: x[0], segments)
+        obs, new_state, terminated, info = self._advance(state, acting, new_lrs, action, params)
+        return obs, new_state, reward, terminated, jnp.bool_(False), info
+
+    def step_schedule(self, key: jax.Array, state: EnvState, per_step_lrs: jax.Array, params: EnvParams):
+        """Advance by tau optimiser steps at externally given LRs [tau, N] (handcrafted schedules).
+
+        Same inner training and measurements as ``step_env`` with the same key, no reward, no
+        auto-reset. Returns (obs, state, terminated, info); ``info["lrs"]`` is the last step's LRs.
+        """
+        segment = self._segment(key, state, per_step_lrs)
+        no_action = jnp.zeros(self.num_agents, jnp.int32)
+        return self._advance(state, segment, per_step_lrs[-1], no_action, params)

@@ -1,0 +1,60 @@
+"""``SingleAgentLREnv``: the paper's GANNO-single-agent ablation (Appendix G.1).
+
+One agent sees only global information (the Appendix D global features plus the current global LR
+and its previous action) and its one action sets the learning rate of every layer, so it learns a
+global schedule. Rewards are the wrapped env's (identical on every layer) taken from layer 0.
+"""
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from ganno_jax.env import features
+from ganno_jax.env.base import FunctionalEnv
+from ganno_jax.env.layerwise import LayerwiseLREnv
+from ganno_jax.env.spaces import Box
+
+SINGLE_AGENT_GROUPS = (*features.GLOBAL_GROUPS, "current_lr", "previous_action")
+
+
+class SingleAgentLREnv(FunctionalEnv):
+    """Wraps a ``LayerwiseLREnv``: obs [1, OBS_DIM] (layer-wise groups other than LR/action zeroed),
+    action [1] broadcast to all layers, reward [1]."""
+
+    num_agents = 1
+
+    def __init__(self, env: LayerwiseLREnv):
+        self.env = env
+        self.task = env.task
+        self._mask = features.feature_mask(SINGLE_AGENT_GROUPS)
+
+    @property
+    def default_params(self):
+        """The wrapped env's default params."""
+        return self.env.default_params
+
+    def action_space(self, params=None):
+        """The wrapped env's 9 actions."""
+        return self.env.action_space(params)
+
+    def observation_space(self, params=None) -> Box:
+        """Box of shape (1, OBS_DIM)."""
+        return Box(-jnp.inf, jnp.inf, (1, features.OBS_DIM))
+
+    def _obs(self, obs):
+        return obs[:1] * self._mask
+
+    def reset_env(self, key, params):
+        """Reset of the wrapped env; obs [1, OBS_DIM]."""
+        obs, state = self.env.reset_env(key, params)
+        return self._obs(obs), state
+
+    def step_env(self, key, state, action, params):
+        """One global action [1] applied to every layer."""
+        actions = jnp.broadcast_to(jnp.asarray(action, jnp.int32).reshape(-1)[:1], (self.env.num_agents,))
+        obs, state, reward, terminated, truncated, info = self.env.step_env(key, state, actions, params)
+        return self._obs(obs), state, reward[:1], terminated, truncated, info
+
+    def step_schedule(self, key, state, per_step_lrs, params):
+        """The wrapped env's ``step_schedule`` with obs [1, OBS_DIM]."""
+        obs, state, terminated, info = self.env.step_schedule(key, state, per_step_lrs, params)
+        return self._obs(obs), state, terminated, info

@@ -1,0 +1,277 @@
+"""Evaluation harness: run any controller over an initial-LR x seed grid as one vmapped program.
+
+Every method is trained by the same inner code (``LayerwiseLREnv``) with the same keys: seed ``s``
+gives the same network initialisation and the same minibatches to every method (common random
+numbers), so differences between methods are not sampling noise. Test metrics are measured on
+the whole test split after every env step (``tau`` optimiser steps).
+
+Tables follow the paper: mean +- std (over seeds) of the final test accuracy (%) per initial LR, the
+average over LRs (mean +- std over seeds of each seed's average) and, to judge robustness to the
+initial LR, the std across LRs of the per-LR means.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ganno_jax.baselines.controllers import PolicyController, ScheduleController, make_direction
+from ganno_jax.env.inner import InnerTrainer
+from ganno_jax.env.layerwise import EnvParams, LayerwiseLREnv
+from ganno_jax.env.wrappers import SingleAgentLREnv
+from ganno_jax.tasks.config import Task
+
+PAPER_INIT_LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+CURVE_KEYS = ("test_acc", "test_loss", "val_acc", "train_loss", "lrs", "diverged")
+
+
+@dataclass
+class EvalResult:
+    """Curves of one method over the grid: arrays [L init LRs, S seeds, T env steps (, N layers)]."""
+
+    method: str
+    task: str
+    init_lrs: tuple
+    weight_decay: float
+    curves: dict = field(repr=False)
+
+    @property
+    def final_acc(self) -> np.ndarray:
+        """Final test accuracy, [L, S]."""
+        return self.curves["test_acc"][..., -1]
+
+    @property
+    def diverged_runs(self) -> int:
+        """Number of runs (of L*S) in which some optimiser step diverged."""
+        return int(np.any(self.curves["diverged"], axis=-1).sum())
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (curves as nested lists)."""
+        return {"method": self.method, "task": self.task, "init_lrs": list(self.init_lrs),
+                "weight_decay": self.weight_decay, "diverged_runs": self.diverged_runs,
+                "curves": {k: np.asarray(v).tolist() for k, v in self.curves.items()}}
+
+
+def _check_grid(init_lrs: Sequence[float], seeds: int) -> tuple:
+    if len(init_lrs) == 0:
+        raise ValueError("init_lrs is empty; give at least one initial learning rate, e.g. (1e-3,)")
+    for lr in init_lrs:
+        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0):
+            raise ValueError(f"init_lrs contains {lr!r}; initial LRs must be finite and >= 0 (0 only for warm-up)")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"seeds={seeds!r} must be an integer >= 1")
+    return tuple(float(lr) for lr in init_lrs)
+
+
+@lru_cache(maxsize=32)
+def _env_for(task: Task, optimizer: str, single_agent: bool):
+    env = LayerwiseLREnv(task, trainer=InnerTrainer(task, direction=make_direction(optimizer)))
+    return SingleAgentLREnv(env) if single_agent else env
+
+
+def _rollout(env, params, policy_step, carry, key):
+    """Reset, then ``task.horizon`` env steps; ``policy_step(t, key, obs, state, carry, params)`` advances
+    one step and returns (obs, state, carry, info). Returns the infos stacked on a leading [T] axis."""
+    k_reset, k_steps = jax.random.split(key)
+    obs, state = env.reset_env(k_reset, params)
+
+    def body(loop, inputs):
+        t, k = inputs
+        obs, state, carry, info = policy_step(t, k, *loop, params)
+        return (obs, state, carry), info
+
+    horizon = env.task.horizon
+    _, infos = jax.lax.scan(body, (obs, state, carry), (jnp.arange(horizon), jax.random.split(k_steps, horizon)))
+    return infos
+
+
+def _schedule_runner(env, group: Sequence[ScheduleController]):
+    """run(index, init_lr, wd, key) for a group of schedules sharing one optimiser (one program)."""
+    task, layers = env.task, _num_layers(env)
+
+    def run(index, init_lr, weight_decay, key):
+        fns = [c.lr_schedule(init_lr, task.total_inner_steps) for c in group]
+
+        def step(t, k, obs, state, carry, params):
+            lrs = jax.lax.switch(index, fns, t * task.tau + jnp.arange(task.tau))
+            per_step = jnp.broadcast_to(lrs[:, None], (task.tau, layers)).astype(jnp.float32)
+            obs, state, _, info = env.step_schedule(jax.random.split(k)[1], state, per_step, params)
+            return obs, state, carry, info
+
+        params = EnvParams(reward_mode="accuracy", track_test=True).fixed_start(init_lr, weight_decay)
+        return _rollout(env, params, step, (), key)
+
+    return run
+
+
+def _policy_runner(env, controller: PolicyController):
+    """run(init_lr, wd, key) for a policy controller."""
+    policy = controller.policy
+
+    def run(init_lr, weight_decay, key):
+        def step(t, k, obs, state, carry, params):
+            k_act, k_env = jax.random.split(k)
+            action, carry = policy.act(k_act, obs, carry, jnp.bool_(False))
+            obs, state, _, _, _, info = env.step_env(k_env, state, action, params)
+            return obs, state, carry, info
+
+        params = EnvParams(reward_mode="accuracy", track_test=True, obs_mask=controller.obs_mask)
+        params = params.fixed_start(init_lr, weight_decay)
+        # the rollout key is the schedules' one: same network init and minibatches for every method
+        return _rollout(env, params, step, policy.init(jax.random.fold_in(key, 1), env.num_agents), key)
+
+    return run
+
+
+def _num_layers(env) -> int:
+    return env.env.num_agents if isinstance(env, SingleAgentLREnv) else env.num_agents
+
+
+def _grid(run, init_lrs, seeds: int, seed: int, lead=None):
+    """jit(vmap) of ``run([lead,] init_lr, key)`` over [lead axis x] init LRs x seeds -> infos."""
+    keys = jax.random.split(jax.random.key(seed), seeds)
+    lrs = jnp.asarray(init_lrs, jnp.float32)
+    if lead is None:
+        return jax.jit(jax.vmap(jax.vmap(run, in_axes=(None, 0)), in_axes=(0, None)))(lrs, keys)
+    inner = jax.vmap(jax.vmap(run, in_axes=(None, None, 0)), in_axes=(None, 0, None))
+    return jax.jit(jax.vmap(inner, in_axes=(0, None, None)))(lead, lrs, keys)
+
+
+def _result(name: str, task: Task, init_lrs, wd: float, infos) -> EvalResult:
+    return EvalResult(name, task.name, init_lrs, wd, {k: np.asarray(infos[k]) for k in CURVE_KEYS})
+
+
+def run_many(controllers: Sequence, task: Task, init_lrs: Sequence[float] = PAPER_INIT_LRS, seeds: int = 5,
+             weight_decay: Optional[float] = None, seed: int = 0) -> list[EvalResult]:
+    """Evaluate several controllers on ``task`` over ``init_lrs`` x ``seeds`` (see ``run``).
+
+    Schedules sharing an optimiser run as one program (vmapped over a schedule index with
+    ``lax.switch``), so adding a handcrafted baseline costs no extra compilation. Results keep the
+    order of ``controllers``.
+    """
+    init_lrs = _check_grid(init_lrs, seeds)
+    wd = float(task.weight_decay if weight_decay is None else weight_decay)
+    results = {}
+    groups: dict[str, list[int]] = {}
+    for i, c in enumerate(controllers):
+        if isinstance(c, ScheduleController):
+            groups.setdefault(c.optimizer, []).append(i)
+        elif isinstance(c, PolicyController):
+            run_policy = _policy_runner(_env_for(task, "task", c.single_agent), c)
+            infos = _grid(lambda lr, k: run_policy(lr, wd, k), init_lrs, seeds, seed)
+            results[i] = _result(c.name, task, init_lrs, wd, infos)
+        else:
+            raise TypeError(f"controller {c!r} is neither a ScheduleController nor a PolicyController")
+    for optimizer, members in groups.items():
+        group = [controllers[i] for i in members]
+        run_schedule = _schedule_runner(_env_for(task, optimizer, False), group)
+        infos = _grid(lambda j, lr, k: run_schedule(j, lr, wd, k), init_lrs, seeds, seed, jnp.arange(len(group)))
+        for j, i in enumerate(members):
+            results[i] = _result(group[j].name, task, init_lrs, wd, jax.tree.map(lambda x: x[j], infos))
+    return [results[i] for i in range(len(controllers))]
+
+
+def run(controller, task: Task, init_lrs: Sequence[float] = PAPER_INIT_LRS, seeds: int = 5,
+        weight_decay: Optional[float] = None, seed: int = 0) -> EvalResult:
+    """Evaluate ``controller`` on ``task`` over ``init_lrs`` x ``seeds`` in one jitted, vmapped program.
+
+    Args:
+      controller: ``ScheduleController`` or ``PolicyController`` (see ``baselines.controllers``).
+      task: the evaluation task (its ``horizon`` x ``tau`` optimiser steps per run).
+      init_lrs: initial learning rates, each >= 0.
+      seeds: runs per initial LR; seed ``s`` uses the same network init and minibatches for every method.
+      weight_decay: decoupled weight decay (default ``task.weight_decay``).
+      seed: master seed of the grid.
+    Returns:
+      ``EvalResult`` with curves [L, S, T] (``lrs``: [L, S, T, num_layers]).
+    """
+    return run_many([controller], task, init_lrs, seeds, weight_decay, seed)[0]
+
+
+# ---------------------------------------------------------------------------------------- tables
+def summary_rows(results: Sequence[EvalResult]) -> list[dict]:
+    """Per method: mean/std final test accuracy (%) per init LR, average, std across LRs, divergences."""
+    rows = []
+    for res in results:
+        acc = 100.0 * np.asarray(res.final_acc, np.float64)  # [L, S]
+        per_seed_avg = acc.mean(axis=0)
+        rows.append({
+            "method": res.method, "init_lrs": list(res.init_lrs),
+            "mean": acc.mean(axis=1).tolist(), "std": acc.std(axis=1).tolist(),
+            "avg_mean": float(per_seed_avg.mean()), "avg_std": float(per_seed_avg.std()),
+            "lr_std": float(acc.mean(axis=1).std()), "diverged_runs": res.diverged_runs, "runs": int(acc.size),
+        })
+    return rows
+
+
+def _cells(row: dict) -> list[str]:
+    cells = [f"{m:.2f} ± {s:.2f}" for m, s in zip(row["mean"], row["std"])]
+    return [row["method"], *cells, f"{row['avg_mean']:.2f} ± {row['avg_std']:.2f}", f"{row['lr_std']:.2f}",
+            f"{row['diverged_runs']}/{row['runs']}"]
+
+
+def _header(rows: list[dict]) -> list[str]:
+    return ["Method", *[f"{lr:g}" for lr in rows[0]["init_lrs"]], "Average", "Std across LRs", "Diverged"]
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """Paper-style Markdown table; the best mean in each column is bold."""
+    header = _header(rows)
+    table = [_cells(r) for r in rows]
+    columns = [r["mean"] for r in rows]
+    for j in range(len(rows[0]["mean"])):
+        best = int(np.argmax([c[j] for c in columns]))
+        table[best][1 + j] = f"**{table[best][1 + j]}**"
+    best_avg = int(np.argmax([r["avg_mean"] for r in rows]))
+    table[best_avg][-3] = f"**{table[best_avg][-3]}**"
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in table]
+    return "\n".join(lines) + "\n"
+
+
+def csv_table(rows: list[dict]) -> str:
+    """The same table as CSV (numbers unformatted: mean and std columns per init LR)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    lrs = rows[0]["init_lrs"]
+    writer.writerow(["method", *[f"{k}_{lr:g}" for lr in lrs for k in ("mean", "std")],
+                     "avg_mean", "avg_std", "lr_std", "diverged_runs", "runs"])
+    for r in rows:
+        pairs = [v for m, s in zip(r["mean"], r["std"]) for v in (f"{m:.4f}", f"{s:.4f}")]
+        writer.writerow([r["method"], *pairs, f"{r['avg_mean']:.4f}", f"{r['avg_std']:.4f}", f"{r['lr_std']:.4f}",
+                         r["diverged_runs"], r["runs"]])
+    return out.getvalue()
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and ``os.replace`` (never half-written)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def save_results(results: Sequence[EvalResult], folder: str, name: str = "results") -> dict:
+    """Writes ``<name>.json`` (all curves), ``<name>.md`` and ``<name>.csv`` (table) atomically; returns paths."""
+    rows = summary_rows(results)
+    paths = {ext: os.path.join(folder, f"{name}.{ext}") for ext in ("json", "md", "csv")}
+    write_atomic(paths["json"], json.dumps({"summary": rows, "results": [r.to_dict() for r in results]}))
+    write_atomic(paths["md"], markdown_table(rows))
+    write_atomic(paths["csv"], csv_table(rows))
+    return paths
