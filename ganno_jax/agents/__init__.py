@@ -1,0 +1,21 @@
+"""Agents: env-agnostic IPPO/PPO trainer (purejaxrl style), recurrent actor-critic, controllers.
+
+```python
+cfg = IPPOConfig(num_envs=4, total_timesteps=50_000)      # GANNO Appendix D defaults
+out = jax.jit(make_train(cfg, env, env_params))(key)       # TrainOutput(runner_state, metrics, cfg)
+policy = policy_from(out)                                  # controller: init / act
+pieces = make_train_pieces(cfg, env, env_params)           # init(key), update(runner_state, n) for chunks
+```
+"""
+from ganno_jax.agents.config import IPPOConfig
+from ganno_jax.agents.ippo import RunnerState, TrainOutput, TrainPieces, make_train, make_train_pieces
+from ganno_jax.agents.networks import ActorCritic, CategoricalHead, ScannedGRU, init_hidden, make_network
+from ganno_jax.agents.normalize import RunningMeanStd, sanitize
+from ganno_jax.agents.policies import ConstantPolicy, Controller, LearnedPolicy, RandomPolicy, policy_from
+
+__all__ = [
+    "IPPOConfig", "make_train", "make_train_pieces", "TrainOutput", "TrainPieces", "RunnerState",
+    "ActorCritic", "CategoricalHead", "ScannedGRU", "make_network", "init_hidden",
+    "RunningMeanStd", "sanitize",
+    "Controller", "LearnedPolicy", "RandomPolicy", "ConstantPolicy", "policy_from",
+]

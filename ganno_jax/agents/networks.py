@@ -1,0 +1,134 @@
+"""Actor-critic networks (Flax linen) with parameters shared by all agents.
+
+Actor: MLP ``actor_layers`` -> GRU ``gru_size`` (scanned over time, reset where ``done``) -> Dense
+``actor_post_gru`` -> head. With ``recurrent=False`` the GRU is skipped and the hidden state has width 0,
+so the training code is the same for both. The head maps features to a distrax distribution; it is an
+attribute of ``ActorCritic`` so another action space only needs another head module.
+Critic: a separate feed-forward torso ``critic_layers`` on the same (normalised) observation -> scalar.
+Initialisation follows purejaxrl's scales (hidden layers sqrt 2, policy output 0.01, value output 1,
+biases zero) with variance-scaling normal weights of variance ``scale**2 / fan_in`` instead of
+orthogonal matrices (same per-weight variance): orthogonal init needs a QR per layer, and a dozen
+batched QRs in one program (``jax.vmap(train)`` over seeds) deadlock XLA:CPU in jaxlib 0.10 on
+2-core machines. The GRU's recurrent kernel uses the same init with scale 1.
+"""
+from __future__ import annotations
+
+import functools
+
+import distrax
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+from flax.linen.initializers import constant, variance_scaling
+
+from ganno_jax.agents.config import IPPOConfig
+
+_ACTIVATION_FNS = {"tanh": nn.tanh, "relu": nn.relu}
+
+
+def _scaled_init(scale: float):
+    """Normal weights with variance ``scale**2 / fan_in`` (QR-free stand-in for ``orthogonal(scale)``)."""
+    return variance_scaling(scale**2, "fan_in", "normal")
+
+
+def _dense(features: int, scale: float = np.sqrt(2), name: str | None = None) -> nn.Dense:
+    return nn.Dense(features, kernel_init=_scaled_init(scale), bias_init=constant(0.0), name=name)
+
+
+class MLP(nn.Module):
+    """Dense + activation for each width in ``features``: ``[..., d] -> [..., features[-1]]``."""
+
+    features: tuple[int, ...]
+    activation: str = "tanh"
+
+    @nn.compact
+    def __call__(self, x):
+        for width in self.features:
+            x = _ACTIVATION_FNS[self.activation](_dense(width)(x))
+        return x
+
+
+class ScannedGRU(nn.Module):
+    """GRU scanned over the leading time axis; the carry is zeroed before step t where ``resets[t]``.
+
+    ``carry: [B, H]``, ``x = (inputs [T, B, d], resets [T, B] bool)`` -> ``(carry [B, H], outputs [T, B, H])``.
+    """
+
+    hidden_size: int
+
+    @functools.partial(nn.scan, variable_broadcast="params", in_axes=0, out_axes=0,
+                       split_rngs={"params": False})
+    @nn.compact
+    def __call__(self, carry, x):
+        inputs, resets = x
+        carry = jnp.where(resets[:, None], jnp.zeros_like(carry), carry)
+        return nn.GRUCell(features=self.hidden_size, recurrent_kernel_init=_scaled_init(1.0))(carry, inputs)
+
+
+class CategoricalHead(nn.Module):
+    """Features ``[..., F]`` -> ``distrax.Categorical`` over ``num_actions`` (logits layer ``logits``)."""
+
+    num_actions: int
+
+    @nn.compact
+    def __call__(self, x) -> distrax.Categorical:
+        return distrax.Categorical(logits=_dense(self.num_actions, 0.01, name="logits")(x))
+
+
+class ActorCritic(nn.Module):
+    """Shared-parameter actor-critic; every row of the batch axis is one (env copy, agent) actor."""
+
+    head: nn.Module
+    actor_layers: tuple[int, ...]
+    gru_size: int
+    actor_post_gru: int
+    critic_layers: tuple[int, ...]
+    recurrent: bool
+    activation: str
+
+    def setup(self):
+        self.actor_torso = MLP(self.actor_layers, self.activation)
+        self.rnn = ScannedGRU(self.gru_size) if self.recurrent else None
+        self.actor_post = MLP((self.actor_post_gru,), self.activation)
+        self.critic_torso = MLP(self.critic_layers, self.activation)
+        self.critic_out = _dense(1, 1.0)
+
+    def __call__(self, hidden, obs, dones):
+        """``hidden [B, H]``, ``obs [T, B, d]``, ``dones [T, B]`` (reset before step t) ->
+        ``(hidden [B, H], pi with batch shape [T, B], value [T, B])``."""
+        hidden, pi = self.policy(hidden, obs, dones)
+        return hidden, pi, self.value(obs)
+
+    def policy(self, hidden, obs, dones):
+        """Actor only: as ``__call__`` without the value -> ``(hidden [B, H], pi [T, B])``."""
+        x = self.actor_torso(obs)
+        if self.recurrent:
+            hidden, x = self.rnn(hidden, (x, dones))
+        return hidden, self.head(self.actor_post(x))
+
+    def value(self, obs):
+        """Critic only: ``obs [..., d] -> value [...]``."""
+        return self.critic_out(self.critic_torso(obs))[..., 0]
+
+
+def make_network(cfg: IPPOConfig, num_actions: int) -> ActorCritic:
+    """The actor-critic described by ``cfg`` with a categorical head over ``num_actions``."""
+    return ActorCritic(
+        head=CategoricalHead(num_actions),
+        actor_layers=cfg.actor_layers,
+        gru_size=cfg.gru_size,
+        actor_post_gru=cfg.actor_post_gru,
+        critic_layers=cfg.critic_layers,
+        recurrent=cfg.recurrent,
+        activation=cfg.activation,
+    )
+
+
+def init_hidden(cfg: IPPOConfig, batch: int) -> jnp.ndarray:
+    """Zero hidden state ``[batch, gru_size]`` (``[batch, 0]`` for an MLP policy)."""
+    return jnp.zeros((batch, cfg.gru_size if cfg.recurrent else 0), jnp.float32)
+
+
+def num_actions_of(params) -> int:
+    """Number of discrete actions of a categorical actor-critic, read from its parameters."""
+    return params["params"]["head"]["logits"]["kernel"].shape[-1]

@@ -1,0 +1,143 @@
+"""The ``ganno`` command: ``train``, ``evaluate``, ``demo``.
+
+    ganno train --task digits-cnn2 --total-timesteps 20000 --out runs/x      # progress bar, checkpoints
+    ganno train --resume runs/x                                             # continue a killed run
+    ganno evaluate --run runs/x --task digits-cnn3 --methods constant,cosine,random --out results/y
+    ganno demo --out results/demo                                           # what `make demo` runs
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+
+from ganno_jax.agents import IPPOConfig
+
+
+def _ippo_args(parser: argparse.ArgumentParser) -> None:
+    """One ``--field`` per IPPOConfig field, defaults (the paper's) shown in --help."""
+    group = parser.add_argument_group("IPPO (defaults: GANNO paper, Appendix D)")
+    for f in dataclasses.fields(IPPOConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in ("bool", bool):
+            group.add_argument(flag, type=lambda s: s.lower() in ("1", "true", "yes"), default=f.default,
+                               metavar="BOOL", help=f"(default: {f.default})")
+        elif isinstance(f.default, tuple):
+            group.add_argument(flag, type=lambda s: tuple(int(v) for v in s.split(",")), default=f.default,
+                               metavar="N,N", help=f"(default: {','.join(map(str, f.default))})")
+        else:
+            group.add_argument(flag, type=type(f.default), default=f.default, help=f"(default: {f.default})")
+
+
+def _task_args(parser: argparse.ArgumentParser, default: str = "digits-cnn2") -> None:
+    parser.add_argument("--task", default=default, help=f"task name <dataset>-<model> (default: {default})")
+    parser.add_argument("--tau", type=int, help="optimiser steps per env step (default: the task's, 100)")
+    parser.add_argument("--horizon", type=int, help="env steps per episode (default: the task's)")
+    parser.add_argument("--batch-size", type=int, help="inner minibatch size (default: the task's)")
+    parser.add_argument("--width", type=int, help="model width multiplier (default: the task's, 16)")
+    parser.add_argument("--data-dir", help="folder with MNIST/Fashion-MNIST/CIFAR files")
+
+
+def _task_from(args):
+    import ganno_jax as gj
+
+    names = ("tau", "horizon", "batch_size", "width", "data_dir")
+    overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+    return gj.tasks.get(args.task, **overrides)
+
+
+def _cmd_train(args) -> int:
+    from ganno_jax import training
+
+    if args.resume:
+        training.train_run(args.resume, resume=True, chunk_updates=args.chunk_updates)
+        print(f"resumed and finished {args.resume}")
+        return 0
+    if not args.out:
+        raise SystemExit("ganno train: --out is required (or --resume RUN)")
+    cfg = IPPOConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(IPPOConfig)})
+    training.train_run(args.out, _task_from(args), cfg, variant=args.variant, reward_mode=args.reward_mode,
+                       seed=args.seed, chunk_updates=args.chunk_updates, overwrite=args.overwrite)
+    print(f"trained; run folder: {args.out} ({training.final_metrics(args.out)})")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from ganno_jax import evaluate, plots, training
+    from ganno_jax.baselines import controllers
+
+    if os.path.exists(args.out) and os.listdir(args.out) and not args.overwrite:
+        raise SystemExit(f"ganno evaluate: {args.out} exists; pass --overwrite to replace its results")
+    methods = [controllers.get(m) for m in args.methods.split(",") if m]
+    if args.run:
+        methods.insert(0, training.load_policy(args.run))
+    init_lrs = tuple(float(v) for v in args.init_lrs.split(","))
+    task = _task_from(args)
+    results = evaluate.run_many(methods, task, init_lrs=init_lrs, seeds=args.seeds, weight_decay=args.weight_decay)
+    paths = evaluate.save_results(results, args.out)
+    plots.plot_accuracy_curves(results, os.path.join(args.out, "accuracy_curves.png"))
+    plots.plot_final_vs_lr(results, os.path.join(args.out, "final_vs_lr.png"))
+    plots.plot_schedule(results[0], os.path.join(args.out, f"schedule_{results[0].method}.png"))
+    print(evaluate.markdown_table(evaluate.summary_rows(results)))
+    print(f"wrote {', '.join(paths.values())}")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from ganno_jax import demo
+
+    demo.run(args.out, overwrite=args.overwrite)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ganno`` argument parser."""
+    parser = argparse.ArgumentParser(prog="ganno", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train GANNO agents with IPPO",
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _task_args(train)
+    train.add_argument("--out", help="run folder (config.json, metrics.csv, checkpoints/)")
+    train.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last checkpoint")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    train.add_argument("--variant", default="ganno", help="ganno | lr_only | timestep_only | single_agent")
+    train.add_argument("--reward-mode", default="difference", help="accuracy | difference | per_agent_difference")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--chunk-updates", type=int, default=10, help="PPO updates between checkpoints")
+    _ippo_args(train)
+    train.set_defaults(func=_cmd_train)
+
+    ev = sub.add_parser("evaluate", help="evaluate a trained run and baselines over init-LR x seed grids",
+                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    _task_args(ev, default="digits-cnn3")
+    ev.add_argument("--run", help="trained run folder to evaluate (zero-shot on --task)")
+    ev.add_argument("--methods", default="constant,cosine,sgdr,random", help="comma-separated baseline names")
+    ev.add_argument("--init-lrs", default="1e-4,3e-4,1e-3,3e-3,1e-2")
+    ev.add_argument("--seeds", type=int, default=5)
+    ev.add_argument("--weight-decay", type=float, default=None, help="default: the task's (0.1)")
+    ev.add_argument("--out", required=True, help="results folder (table .md/.csv, results .json, plots)")
+    ev.add_argument("--overwrite", action="store_true")
+    ev.set_defaults(func=_cmd_evaluate)
+
+    dm = sub.add_parser("demo", help="train a small GANNO on digits and evaluate it zero-shot (CPU, minutes)")
+    dm.add_argument("--out", default="results/demo")
+    dm.add_argument("--overwrite", action="store_true")
+    dm.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``ganno`` command."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileExistsError, FileNotFoundError) as err:
+        print(f"ganno {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

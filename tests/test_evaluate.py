@@ -1,0 +1,74 @@
+"""Evaluation harness: grid shapes, common random numbers, divergence counting, tables, errors."""
+import json
+
+import numpy as np
+import pytest
+
+import ganno_jax as gj
+from ganno_jax import evaluate
+from ganno_jax.agents import ConstantPolicy
+from ganno_jax.baselines import controllers
+
+TASK = gj.tasks.get("digits-mlp", tau=4, horizon=3, eval_batch=64)
+
+
+@pytest.fixture(scope="module")
+def constant_result():
+    return evaluate.run(controllers.get("constant"), TASK, init_lrs=(1e-3, 1e30), seeds=2)
+
+
+def test_grid_shapes_and_divergence_counting(constant_result):
+    res = constant_result
+    assert res.curves["test_acc"].shape == (2, 2, TASK.horizon)
+    assert res.curves["lrs"].shape == (2, 2, TASK.horizon, 3)
+    assert res.final_acc.shape == (2, 2)
+    assert res.diverged_runs == 2  # both seeds at LR 1e30, none at 1e-3
+    assert np.all(np.isfinite(res.curves["test_loss"]))
+    np.testing.assert_allclose(res.curves["lrs"][0], 1e-3, rtol=1e-6)
+
+
+def test_noop_policy_equals_constant_schedule(constant_result):
+    """Same keys for every method: the always-no-op agent reproduces the constant schedule exactly."""
+    noop = evaluate.run(controllers.learned("noop", ConstantPolicy(0)), TASK, init_lrs=(1e-3,), seeds=2)
+    np.testing.assert_allclose(noop.curves["test_acc"][0], constant_result.curves["test_acc"][0], atol=1e-6)
+
+
+def test_schedule_acts_every_optimiser_step():
+    res = evaluate.run(controllers.get("linear"), TASK, init_lrs=(1e-3,), seeds=1)
+    total = TASK.total_inner_steps
+    expected_last = [1e-3 * (1 - ((t + 1) * TASK.tau - 1) / total) for t in range(TASK.horizon)]
+    np.testing.assert_allclose(res.curves["lrs"][0, 0, :, 0], expected_last, rtol=1e-5)
+
+
+def test_table_formatting_from_known_numbers(tmp_path):
+    acc = np.array([[[0.7, 0.8], [0.8, 0.9]], [[0.9, 0.9], [0.9, 0.9]]])[..., None]  # [method, L=2, S=2, T=1]
+    make = lambda name, a: evaluate.EvalResult(name, "t", (1e-3, 1e-2), 0.1, {  # noqa: E731
+        "test_acc": a, "diverged": np.zeros(a.shape, bool), "lrs": np.zeros((*a.shape, 1))})
+    rows = evaluate.summary_rows([make("a", acc[0]), make("b", acc[1])])
+    assert rows[0]["mean"] == pytest.approx([75.0, 85.0]) and rows[0]["std"] == pytest.approx([5.0, 5.0])
+    assert rows[0]["avg_mean"] == pytest.approx(80.0) and rows[0]["lr_std"] == pytest.approx(5.0)
+    md = evaluate.markdown_table(rows)
+    assert md.splitlines()[0] == "| Method | 0.001 | 0.01 | Average | Std across LRs | Diverged |"
+    assert "| a | 75.00 ± 5.00 | 85.00 ± 5.00 | 80.00 ± 5.00 | 5.00 | 0/4 |" in md
+    assert "**90.00 ± 0.00**" in md  # best in column bold
+    csv_text = evaluate.csv_table(rows)
+    assert csv_text.splitlines()[1].startswith("a,75.0000,5.0000,85.0000,5.0000,80.0000")
+    paths = evaluate.save_results([make("a", acc[0])], str(tmp_path / "out"))
+    assert json.load(open(paths["json"]))["summary"][0]["method"] == "a"
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".tmp-")]
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(init_lrs=()), "init_lrs is empty"), (dict(init_lrs=(1e-3, -1e-3)), "init_lrs contains -0.001"),
+    (dict(seeds=0), "seeds=0 must be an integer >= 1"),
+])
+def test_bad_grid_is_a_value_error(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        evaluate.run(controllers.get("constant"), TASK, **kwargs)
+
+
+def test_unknown_controller_lists_valid_names():
+    with pytest.raises(ValueError, match="valid names: constant, step"):
+        controllers.get("adamw-magic")
+    with pytest.raises(ValueError, match="optimizer='sophia'"):
+        controllers.ScheduleController("x", optimizer="sophia")

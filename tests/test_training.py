@@ -1,0 +1,171 @@
+"""Run folders, orbax checkpoints, resume, the ``ganno`` command and tiny end-to-end GANNO training."""
+import csv
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import ganno_jax as gj
+from ganno_jax import checkpoint, cli, evaluate, training
+from ganno_jax.agents import IPPOConfig, make_train
+
+TINY_TASK = gj.tasks.get("digits-mlp", tau=3, horizon=4, batch_size=16, width=2, eval_batch=64)
+TINY_CFG = IPPOConfig(num_envs=2, num_steps=8, total_timesteps=2 * 8 * 4, update_epochs=1, num_minibatches=2,
+                      actor_layers=(16,), gru_size=8, actor_post_gru=8, critic_layers=(16,))
+
+
+def leaves_equal(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def test_checkpoint_round_trip_with_prng_keys(tmp_path):
+    tree = {"w": jnp.arange(6.0).reshape(2, 3), "key": jax.random.key(3), "n": jnp.int32(7)}
+    checkpoint.save(str(tmp_path), 5, tree)
+    assert checkpoint.latest_step(str(tmp_path)) == 5
+    step, restored = checkpoint.restore(str(tmp_path), tree)
+    assert step == 5
+    np.testing.assert_array_equal(restored["w"], tree["w"])
+    np.testing.assert_array_equal(jax.random.key_data(restored["key"]), jax.random.key_data(tree["key"]))
+
+
+def test_checkpoint_errors_name_the_folder(tmp_path):
+    with pytest.raises(checkpoint.CheckpointError, match="no checkpoint"):
+        checkpoint.restore(str(tmp_path / "missing"), {"w": jnp.zeros(2)})
+    checkpoint.save(str(tmp_path), 1, {"w": jnp.zeros(2)})
+    with pytest.raises(checkpoint.CheckpointError, match=str(tmp_path)):
+        checkpoint.restore(str(tmp_path), {"w": jnp.zeros(2), "extra": jnp.zeros(3)})
+    for root, _, files in os.walk(tmp_path / "1"):  # corrupt every stored file
+        for name in files:
+            with open(os.path.join(root, name), "wb") as f:
+                f.write(b"not a checkpoint")
+    with pytest.raises(checkpoint.CheckpointError, match="corrupt"):
+        checkpoint.restore(str(tmp_path), {"w": jnp.zeros(2)})
+
+
+# ---------------------------------------------------------------- run folders
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("runs") / "full")
+    state = training.train_run(out, TINY_TASK, TINY_CFG, seed=1, chunk_updates=1, progress=False)
+    return out, state
+
+
+def test_run_folder_contents(full_run):
+    out, _ = full_run
+    with open(os.path.join(out, "config.json")) as f:
+        conf = json.load(f)
+    assert conf["task"]["model"] == "mlp" and conf["ippo"]["num_envs"] == 2 and conf["variant"] == "ganno"
+    with open(os.path.join(out, "metrics.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert [int(float(r["update"])) for r in rows] == [1, 2, 3, 4]
+    assert all(np.isfinite(float(r["mean_reward"])) for r in rows)
+    assert checkpoint.latest_step(os.path.join(out, "checkpoints")) == 4
+
+
+def test_killed_run_resumes_to_the_same_result(full_run, tmp_path):
+    _, uninterrupted = full_run
+    out = str(tmp_path / "killed")
+    training.train_run(out, TINY_TASK, TINY_CFG, seed=1, chunk_updates=1, progress=False, max_chunks=2)
+    assert checkpoint.latest_step(os.path.join(out, "checkpoints")) == 2
+    resumed = training.train_run(out, resume=True, chunk_updates=1, progress=False)
+    leaves_equal(resumed.params, uninterrupted.params)
+    leaves_equal(resumed.obs_stats, uninterrupted.obs_stats)
+    with open(os.path.join(out, "metrics.csv")) as f:
+        assert len(list(csv.DictReader(f))) == 4
+
+
+def test_existing_run_folder_is_not_overwritten(full_run):
+    out, _ = full_run
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        training.train_run(out, TINY_TASK, TINY_CFG, progress=False)
+
+
+def test_mismatched_checkpoint_is_a_clear_error(full_run, tmp_path):
+    out, _ = full_run
+    other = str(tmp_path / "other")
+    os.makedirs(other)
+    conf = json.load(open(os.path.join(out, "config.json")))
+    conf["ippo"]["gru_size"] = 4  # the stored parameters no longer fit
+    with open(os.path.join(other, "config.json"), "w") as f:
+        json.dump(conf, f)
+    os.symlink(os.path.join(out, "checkpoints"), os.path.join(other, "checkpoints"))
+    with pytest.raises(checkpoint.CheckpointError, match="does not match"):
+        training.load_policy(other)
+
+
+def test_trained_policy_evaluates(full_run):
+    out, _ = full_run
+    policy = training.load_policy(out)
+    res = evaluate.run(policy, TINY_TASK, init_lrs=(1e-3,), seeds=2)
+    assert res.method == "GANNO"
+    assert res.final_acc.shape == (1, 2) and np.all(np.isfinite(res.final_acc))
+
+
+def test_unknown_variant_lists_valid_ones():
+    with pytest.raises(ValueError, match="lr_only"):
+        training.make_env(TINY_TASK, "bogus")
+
+
+# ---------------------------------------------------------------- end to end
+
+
+@pytest.mark.parametrize("variant", ["single_agent", "timestep_only"])
+def test_variants_train(variant):
+    env, params = training.make_env(TINY_TASK, variant)
+    cfg = IPPOConfig(num_envs=2, num_steps=8, total_timesteps=16, update_epochs=1, num_minibatches=1,
+                     actor_layers=(8,), gru_size=4, actor_post_gru=4, critic_layers=(8,))
+    out = jax.jit(make_train(cfg, env, params))(jax.random.key(0))
+    assert np.all(np.isfinite(out.metrics["loss"]["total"]))
+
+
+def test_tiny_ganno_training_on_cnn2_with_difference_reward():
+    task = gj.tasks.get("digits-cnn2", tau=2, horizon=3, batch_size=16, width=2, eval_batch=64)
+    env, params = training.make_env(task, "ganno", "difference")
+    cfg = IPPOConfig(num_envs=2, num_steps=8, total_timesteps=32, update_epochs=1, num_minibatches=2,
+                     actor_layers=(16,), gru_size=8, actor_post_gru=8, critic_layers=(16,))
+    out = jax.jit(make_train(cfg, env, params))(jax.random.key(0))
+    assert out.metrics["val_acc"].shape == (2, 8, 2)
+    assert np.all(np.isfinite(out.metrics["reward"]))
+    assert np.all(np.isfinite(out.metrics["loss"]["total"]))
+
+
+# ---------------------------------------------------------------- the ganno command
+
+
+def test_cli_train_help_shows_paper_defaults(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "--total-timesteps" in text and "50000" in text and "--resume" in text
+
+
+def test_cli_train_then_evaluate(tmp_path, capsys):
+    run = str(tmp_path / "run")
+    task_flags = ["--task", "digits-mlp", "--tau", "3", "--horizon", "4", "--batch-size", "16", "--width", "2"]
+    small = ["--num-envs", "2", "--num-steps", "8", "--total-timesteps", "16", "--update-epochs", "1",
+             "--num-minibatches", "1", "--actor-layers", "8", "--gru-size", "4", "--actor-post-gru", "4",
+             "--critic-layers", "8"]
+    assert cli.main(["train", *task_flags, *small, "--out", run]) == 0
+    assert os.path.isfile(os.path.join(run, "metrics.csv"))
+    assert cli.main(["train", *task_flags, *small, "--out", run]) == 2  # exists, no --overwrite
+    assert "--overwrite" in capsys.readouterr().err
+    res = str(tmp_path / "eval")
+    assert cli.main(["evaluate", "--run", run, *task_flags, "--methods", "constant,random", "--init-lrs", "1e-3",
+                     "--seeds", "1", "--out", res]) == 0
+    assert {"results.md", "results.csv", "results.json", "accuracy_curves.png"} <= set(os.listdir(res))
+    assert "GANNO" in capsys.readouterr().out
+
+
+def test_cli_bad_method_lists_valid_names(tmp_path, capsys):
+    code = cli.main(["evaluate", "--methods", "bogus", "--out", str(tmp_path / "x")])
+    assert code == 2 and "constant" in capsys.readouterr().err
