@@ -168,3 +168,40 @@ class CorruptedEnv:
         reward = self._corrupt(k_rew, reward)
         info = {**info, "final_obs": self._corrupt(k_final, info["final_obs"]), "corrupted_reward": reward}
         return self._corrupt(k_obs, obs), state, reward, terminated, truncated, info
+
+
+@flax.struct.dataclass
+class TargetState:
+    target: jnp.ndarray  # [A] float32 in [-0.8, 0.8]
+
+
+class TargetMatchEnv:
+    """Continuous one-step env: agent i sees ``[target_i, noise]`` and gets ``-(clip(a_i, -1, 1) - target_i)**2``
+    for its action ``[A, 1]``; every step ends the episode (``terminated``). Random actions score about
+    -0.55, a perfect policy 0; the target is a linear function of the observation."""
+
+    def __init__(self, num_agents: int = 1):
+        self.num_agents = num_agents
+
+    @property
+    def default_params(self):
+        return ()
+
+    def action_space(self, params) -> Box:
+        return Box((1,))
+
+    def observation_space(self, params) -> Box:
+        return Box((self.num_agents, 2))
+
+    def reset(self, key, params):
+        k_target, k_noise = jax.random.split(key)
+        target = jax.random.uniform(k_target, (self.num_agents,), minval=-0.8, maxval=0.8)
+        obs = jnp.stack([target, jax.random.normal(k_noise, (self.num_agents,))], axis=1)
+        return obs, TargetState(target)
+
+    def step(self, key, state: TargetState, action, params):
+        error = jnp.clip(action.reshape(self.num_agents), -1.0, 1.0) - state.target
+        reward = -jnp.square(error)
+        obs, _ = self.reset(key, params)  # placeholder obs of the (ended) episode; replaced by the reset
+        return _auto_reset(self, key, params, obs, state, reward, jnp.ones((), bool), jnp.zeros((), bool),
+                           {"abs_error": jnp.abs(error).mean()})

@@ -9,13 +9,13 @@ pieces = make_train_pieces(cfg, env, env_params)           # init(key), update(r
 """
 from ganno_jax.agents.config import IPPOConfig
 from ganno_jax.agents.ippo import RunnerState, TrainOutput, TrainPieces, make_train, make_train_pieces
-from ganno_jax.agents.networks import ActorCritic, CategoricalHead, ScannedGRU, init_hidden, make_network
+from ganno_jax.agents.networks import ActorCritic, CategoricalHead, GaussianHead, ScannedGRU, init_hidden, make_network
 from ganno_jax.agents.normalize import RunningMeanStd, sanitize
 from ganno_jax.agents.policies import ConstantPolicy, Controller, LearnedPolicy, RandomPolicy, policy_from
 
 __all__ = [
     "IPPOConfig", "make_train", "make_train_pieces", "TrainOutput", "TrainPieces", "RunnerState",
-    "ActorCritic", "CategoricalHead", "ScannedGRU", "make_network", "init_hidden",
+    "ActorCritic", "CategoricalHead", "GaussianHead", "ScannedGRU", "make_network", "init_hidden",
     "RunningMeanStd", "sanitize",
     "Controller", "LearnedPolicy", "RandomPolicy", "ConstantPolicy", "policy_from",
 ]

@@ -53,6 +53,7 @@ class IPPOConfig:
     actor_post_gru: int = 64
     critic_layers: tuple[int, ...] = (64, 64)
     activation: str = "tanh"  # choice
+    init_log_std: float = 0.0  # Gaussian head (Box action spaces) only: initial log standard deviation
 
     def __post_init__(self):
         for name in ("num_envs", "num_steps", "total_timesteps", "update_epochs", "num_minibatches",
@@ -69,6 +70,7 @@ class IPPOConfig:
             sizes = getattr(self, name)
             ok = isinstance(sizes, tuple) and all(isinstance(s, int) and s >= 1 for s in sizes)
             _require(name, sizes, ok, "a tuple of integers >= 1")
+        _require("init_log_std", self.init_log_std, -10.0 <= self.init_log_std <= 2.0, "a float in [-10, 2]")
         _require("activation", self.activation, self.activation in _ACTIVATIONS, f"one of {_ACTIVATIONS}")
         _require("num_steps", self.num_steps, self.num_steps % self.seq_len == 0,
                  f"a multiple of seq_len={self.seq_len}")

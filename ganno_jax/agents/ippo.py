@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import optax
 
 from ganno_jax.agents.config import IPPOConfig
-from ganno_jax.agents.networks import ActorCritic, init_hidden, make_network
+from ganno_jax.agents.networks import ActorCritic, action_shape_of, init_hidden, is_discrete, make_network
 from ganno_jax.agents.normalize import RunningMeanStd, sanitize
 from ganno_jax.agents.ppo import PPOBatch, Transition, gae, minibatches, ppo_loss
 
@@ -83,16 +83,19 @@ def _optimizer(cfg: IPPOConfig) -> optax.GradientTransformation:
 def make_train_pieces(cfg: IPPOConfig, env, env_params) -> TrainPieces:
     """Builds ``init`` and ``update`` for ``env`` (gymnax-1.0 style with an agent axis).
 
-    Env contract: ``reset(key, params) -> (obs [A, d], state)``; ``step(key, state, action [A] int32,
-    params) -> (obs, state, reward [A] or [], terminated [], truncated [], info)`` auto-resetting at
-    episode end, with ``info["final_obs"] [A, d]`` the pre-reset obs used to bootstrap truncated steps
+    Env contract: ``reset(key, params) -> (obs [A, d], state)``; ``step(key, state, action, params)``
+    with ``action [A] int32`` for a ``Discrete`` action space (categorical head) or ``[A, D] float32``
+    for a ``Box`` of size ``D`` per agent (Gaussian head, unclipped samples: the env clips), returning
+    ``(obs, state, reward [A] or [], terminated [], truncated [], info)`` and auto-resetting at episode end, with ``info["final_obs"] [A, d]`` the pre-reset obs used to bootstrap truncated steps
     (if absent, truncation is treated as termination). Raises ``ValueError`` on a config that does not
     fit the env.
     """
     num_agents = int(env.num_agents)
     cfg.validate_for(num_agents)
     obs_dim = env.observation_space(env_params).shape[-1]
-    network = make_network(cfg, env.action_space(env_params).n)
+    action_space = env.action_space(env_params)
+    network = make_network(cfg, action_space)
+    action_dtype, action_shape = (jnp.int32 if is_discrete(action_space) else jnp.float32), action_shape_of(action_space)
     tx = _optimizer(cfg)
     num_envs, num_actors = cfg.num_envs, cfg.num_envs * num_agents
 
@@ -129,11 +132,11 @@ def make_train_pieces(cfg: IPPOConfig, env, env_params) -> TrainPieces:
         obs = sanitize(rs.obs).reshape(num_actors, obs_dim)
         hidden, pi, value = network.apply(rs.params, rs.hidden, normalize_obs(cfg, rs.obs_stats, obs)[None], rs.done[None])
         action = pi.sample(seed=k_act)
-        log_prob, action, value = pi.log_prob(action)[0], action[0].astype(jnp.int32), value[0]
+        log_prob, action, value = pi.log_prob(action)[0], action[0].astype(action_dtype), value[0]
 
         step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
         next_obs, env_state, reward, terminated, truncated, info = step(
-            jax.random.split(k_env, num_envs), rs.env_state, action.reshape(num_envs, num_agents), env_params)
+            jax.random.split(k_env, num_envs), rs.env_state, action.reshape((num_envs, num_agents) + action_shape), env_params)
         reward = sanitize(jnp.broadcast_to(reward.reshape(num_envs, -1), (num_envs, num_agents)))
         info = dict(info)
         final_obs = info.pop("final_obs", None)

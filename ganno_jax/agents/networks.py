@@ -3,7 +3,12 @@
 Actor: MLP ``actor_layers`` -> GRU ``gru_size`` (scanned over time, reset where ``done``) -> Dense
 ``actor_post_gru`` -> head. With ``recurrent=False`` the GRU is skipped and the hidden state has width 0,
 so the training code is the same for both. The head maps features to a distrax distribution; it is an
-attribute of ``ActorCritic`` so another action space only needs another head module.
+attribute of ``ActorCritic`` so another action space only needs another head module: ``CategoricalHead``
+for ``Discrete(n)`` action spaces, ``GaussianHead`` for ``Box`` action spaces (``head_for``).
+``GaussianHead`` is a plain diagonal Gaussian (mean Dense with init scale 0.01, learned
+state-independent log-std): samples are *not* squashed, the env clips them to its box, and PPO uses the
+log-prob of the unclipped sample (standard practice, as purejaxrl's continuous PPO). A tanh squash would
+need a log-det-Jacobian correction and has no closed-form entropy.
 Critic: a separate feed-forward torso ``critic_layers`` on the same (normalised) observation -> scalar.
 Initialisation follows purejaxrl's scales (hidden layers sqrt 2, policy output 0.01, value output 1,
 biases zero) with variance-scaling normal weights of variance ``scale**2 / fan_in`` instead of
@@ -22,6 +27,7 @@ import numpy as np
 from flax.linen.initializers import constant, variance_scaling
 
 from ganno_jax.agents.config import IPPOConfig
+from ganno_jax.env.spaces import Box
 
 _ACTIVATION_FNS = {"tanh": nn.tanh, "relu": nn.relu}
 
@@ -75,6 +81,23 @@ class CategoricalHead(nn.Module):
         return distrax.Categorical(logits=_dense(self.num_actions, 0.01, name="logits")(x))
 
 
+class GaussianHead(nn.Module):
+    """Features ``[..., F]`` -> ``distrax.MultivariateNormalDiag`` with event shape ``[action_dim]``.
+
+    Mean: Dense ``mean`` (init scale 0.01, so the initial mean is ~0, the centre of the box); log-std:
+    a learned vector ``log_std [action_dim]`` shared by all states, initialised to ``init_log_std``.
+    """
+
+    action_dim: int
+    init_log_std: float = 0.0
+
+    @nn.compact
+    def __call__(self, x) -> distrax.MultivariateNormalDiag:
+        mean = _dense(self.action_dim, 0.01, name="mean")(x)
+        log_std = self.param("log_std", constant(self.init_log_std), (self.action_dim,))
+        return distrax.MultivariateNormalDiag(loc=mean, scale_diag=jnp.broadcast_to(jnp.exp(log_std), mean.shape))
+
+
 class ActorCritic(nn.Module):
     """Shared-parameter actor-critic; every row of the batch axis is one (env copy, agent) actor."""
 
@@ -111,10 +134,29 @@ class ActorCritic(nn.Module):
         return self.critic_out(self.critic_torso(obs))[..., 0]
 
 
-def make_network(cfg: IPPOConfig, num_actions: int) -> ActorCritic:
-    """The actor-critic described by ``cfg`` with a categorical head over ``num_actions``."""
+def is_discrete(action_space) -> bool:
+    """Whether an action space is discrete (has ``.n``) rather than a box (has ``.shape``)."""
+    return hasattr(action_space, "n")
+
+
+def action_shape_of(action_space) -> tuple[int, ...]:
+    """Per-agent shape of one action: ``()`` for ``Discrete``, ``(D,)`` for a ``Box`` (its size, flattened)."""
+    return () if is_discrete(action_space) else (int(np.prod(action_space.shape)),)
+
+
+def head_for(cfg: IPPOConfig, action_space) -> nn.Module:
+    """``CategoricalHead(n)`` for a ``Discrete`` space (or an int ``n``), else ``GaussianHead`` of the box's size."""
+    if isinstance(action_space, int):
+        return CategoricalHead(action_space)
+    if is_discrete(action_space):
+        return CategoricalHead(int(action_space.n))
+    return GaussianHead(action_shape_of(action_space)[0], cfg.init_log_std)
+
+
+def make_network(cfg: IPPOConfig, action_space) -> ActorCritic:
+    """The actor-critic described by ``cfg`` with the head for ``action_space`` (see ``head_for``)."""
     return ActorCritic(
-        head=CategoricalHead(num_actions),
+        head=head_for(cfg, action_space),
         actor_layers=cfg.actor_layers,
         gru_size=cfg.gru_size,
         actor_post_gru=cfg.actor_post_gru,
@@ -132,3 +174,12 @@ def init_hidden(cfg: IPPOConfig, batch: int) -> jnp.ndarray:
 def num_actions_of(params) -> int:
     """Number of discrete actions of a categorical actor-critic, read from its parameters."""
     return params["params"]["head"]["logits"]["kernel"].shape[-1]
+
+
+def action_space_of(params):
+    """Action space implied by trained parameters: ``n`` (an int) for a categorical head, else a
+    ``Box(-inf, inf, (D,))`` for a Gaussian head (``make_network`` accepts both)."""
+    head = params["params"]["head"]
+    if "logits" in head:
+        return int(head["logits"]["kernel"].shape[-1])
+    return Box(-np.inf, np.inf, (int(head["log_std"].shape[-1]),))

@@ -4,6 +4,7 @@ A controller is a pytree (``flax.struct`` dataclass) with two pure, jit/vmap-abl
 
 - ``init(key, num_agents) -> carry``
 - ``act(key, obs [num_agents, obs_dim], carry, done) -> (action [num_agents] int32, carry)``
+  (a ``LearnedPolicy`` with a Gaussian head returns ``[num_agents, D] float32`` actions instead)
 
 ``done`` (bool scalar or ``[num_agents]``) says that ``obs`` starts a new episode (the previous step
 ended one); recurrent controllers reset their state there. Evaluation code treats all controllers alike.
@@ -18,7 +19,7 @@ import jax.numpy as jnp
 
 from ganno_jax.agents.config import IPPOConfig
 from ganno_jax.agents.ippo import RunnerState, TrainOutput, normalize_obs
-from ganno_jax.agents.networks import ActorCritic, init_hidden, make_network, num_actions_of
+from ganno_jax.agents.networks import ActorCritic, action_space_of, init_hidden, make_network
 from ganno_jax.agents.normalize import RunningMeanStd, sanitize
 
 
@@ -46,13 +47,15 @@ class LearnedPolicy:
         return init_hidden(self.cfg, num_agents)
 
     def act(self, key, obs, carry, done):
-        """Most likely action if ``greedy`` else a sample; ``obs [A, d]``, ``carry [A, H]``."""
-        network = make_network(self.cfg, num_actions_of(self.params))
+        """Most likely action (the mean for a Gaussian head) if ``greedy`` else a sample; ``obs [A, d]``,
+        ``carry [A, H]`` -> ``(action [A] int32 or [A, D] float32, carry)``."""
+        space = action_space_of(self.params)
+        network = make_network(self.cfg, space)
         x = normalize_obs(self.cfg, self.obs_stats, sanitize(obs))
         reset = jnp.broadcast_to(done, obs.shape[:1])
         carry, pi = network.apply(self.params, carry, x[None], reset[None], method=ActorCritic.policy)
         action = pi.mode() if self.greedy else pi.sample(seed=key)
-        return action[0].astype(jnp.int32), carry
+        return action[0].astype(jnp.int32 if isinstance(space, int) else jnp.float32), carry
 
 
 @flax.struct.dataclass

@@ -19,7 +19,7 @@ class Transition(NamedTuple):
     obs: jnp.ndarray  # [N, d] observation the action was taken on (sanitised, not normalised)
     reset: jnp.ndarray  # [N] bool: previous step ended an episode, hidden state reset before acting
     hidden: jnp.ndarray  # [N, H] hidden state entering this step (before the reset)
-    action: jnp.ndarray  # [N] int32
+    action: jnp.ndarray  # [N] int32 (discrete) or [N, D] float32 (Box)
     log_prob: jnp.ndarray  # [N]
     value: jnp.ndarray  # [N] critic estimate in return units
     reward: jnp.ndarray  # [N] sanitised reward
@@ -60,7 +60,7 @@ def minibatches(key: jax.Array, batch: PPOBatch, seq_len: int, num_minibatches: 
     """Splits ``[T, N, ...]`` into sequence chunks of ``seq_len``, shuffles the ``C * N`` chunks and deals
     them into minibatches: every leaf becomes ``[M, L, B, ...]`` (scan over M, time-major inside)."""
 
-    num_steps, num_actors = batch.action.shape
+    num_steps, num_actors = batch.action.shape[:2]
     num_chunks = num_steps // seq_len * num_actors
     perm = jax.random.permutation(key, num_chunks)
 
