@@ -1,0 +1,56 @@
+"""GANNO paper, Table 1 (and Tables 2-3): zero-shot generalisation of GANNO trained on a 2-layer CNN,
+evaluated on a deeper CNN and on another dataset, against handcrafted schedules, random layerwise
+agents, Lion and LAMB, over initial learning rates x seeds.
+
+Offline default: train on digits-cnn2, evaluate on digits-cnn5 (deeper) and mnist1d-cnn5 (deeper, other
+dataset). With --data-dir: train on fashion_mnist-cnn2, evaluate on cifar10-cnn5 (the paper's setting).
+VeLO needs downloaded weights and is not included.
+
+    python experiments/generalisation.py                # CPU default, minutes
+    python experiments/generalisation.py --scale paper --data-dir ~/data
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from ganno_jax import experiment as ex
+
+BASELINES = ("constant", "step", "exponential", "linear", "quadratic", "cosine", "sgdr", "random", "lion", "lamb")
+SMOKE_BASELINES = ("constant", "cosine", "random", "lion")
+
+
+def build_parser():
+    """Flags of this experiment (the shared ones plus --baselines)."""
+    p = ex.parser("generalisation.py", __doc__, "results/generalisation")
+    p.add_argument("--baselines", type=lambda s: tuple(x for x in s.split(",") if x), metavar="NAME,NAME",
+                   help=f"baseline controllers (default: {','.join(BASELINES)})")
+    return p
+
+
+def main(argv=None) -> dict:
+    """Runs the experiment; returns {eval task: Markdown table}."""
+    args = build_parser().parse_args(argv)
+    start = time.perf_counter()
+    scale = ex.scale_of(args)
+    init_lrs = ex.check_init_lrs(ex.default_init_lrs(args))
+    seeds = ex.check_seeds(args.seeds if args.seeds is not None else scale.seeds)
+    train_task, eval_tasks = ex.pick_tasks(args, "digits-cnn2", ("digits-cnn5", "mnist1d-cnn5"),
+                                           "fashion_mnist-cnn2", ("cifar10-cnn5",))
+    baselines = ex.baseline_controllers(args.baselines or (SMOKE_BASELINES if args.smoke else BASELINES))
+    ex.prepare_out(args.out, args.overwrite, keep=[args.train_run])
+    policy = ex.train_or_load(args, scale, train_task, os.path.join(args.out, "agent"), run_dir=args.train_run)
+    tables = {}
+    for name in eval_tasks:
+        task = ex.make_task(name, scale, args.data_dir)
+        _, tables[name] = ex.evaluate_task([policy, *baselines], task, init_lrs, seeds,
+                                           os.path.join(args.out, name), seed=args.seed)
+    sections = [(f"{name}: final test accuracy (%), weight decay {ex.make_task(name, scale).weight_decay:g}",
+                 table) for name, table in tables.items()]
+    ex.finish(args.out, f"Generalisation: GANNO trained on {train_task} ({ex.scale_note(scale, seeds)})",
+              sections, start)
+    return tables
+
+
+if __name__ == "__main__":
+    ex.script_entry(main)

@@ -1,0 +1,281 @@
+"""Shared machinery of the ``experiments/*.py`` scripts (one script per GANNO paper result).
+
+Each script is a thin ``main(argv)`` over this module: common flags (``parser``), sizes per scale
+(``Scale``), input checks that fail before any training (``check_*``), training or reusing a GANNO
+run (``train_or_load``), evaluating controllers on a task and writing tables + plots
+(``evaluate_task``), and the final report (``finish``).
+
+Scales (``--scale`` / ``--smoke``):
+- ``smoke``: seconds per script (tests): tau=2, horizon=3, width 2, batch 16, 2 env copies x 8 steps.
+- ``cpu`` (default): the ``ganno demo`` sizes (tau=20, horizon=10, width 8, batch 32, 8 envs, 40
+  PPO updates): minutes on 2 CPU cores.
+- ``paper``: tau=100, each dataset's registry horizon/width/batch (e.g. CIFAR-10: 40 decisions x 100
+  Adam steps, width 32), ``IPPOConfig()`` paper defaults, 5 seeds: for an accelerator.
+
+Datasets: offline by default (``digits`` for training, ``digits``/``mnist1d`` for evaluation);
+``--data-dir`` switches to the paper's Fashion-MNIST (training) and CIFAR-10 (evaluation) files.
+
+Initial-LR grids must be > 0, except where ``allow_zero`` is given: an initial LR of 0 is meaningful
+only for learned (or random) layerwise agents, whose additive actions (+0.0005, +0.001) can leave 0
+(the paper's "GANNO from LR = 0" warm-up case); a schedule scaled by 0 is 0 throughout.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from typing import Callable, Optional, Sequence
+
+from ganno_jax import evaluate, plots, tasks, training
+from ganno_jax.agents import IPPOConfig
+from ganno_jax.baselines import controllers
+from ganno_jax.baselines.schedules import SCHEDULES
+from ganno_jax.env.inner import InnerTrainer
+
+SCALES = ("smoke", "cpu", "paper")
+
+
+@dataclasses.dataclass(frozen=True)
+class Scale:
+    """Sizes of one scale: task overrides (train and eval), IPPO config, seeds, PPO updates per chunk."""
+
+    name: str
+    task: dict
+    ippo: IPPOConfig
+    seeds: int
+    chunk_updates: int
+
+
+def _demo_scale() -> Scale:
+    from ganno_jax import demo
+
+    return Scale("cpu", dict(demo.TASK_SETTINGS), demo.IPPO, demo.SEEDS, 10)
+
+
+def get_scale(name: str) -> Scale:
+    """The ``Scale`` called ``name`` (one of ``SCALES``)."""
+    if name == "smoke":
+        return Scale("smoke", dict(tau=2, horizon=3, width=2, batch_size=16, eval_batch=64),
+                     IPPOConfig(num_envs=2, num_steps=8, total_timesteps=2 * 8 * 2, lr=1e-3, num_minibatches=2,
+                                actor_layers=(16,), gru_size=8, actor_post_gru=8, critic_layers=(16,)), 1, 2)
+    if name == "cpu":
+        return _demo_scale()
+    if name == "paper":
+        return Scale("paper", dict(tau=100), IPPOConfig(), 5, 10)
+    raise ValueError(f"unknown scale {name!r}; valid scales: {', '.join(SCALES)}")
+
+
+# ----------------------------------------------------------------------------------------- checks
+def parse_floats(text: str) -> tuple:
+    """``"1e-3,3e-3"`` -> (0.001, 0.003); a malformed list is a ValueError naming the bad item."""
+    items = [s.strip() for s in str(text).split(",") if s.strip()]
+    try:
+        return tuple(float(s) for s in items)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a comma-separated list of numbers") from None
+
+
+def check_init_lrs(init_lrs: Sequence[float], allow_zero: bool = False, what: str = "init-LR grid") -> tuple:
+    """Validated grid: non-empty, finite, > 0 (``>= 0`` with ``allow_zero``); else ``ValueError``."""
+    lrs = tuple(float(x) for x in init_lrs)
+    if not lrs:
+        raise ValueError(f"the {what} is empty; give at least one learning rate, e.g. --init-lrs 1e-3")
+    for lr in lrs:
+        if not math.isfinite(lr) or lr < 0 or (lr == 0 and not allow_zero):
+            hint = ("; LR 0 is allowed only for learned agents (the paper's warm-up-from-zero case, see "
+                    "warmup.py / ablations.py)" if lr == 0 else "")
+            raise ValueError(f"the {what} contains {lr!r}; learning rates must be finite and > 0{hint}")
+    return lrs
+
+
+def check_seeds(seeds) -> int:
+    """Number of evaluation seeds, an integer >= 1; else ``ValueError``."""
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"seeds={seeds!r} must be an integer >= 1 (an empty seed set evaluates nothing)")
+    return seeds
+
+
+def check_names(names: Sequence[str], valid: Sequence[str], what: str) -> tuple:
+    """``names`` unchanged if each is in ``valid``; else a ValueError listing the valid ones."""
+    for n in names:
+        if n not in valid:
+            raise ValueError(f"unknown {what} {n!r}; valid {what}s: {', '.join(valid)}")
+    return tuple(names)
+
+
+def check_tasks(names: Sequence[str]) -> tuple:
+    """Task names, each checked against the registry (its error lists the valid names)."""
+    for n in names:
+        tasks.get(n)
+    return tuple(names)
+
+
+def prepare_out(out: str, overwrite: bool, keep: Sequence[Optional[str]] = ()) -> None:
+    """Creates ``out``; an existing non-empty folder is a FileExistsError unless ``overwrite``.
+
+    ``keep``: run folders the experiment reuses; replacing an ``out`` that contains one is refused.
+    """
+    if os.path.exists(out) and os.listdir(out):
+        if not overwrite:
+            raise FileExistsError(f"results folder {out!r} exists; pass --overwrite to replace it "
+                                  f"(or choose another --out)")
+        root = os.path.abspath(out) + os.sep
+        for path in keep:
+            if path and (os.path.abspath(path) + os.sep).startswith(root):
+                raise ValueError(f"--train-run {path!r} lies inside --out {out!r}, which --overwrite would "
+                                 f"delete; copy the run elsewhere first")
+        shutil.rmtree(out)
+    os.makedirs(out, exist_ok=True)
+
+
+# ----------------------------------------------------------------------------------------- flags
+def parser(prog: str, description: str, default_out: str, init_lrs_default: str = "paper") -> argparse.ArgumentParser:
+    """ArgumentParser with the flags every experiment shares."""
+    p = argparse.ArgumentParser(prog=prog, description=description,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=default_out, help=f"results folder (default: {default_out})")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing results folder")
+    p.add_argument("--scale", choices=("cpu", "paper"), default="cpu",
+                   help="cpu: minutes on 2 CPU cores (the demo's sizes); paper: tau=100, the registry's "
+                        "horizons/widths, IPPO paper defaults, 5 seeds (an accelerator)")
+    p.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (tests); overrides --scale")
+    p.add_argument("--seeds", type=int, help="evaluation seeds per initial LR (default: 1 smoke, 3 cpu, 5 paper)")
+    p.add_argument("--init-lrs", type=parse_floats, metavar="LR,LR",
+                   help=f"initial-LR grid (default: {init_lrs_default}; smoke: 1e-3,1e-2)")
+    p.add_argument("--data-dir", help="folder with the Fashion-MNIST / CIFAR-10 files: train on "
+                                      "fashion_mnist, evaluate on cifar10 as in the paper (default: offline "
+                                      "digits / mnist1d)")
+    p.add_argument("--train-task", help="training task <dataset>-<model> (default: per experiment)")
+    p.add_argument("--eval-tasks", type=lambda s: tuple(x for x in s.split(",") if x), metavar="TASK,TASK",
+                   help="evaluation tasks (default: per experiment)")
+    p.add_argument("--train-run", help="reuse this trained run folder (from `ganno train` or an earlier "
+                                       "experiment's <out>/agent) instead of training")
+    p.add_argument("--seed", type=int, default=0, help="training and evaluation master seed (default: 0)")
+    p.add_argument("--no-progress", action="store_true", help="no training progress bar")
+    return p
+
+
+def scale_of(args) -> Scale:
+    """The Scale selected by ``--smoke`` / ``--scale``."""
+    return get_scale("smoke" if args.smoke else args.scale)
+
+
+def default_init_lrs(args, smoke=(1e-3, 1e-2), full=evaluate.PAPER_INIT_LRS) -> tuple:
+    """``--init-lrs`` if given, else the smoke or the paper grid."""
+    if args.init_lrs is not None:
+        return args.init_lrs
+    return smoke if args.smoke else full
+
+
+def make_task(name: str, scale: Scale, data_dir: Optional[str] = None) -> "tasks.Task":
+    """Task ``name`` at ``scale`` (file-backed datasets read ``data_dir``)."""
+    overrides = dict(scale.task)
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    return tasks.get(name, **overrides)
+
+
+def pick_tasks(args, offline_train: str, offline_eval: Sequence[str], files_train: str,
+               files_eval: Sequence[str]) -> tuple[str, tuple]:
+    """(train task, eval tasks): the flags if given, else the offline or the ``--data-dir`` defaults."""
+    train = args.train_task or (files_train if args.data_dir else offline_train)
+    evals = args.eval_tasks or tuple(files_eval if args.data_dir else offline_eval)
+    if not evals:
+        raise ValueError("--eval-tasks is empty; give at least one task")
+    return check_tasks([train])[0], check_tasks(evals)
+
+
+# ------------------------------------------------------------------------------------- training
+def train_or_load(args, scale: Scale, train_task: str, folder: str, variant: str = "ganno",
+                  run_dir: Optional[str] = None):
+    """The evaluation controller of ``run_dir`` if given, else of a run trained into ``folder``."""
+    if run_dir:
+        training.load_config(run_dir)  # clear error if it is not a run folder
+        return training.load_policy(run_dir)
+    task = make_task(train_task, scale, args.data_dir)
+    print(f"[{scale.name}] training {variant} on {task.name}: {scale.ippo.total_timesteps} env steps, "
+          f"{scale.ippo.num_envs} envs, tau={task.tau}, horizon={task.horizon}")
+    training.train_run(folder, task, scale.ippo, variant=variant, seed=args.seed,
+                       chunk_updates=scale.chunk_updates, progress=not args.no_progress)
+    return training.load_policy(folder)
+
+
+def baseline_controllers(names: Sequence[str]) -> list:
+    """Controllers for baseline names (unknown names: ValueError listing ``controllers.names()``)."""
+    return [controllers.get(n) for n in check_names(names, controllers.names(), "controller")]
+
+
+# ----------------------------------------------------------------------------------- evaluation
+def evaluate_task(methods: Sequence, task, init_lrs: Sequence[float], seeds: int, folder: str,
+                  weight_decay: Optional[float] = None, seed: int = 0, name: str = "results",
+                  plot_lr: Optional[float] = None) -> tuple[list, str]:
+    """Evaluates ``methods`` on ``task``; writes ``<name>.{json,md,csv}`` and plots to ``folder``.
+
+    Returns (results, Markdown table). Plots: accuracy curves at ``plot_lr`` (default: 1e-3 or the
+    nearest grid LR), final accuracy vs initial LR (grids of >= 2 LRs), the first policy's schedule.
+    """
+    results = evaluate.run_many(methods, task, init_lrs=init_lrs, seeds=seeds, weight_decay=weight_decay,
+                                seed=seed)
+    evaluate.save_results(results, folder, name)
+    lr = 1e-3 if plot_lr is None else plot_lr
+    plots.plot_accuracy_curves(results, os.path.join(folder, f"{name}_accuracy_curves.png"), init_lr=lr)
+    if len(init_lrs) > 1:
+        plots.plot_final_vs_lr(results, os.path.join(folder, f"{name}_final_vs_lr.png"))
+    policies = [r for r, m in zip(results, methods) if isinstance(m, controllers.PolicyController)]
+    if policies:
+        plots.plot_schedule(policies[0], os.path.join(folder, f"{name}_{policies[0].method}_schedule.png"),
+                            init_lr=lr, layer_names=[l.name for l in InnerTrainer(task).layers])
+    return results, evaluate.markdown_table(evaluate.summary_rows(results))
+
+
+def finish(out: str, title: str, sections: Sequence[tuple[str, str]], start: float, extra: Optional[dict] = None) -> str:
+    """Writes ``out/README.md`` (title, elapsed time, one section per (heading, table)) and
+    ``out/summary.json``; prints the report; returns it."""
+    elapsed = time.perf_counter() - start
+    text = [f"# {title}\n\n_{elapsed / 60:.1f} min on this machine_\n"]
+    text += [f"\n## {heading}\n\n{table}" for heading, table in sections]
+    report = "".join(text)
+    evaluate.write_atomic(os.path.join(out, "README.md"), report)
+    summary = {"title": title, "elapsed_s": elapsed, "sections": [{"heading": h, "table": t} for h, t in sections],
+               **(extra or {})}
+    evaluate.write_atomic(os.path.join(out, "summary.json"), json.dumps(summary, indent=2))
+    print(report)
+    print(f"[experiment] wrote {out}/ (README.md, summary.json, results.{{json,md,csv}}, plots) in {elapsed:.0f}s")
+    return report
+
+
+def scale_note(scale: Scale, seeds: int) -> str:
+    """One line naming the sizes used (for report headings)."""
+    t = scale.task
+    return (f"scale {scale.name}: tau={t.get('tau')}, horizon={t.get('horizon', 'registry')}, "
+            f"width={t.get('width', 'registry')}, {seeds} seed(s)")
+
+
+def script_entry(main: Callable[[Optional[list]], object]) -> None:
+    """``if __name__ == "__main__"`` body: runs ``main``, turning input errors into one-line exits."""
+    try:
+        main(sys.argv[1:])
+    except (ValueError, FileExistsError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def schedule_names() -> list[str]:
+    """Names of the handcrafted schedules (``baselines.SCHEDULES``)."""
+    return list(SCHEDULES)
+
+
+def check_weight_decays(wds: Sequence[float]) -> tuple:
+    """Validated weight decays: non-empty, finite, in [0, 10]; else ``ValueError``."""
+    wds = tuple(float(w) for w in wds)
+    if not wds:
+        raise ValueError("the weight-decay list is empty; give at least one, e.g. --weight-decays 0.1")
+    for w in wds:
+        if not math.isfinite(w) or not 0 <= w <= 10:
+            raise ValueError(f"weight decay {w!r} is not valid; weight decays must be finite and in [0, 10]")
+    return wds

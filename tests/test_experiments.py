@@ -1,0 +1,127 @@
+"""experiments/*.py: each script runs end to end at --smoke size, writes tables and plots, refuses to
+overwrite its results folder, and rejects bad input before any training.
+
+Budget: one shared smoke training run (digits-mlp, through generalisation.py) is reused by every other
+script through --train-run; evaluation uses the MLP task and one baseline to keep compilations few.
+"""
+from __future__ import annotations
+
+import os
+import runpy
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPTS = ("generalisation", "resnet", "ablations", "warmup", "weight_decay")
+FAST = ["--smoke", "--no-progress", "--eval-tasks", "digits-mlp", "--init-lrs", "1e-3"]
+
+
+def script(name: str):
+    """The ``main`` of ``experiments/<name>.py`` (loaded without running it)."""
+    return runpy.run_path(os.path.join(ROOT, "experiments", f"{name}.py"))["main"]
+
+
+@pytest.fixture(scope="module")
+def gen_out(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("exp") / "generalisation")
+    tables = script("generalisation")(["--out", out, "--train-task", "digits-mlp", "--baselines", "constant", *FAST])
+    return out, tables
+
+
+def assert_written(out: str, folder: str, names=("results",)):
+    assert os.path.isfile(os.path.join(out, "README.md")) and os.path.isfile(os.path.join(out, "summary.json"))
+    for name in names:
+        for ext in ("json", "md", "csv"):
+            assert os.path.getsize(os.path.join(out, folder, f"{name}.{ext}")) > 0
+        assert os.path.isfile(os.path.join(out, folder, f"{name}_accuracy_curves.png"))
+
+
+def test_generalisation_writes_tables_and_plots(gen_out):
+    out, tables = gen_out
+    assert list(tables) == ["digits-mlp"]
+    assert "| GANNO |" in tables["digits-mlp"] and "| constant |" in tables["digits-mlp"]
+    assert_written(out, "digits-mlp")
+    assert os.path.isfile(os.path.join(out, "agent", "config.json"))
+    assert any(f.endswith("_schedule.png") for f in os.listdir(os.path.join(out, "digits-mlp")))
+
+
+def test_existing_results_folder_is_not_overwritten(gen_out):
+    out, _ = gen_out
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        script("generalisation")(["--out", out, *FAST])
+
+
+@pytest.mark.parametrize("name,extra", [
+    ("generalisation", ["--init-lrs", "0,1e-3"]),
+    ("generalisation", ["--init-lrs=-1e-3"]),
+    ("weight_decay", ["--init-lrs", "1e-3,0"]),
+    ("warmup", ["--init-lrs", "0"]),
+    ("ablations", ["--init-lrs=-0.001,0"]),
+    ("resnet", ["--init-lrs", "nan"]),
+    ("resnet", ["--seeds", "0"]),
+    ("weight_decay", ["--weight-decays=-1"]),
+])
+def test_bad_grid_is_a_value_error(tmp_path, name, extra):
+    with pytest.raises(ValueError):
+        script(name)(["--smoke", "--out", str(tmp_path / "x"), *extra])
+    assert not (tmp_path / "x").exists()  # rejected before anything was written
+
+
+@pytest.mark.parametrize("name,extra,valid", [
+    ("generalisation", ["--baselines", "constant,nope"], "sgdr"),
+    ("warmup", ["--schedules", "warmup_cosine,nope"], "onecycle_cosine"),
+    ("resnet", ["--eval-tasks", "digits-resnet99"], "digits-resnet18"),
+    ("ablations", ["--variants", "nope"], "timestep_only"),
+])
+def test_unknown_names_list_the_valid_ones(tmp_path, name, extra, valid):
+    with pytest.raises(ValueError, match=valid):
+        script(name)(["--smoke", "--out", str(tmp_path / "x"), *extra])
+
+
+def test_resnet_reuses_the_trained_run(gen_out, tmp_path):
+    out = str(tmp_path / "resnet")
+    tables = script("resnet")(["--out", out, "--train-run", os.path.join(gen_out[0], "agent"),
+                               "--baselines", "constant", "--weight-decays", "0.1", *FAST])
+    assert list(tables) == ["digits-mlp wd=0.1"]
+    assert_written(out, "digits-mlp", ("results_wd0.1",))
+    assert not os.path.exists(os.path.join(out, "agent"))  # nothing trained
+
+
+def test_weight_decay_sensitivity_table(gen_out, tmp_path):
+    out = str(tmp_path / "wd")
+    tables = script("weight_decay")(["--out", out, "--train-run", os.path.join(gen_out[0], "agent"),
+                                     "--baselines", "constant", "--weight-decays", "0.0001,0.1", *FAST])
+    sens = tables["digits-mlp sensitivity"]
+    assert "wd=0.0001" in sens and "wd=0.1" in sens and "| GANNO |" in sens
+    assert_written(out, "digits-mlp", ("results_wd0.0001", "results_wd0.1"))
+    assert os.path.isfile(os.path.join(out, "digits-mlp", "sensitivity.md"))
+
+
+def test_warmup_ganno_from_zero(gen_out, tmp_path):
+    out = str(tmp_path / "warmup")
+    tables = script("warmup")(["--out", out, "--train-run", os.path.join(gen_out[0], "agent"),
+                               "--schedules", "warmup_cosine", *FAST])
+    assert "| warmup_cosine |" in tables["digits-mlp schedules"]
+    assert "| 0 |" in tables["digits-mlp GANNO"]  # GANNO's column is initial LR 0
+    assert_written(out, "digits-mlp", ("schedules", "ganno_from_zero"))
+
+
+def test_ablations_train_a_variant_and_include_lr_zero(gen_out, tmp_path):
+    out = str(tmp_path / "abl")
+    tables = script("ablations")(["--out", out, "--train-run", os.path.join(gen_out[0], "agent"),
+                                  "--variants", "lr_only,ganno", "--train-task", "digits-mlp", *FAST[:4],
+                                  "--init-lrs", "0,1e-3"])
+    table = tables["digits-mlp"]
+    assert "| GANNO-lr-only |" in table and "| GANNO |" in table and "| 0 |" in table
+    assert os.path.isfile(os.path.join(out, "agents", "lr_only", "config.json"))
+    assert not os.path.exists(os.path.join(out, "agents", "ganno"))  # reused, not trained
+    assert_written(out, "digits-mlp")
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_help_names_the_paper_result(name, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        script(name)(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "GANNO paper" in text and "--scale" in text and "--overwrite" in text
