@@ -58,14 +58,13 @@ def test_greedy_policy_acts_with_the_mean(env, out):
     assert not np.allclose(a1, action)
 
 
-@pytest.mark.parametrize("recurrent", [False, True], ids=["mlp", "gru"])
-def test_chunked_update_equals_fused_train_continuous(env, recurrent):
-    cfg = dataclasses.replace(CFG, recurrent=recurrent, total_timesteps=8 * 16 * 3, gru_size=8)
+def test_chunked_update_equals_fused_train_continuous(env):
+    cfg = dataclasses.replace(CFG, recurrent=True, total_timesteps=8 * 16 * 2, gru_size=8)  # GRU: the harder path
     fused = jax.jit(make_train(cfg, env, env.default_params))(jax.random.key(7))
     pieces = make_train_pieces(cfg, env, env.default_params)
     update = jax.jit(pieces.update, static_argnums=1)
     rs = jax.jit(pieces.init)(jax.random.key(7))
     rs, _ = update(rs, 1)
-    rs, _ = update(rs, 2)
+    rs, _ = update(rs, 1)
     for a, b in zip(jax.tree.leaves(fused.runner_state.params), jax.tree.leaves(rs.params), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

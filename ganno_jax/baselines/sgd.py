@@ -1,0 +1,242 @@
+"""Baselines of the single-agent SGD-scheduler paper (seed ``000``) on ``GlobalLREnv``'s epoch structure.
+
+Every method trains the same network with the same minibatches: a run from key ``k`` starts from
+``env.reset_env(split(k)[0])`` and epoch ``e`` uses the key ``split(split(k)[1], E)[e]``, split into
+(permutation, validation, -) exactly as ``GlobalLREnv.step_env`` does, so an agent rolled out with
+``step_env`` and a schedule run by ``run_schedule`` see identical epochs (common random numbers).
+
+- Optimisers (``OPTIMIZERS``): ``sgd``, ``adam``, ``adadelta``: the optax direction transforms
+  ``identity``, ``scale_by_adam()``, ``scale_by_adadelta()`` (PyTorch's defaults: Adam betas
+  (0.9, 0.999), eps 1e-8; Adadelta rho 0.9, eps 1e-6) inside ``InnerTrainer``; the LR multiplies them.
+- Schedules (``SCHEDULES``): ``fixed`` (the LR itself), ``constant_lr`` (PyTorch ``ConstantLR`` with
+  its defaults factor 1/3, total_iters 5, stepped once per *epoch* as in pytorch/examples/mnist) and
+  ``onecycle`` (PyTorch ``OneCycleLR`` with ``max_lr`` = the initial LR, stepped once per *batch* over
+  ``epochs * steps_per_epoch`` steps, as PyTorch documents).
+- ``grid_search``: ``num_lrs`` LRs log-spaced over ``[lr_min, lr_max]`` (the agent's action range,
+  [1e-6, 1]: a log grid, since a linear grid over the paper's [0, 1] puts almost every point above
+  0.01), each trained for ``budget // num_lrs`` steps, so the grid spends exactly ``budget``
+  optimiser steps (the paper's 10,000).
+- ``run_sls``: stochastic Armijo line search (SLS, Vaswani et al. 2019) with
+  ``optax.scale_by_backtracking_linesearch`` on the same minibatch, c = 0.1, step halved on failure,
+  the guess grown by ``2 ** (1 / steps_per_epoch)`` per step (SLS's reset option), capped at ``lr_max``.
+
+Divergence never raises: ``InnerTrainer`` skips non-finite updates and flags them; ``diverged`` in the
+curves is cumulative, and ``final_losses`` reports a diverged run's final loss as ``inf``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ganno_jax.baselines.torch_schedules import torch_constant_lr, torch_onecycle_lr
+from ganno_jax.data import Dataset
+from ganno_jax.env import features
+from ganno_jax.env.global_lr import GlobalEnvParams, GlobalEnvState, GlobalLREnv
+from ganno_jax.env.inner import InnerTrainer
+from ganno_jax.tasks.config import Task
+
+OPTIMIZERS = {"sgd": optax.identity, "adam": optax.scale_by_adam, "adadelta": optax.scale_by_adadelta}
+SCHEDULES = ("fixed", "constant_lr", "onecycle")
+PAPER_BUDGET = 10_000
+CURVE_KEYS = ("val_loss", "train_loss", "lr", "diverged")
+
+
+def make_env(task: Task, optimizer: str = "sgd", dataset: Optional[Dataset] = None) -> GlobalLREnv:
+    """``GlobalLREnv`` whose inner optimiser is ``optimizer`` (one of ``OPTIMIZERS``) at the scheduled LR."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer={optimizer!r} is not valid; allowed: {', '.join(OPTIMIZERS)}")
+    return GlobalLREnv(task, trainer=InnerTrainer(task, dataset, direction=OPTIMIZERS[optimizer]()))
+
+
+def schedule_table(schedule: str, lr, epochs: int, steps_per_epoch: int) -> jax.Array:
+    """Per-step LRs ``[epochs, steps_per_epoch]`` of ``schedule`` from initial LR ``lr`` (may be traced)."""
+    if schedule == "fixed":
+        return jnp.full((epochs, steps_per_epoch), lr, jnp.float32)
+    if schedule == "constant_lr":
+        per_epoch = torch_constant_lr(lr)(jnp.arange(epochs))
+        return jnp.broadcast_to(per_epoch[:, None], (epochs, steps_per_epoch)).astype(jnp.float32)
+    if schedule == "onecycle":
+        steps = epochs * steps_per_epoch
+        return torch_onecycle_lr(lr, steps)(jnp.arange(steps)).reshape(epochs, steps_per_epoch).astype(jnp.float32)
+    raise ValueError(f"schedule={schedule!r} is not valid; allowed: {', '.join(SCHEDULES)}")
+
+
+def _keys(key: jax.Array, epochs: int):
+    k_reset, k_run = jax.random.split(key)
+    return k_reset, jax.random.split(k_run, epochs)
+
+
+def epoch_step(env: GlobalLREnv, state: GlobalEnvState, lrs: jax.Array, key: jax.Array, params: GlobalEnvParams):
+    """One epoch at per-step LRs ``lrs [steps_per_epoch]`` (same minibatches as ``env.step_env(key, ...)``).
+
+    Returns ``(obs [1, d], state, info)`` with scalar ``info`` keys of ``CURVE_KEYS`` (``lr``: epoch mean).
+    """
+    k_perm, k_eval, _ = jax.random.split(key, 3)
+    per_agent = jnp.broadcast_to(lrs[:, None], (lrs.shape[0], env.trainer.num_agents))
+    inner, stats = env.trainer.train(state.inner, per_agent, params.weight_decay, k_perm, env.epoch_indices(k_perm))
+    metrics = env.trainer.measure(inner.params, k_eval)
+    val_loss = features.safe_loss(metrics.val_loss)
+    state = GlobalEnvState(inner=inner, lr=lrs[-1], epoch=state.epoch + 1, val_loss=val_loss,
+                           best_loss=jnp.minimum(state.best_loss, val_loss), grad_norm=stats.grad_norm)
+    info = {"val_loss": val_loss, "train_loss": features.safe_loss(stats.train_loss), "lr": lrs.mean(),
+            "diverged": stats.diverged | ~jnp.isfinite(metrics.val_loss)}
+    return env.get_obs(state, params), state, info
+
+
+def _cumulative(curves: dict) -> dict:
+    return {**curves, "diverged": jnp.cumsum(curves["diverged"].astype(jnp.int32)) > 0}
+
+
+def run_schedule(env: GlobalLREnv, params: GlobalEnvParams, lrs: jax.Array, key: jax.Array) -> dict:
+    """One run with per-step LRs ``lrs [E, steps_per_epoch]``; curves ``{k: [E]}`` for ``CURVE_KEYS``."""
+    k_reset, keys = _keys(key, lrs.shape[0])
+    _, state = env.reset_env(k_reset, params)
+
+    def body(state, inputs):
+        _, state, info = epoch_step(env, state, *inputs, params)
+        return state, info
+
+    _, curves = jax.lax.scan(body, state, (lrs, keys))
+    return _cumulative(curves)
+
+
+def run_policy(env: GlobalLREnv, params: GlobalEnvParams, policy, key: jax.Array, epochs: Optional[int] = None) -> dict:
+    """Rolls a controller (``init``/``act`` with float actions ``[1, 1]``) for ``epochs`` (default: the
+    horizon) epochs through ``env.step_env`` (no auto-reset); curves ``{k: [E]}`` for ``CURVE_KEYS``."""
+    epochs = env.task.horizon if epochs is None else epochs
+    k_reset, keys = _keys(key, epochs)
+    obs, state = env.reset_env(k_reset, params)
+    carry = policy.init(k_reset, 1)
+
+    def body(loop, k):
+        obs, state, carry, done = loop
+        action, carry = policy.act(jax.random.fold_in(k, 1), obs, carry, done)
+        obs, state, _, _, _, info = env.step_env(k, state, action, params)
+        out = {"val_loss": info["val_loss"], "train_loss": info["train_loss"], "lr": info["lr"],
+               "diverged": info["diverged"]}
+        return (obs, state, carry, jnp.bool_(False)), out
+
+    _, curves = jax.lax.scan(body, (obs, state, carry, jnp.bool_(True)), keys)
+    return _cumulative(curves)
+
+
+def run_grid(run: Callable[[jax.Array, jax.Array], dict], init_lrs, seeds: int, key: jax.Array) -> dict:
+    """``run(init_lr, key) -> curves`` vmapped over ``init_lrs [L]`` x ``seeds`` keys: leaves ``[L, S, ...]``.
+
+    Seed ``s`` uses ``split(key, seeds)[s]`` for every LR (and every method given the same ``key``)."""
+    keys = jax.random.split(key, seeds)
+    per_seed = jax.vmap(run, in_axes=(None, 0))
+    return jax.vmap(per_seed, in_axes=(0, None))(jnp.asarray(init_lrs, jnp.float32), keys)
+
+
+def grid_search(env: GlobalLREnv, params: GlobalEnvParams, key: jax.Array, budget: int = PAPER_BUDGET,
+                num_lrs: int = 50) -> dict:
+    """Constant-LR grid search over ``num_lrs`` LRs log-spaced in ``[params.lr_min, params.lr_max]``.
+
+    Each run trains from the same initial network and minibatch order for ``budget // num_lrs`` steps
+    (``budget`` must be a multiple of ``num_lrs``). Returns ``lrs [N]``, ``final_loss [N]`` (validation,
+    ``inf`` where diverged), ``diverged [N]`` bool, ``steps [N]`` (optimiser steps each run took).
+    """
+    if budget % num_lrs:
+        raise ValueError(f"budget={budget} must be a multiple of num_lrs={num_lrs} (equal steps per LR)")
+    steps = budget // num_lrs
+    epochs = math.ceil(steps / env.steps_per_epoch)
+    k_reset, keys = _keys(key, epochs)
+    _, start = env.reset_env(k_reset, params)
+    indices = jax.vmap(env.epoch_indices)(jax.vmap(lambda k: jax.random.split(k, 3)[0])(keys))
+    indices = indices.reshape(-1, env.task.batch_size)[:steps]
+    lrs = jnp.logspace(math.log10(params.lr_min), math.log10(params.lr_max), num_lrs, dtype=jnp.float32)
+
+    def one(lr):
+        per_step = jnp.full((steps, env.trainer.num_agents), lr)
+        inner, stats = env.trainer.train(start.inner, per_step, params.weight_decay, k_reset, indices)
+        val_loss = env.trainer.measure(inner.params, keys[-1]).val_loss
+        diverged = stats.diverged | ~jnp.isfinite(val_loss)
+        return jnp.where(diverged, jnp.inf, val_loss), diverged, jnp.int32(per_step.shape[0])
+
+    final, diverged, run_steps = jax.vmap(one)(lrs)
+    return {"lrs": lrs, "final_loss": final, "diverged": diverged, "steps": run_steps}
+
+
+def run_sls(env: GlobalLREnv, params: GlobalEnvParams, key: jax.Array, epochs: Optional[int] = None,
+            c: float = 0.1, max_backtracking_steps: int = 20) -> dict:
+    """SGD with a stochastic Armijo line search on each minibatch (SLS) for ``epochs`` (default: the
+    horizon) epochs, same epochs as ``run_schedule``; curves ``{k: [E]}`` (``lr``: mean accepted step)."""
+    epochs = env.task.horizon if epochs is None else epochs
+    trainer, data = env.trainer, env.trainer.data
+    tx = optax.chain(optax.sgd(1.0), optax.scale_by_backtracking_linesearch(
+        max_backtracking_steps=max_backtracking_steps, slope_rtol=c, decrease_factor=0.5,
+        increase_factor=2.0 ** (1.0 / env.steps_per_epoch), max_learning_rate=params.lr_max))
+    k_reset, keys = _keys(key, epochs)
+    _, state = env.reset_env(k_reset, params)
+
+    def loss_fn(p, x, y):
+        return trainer.loss_and_accuracy(p, x, y)[0]
+
+    def sgd_step(carry, idx):
+        p, opt_state = carry
+        x, y = data.x_train[idx], data.y_train[idx]
+        loss, grad = jax.value_and_grad(loss_fn)(p, x, y)
+        updates, new_opt = tx.update(grad, opt_state, p, value=loss, grad=grad, value_fn=loss_fn, x=x, y=y)
+        new_p = optax.apply_updates(p, updates)
+        finite = jnp.isfinite(loss) & jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in jax.tree.leaves(new_p)]))
+        keep = lambda a, b: jax.tree.map(lambda u, v: jnp.where(finite, u, v), a, b)
+        lr = optax.tree_utils.tree_get(new_opt, "learning_rate")
+        return (keep(new_p, p), keep(new_opt, opt_state)), (jnp.where(finite, loss, 0.0), lr, ~finite)
+
+    def epoch(carry, k):
+        k_perm, k_eval, _ = jax.random.split(k, 3)
+        carry, (losses, lrs, bad) = jax.lax.scan(sgd_step, carry, env.epoch_indices(k_perm))
+        val_loss = trainer.measure(carry[0], k_eval).val_loss
+        info = {"val_loss": features.safe_loss(val_loss), "train_loss": losses.sum() / jnp.maximum((~bad).sum(), 1),
+                "lr": lrs.mean(), "diverged": bad.any() | ~jnp.isfinite(val_loss)}
+        return carry, info
+
+    params0 = state.inner.params
+    _, curves = jax.lax.scan(epoch, (params0, tx.init(params0)), keys)
+    return _cumulative(curves)
+
+
+def run_baselines(env: GlobalLREnv, params: GlobalEnvParams, init_lrs, seeds: int, key: jax.Array,
+                  grid_key: jax.Array, schedules=("constant_lr", "onecycle"), budget: int = PAPER_BUDGET,
+                  num_lrs: int = 50) -> dict:
+    """Every schedule of ``schedules`` from every initial LR ``[L]`` x ``seeds`` (``run_grid`` with ``key``)
+    plus ``grid_search`` (``grid_key``) for ``env``'s optimiser, as one program (jit it once per optimiser).
+
+    Returns ``{schedule: curves [L, S, E], "grid": grid_search result}``; the runs of all schedules are
+    batched together in one vmap.
+    """
+    epochs, spe = env.task.horizon, env.steps_per_epoch
+    init_lrs = jnp.asarray(init_lrs, jnp.float32)
+    tables = jnp.stack([jax.vmap(lambda lr: schedule_table(name, lr, epochs, spe))(init_lrs) for name in schedules])
+    flat = tables.reshape((-1, epochs, spe))  # [K * L, E, S]
+    keys = jax.random.split(key, seeds)
+    per_seed = jax.vmap(lambda lrs, k: run_schedule(env, params, lrs, k), in_axes=(None, 0))
+    curves = jax.vmap(per_seed, in_axes=(0, None))(flat, keys)
+    curves = jax.tree.map(lambda x: x.reshape((len(schedules), init_lrs.shape[0]) + x.shape[1:]), curves)
+    out = {name: jax.tree.map(lambda x: x[i], curves) for i, name in enumerate(schedules)}
+    out["grid"] = grid_search(env, params, grid_key, budget, num_lrs)
+    return out
+
+
+def final_losses(curves: dict) -> jax.Array:
+    """Final validation loss per run, ``inf`` where the run diverged at any epoch: shape ``[...]`` of
+    curves ``[..., E]``."""
+    return jnp.where(curves["diverged"][..., -1], jnp.inf, curves["val_loss"][..., -1])
+
+
+def loss_summary(final_loss) -> dict:
+    """Best and average final loss over the finite runs, the number of diverged (non-finite) runs and
+    whether a divergent case exists; ``best``/``avg`` are ``inf`` when every run diverged."""
+    x = np.asarray(final_loss, np.float64).ravel()
+    ok = np.isfinite(x)
+    best = float(x[ok].min()) if ok.any() else math.inf
+    avg = float(x[ok].mean()) if ok.any() else math.inf
+    return {"best": best, "avg": avg, "diverged_runs": int((~ok).sum()), "runs": int(x.size),
+            "divergent": bool((~ok).any())}
+
