@@ -134,7 +134,8 @@ def prepare_out(out: str, overwrite: bool, keep: Sequence[Optional[str]] = ()) -
 
 
 # ----------------------------------------------------------------------------------------- flags
-def parser(prog: str, description: str, default_out: str, init_lrs_default: str = "paper") -> argparse.ArgumentParser:
+def parser(prog: str, description: str, default_out: str,
+           init_lrs_default: str = "1e-4,3e-4,1e-3,3e-3,1e-2, the paper's") -> argparse.ArgumentParser:
     """ArgumentParser with the flags every experiment shares."""
     p = argparse.ArgumentParser(prog=prog, description=description,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -146,7 +147,7 @@ def parser(prog: str, description: str, default_out: str, init_lrs_default: str 
     p.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (tests); overrides --scale")
     p.add_argument("--seeds", type=int, help="evaluation seeds per initial LR (default: 1 smoke, 3 cpu, 5 paper)")
     p.add_argument("--init-lrs", type=parse_floats, metavar="LR,LR",
-                   help=f"initial-LR grid (default: {init_lrs_default}; smoke: 1e-3,1e-2)")
+                   help=f"initial-LR grid (default: {init_lrs_default}; --smoke: a smaller one)")
     p.add_argument("--data-dir", help="folder with the Fashion-MNIST / CIFAR-10 files: train on "
                                       "fashion_mnist, evaluate on cifar10 as in the paper (default: offline "
                                       "digits / mnist1d)")
