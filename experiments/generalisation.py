@@ -40,13 +40,12 @@ def main(argv=None) -> dict:
     baselines = ex.baseline_controllers(args.baselines or (SMOKE_BASELINES if args.smoke else BASELINES))
     ex.prepare_out(args.out, args.overwrite, keep=[args.train_run])
     policy = ex.train_or_load(args, scale, train_task, os.path.join(args.out, "agent"), run_dir=args.train_run)
-    tables = {}
+    tables, sections = {}, []
     for name in eval_tasks:
         task = ex.make_task(name, scale, args.data_dir)
         _, tables[name] = ex.evaluate_task([policy, *baselines], task, init_lrs, seeds,
                                            os.path.join(args.out, name), seed=args.seed)
-    sections = [(f"{name}: final test accuracy (%), weight decay {ex.make_task(name, scale).weight_decay:g}",
-                 table) for name, table in tables.items()]
+        sections.append((f"{name}: final test accuracy (%), weight decay {task.weight_decay:g}", tables[name]))
     ex.finish(args.out, f"Generalisation: GANNO trained on {train_task} ({ex.scale_note(scale, seeds)})",
               sections, start)
     return tables

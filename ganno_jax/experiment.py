@@ -118,8 +118,12 @@ def check_tasks(names: Sequence[str]) -> tuple:
 def prepare_out(out: str, overwrite: bool, keep: Sequence[Optional[str]] = ()) -> None:
     """Creates ``out``; an existing non-empty folder is a FileExistsError unless ``overwrite``.
 
-    ``keep``: run folders the experiment reuses; replacing an ``out`` that contains one is refused.
+    ``keep``: run folders the experiment reuses (each must be a run folder); replacing an ``out`` that
+    contains one is refused.
     """
+    for path in keep:
+        if path:
+            training.load_config(path)  # FileNotFoundError naming the folder if it is not a run
     if os.path.exists(out) and os.listdir(out):
         if not overwrite:
             raise FileExistsError(f"results folder {out!r} exists; pass --overwrite to replace it "
@@ -196,7 +200,6 @@ def train_or_load(args, scale: Scale, train_task: str, folder: str, variant: str
                   run_dir: Optional[str] = None):
     """The evaluation controller of ``run_dir`` if given, else of a run trained into ``folder``."""
     if run_dir:
-        training.load_config(run_dir)  # clear error if it is not a run folder
         return training.load_policy(run_dir)
     task = make_task(train_task, scale, args.data_dir)
     print(f"[{scale.name}] training {variant} on {task.name}: {scale.ippo.total_timesteps} env steps, "

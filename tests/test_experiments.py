@@ -141,3 +141,9 @@ def test_help_names_the_paper_result(name, capsys):
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
     assert "GANNO paper" in text and "--scale" in text and "--overwrite" in text
+
+
+def test_train_run_that_is_not_a_run_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a run folder"):
+        script("warmup")(["--smoke", "--out", str(tmp_path / "x"), "--train-run", str(tmp_path)])
+    assert not (tmp_path / "x").exists()
