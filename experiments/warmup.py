@@ -23,7 +23,8 @@ SCHEDULES = ("warmup_cosine", "onecycle_cosine", "warmup_linear")
 
 def build_parser():
     """Flags of this experiment (the shared ones plus --schedules, --ganno-init-lrs)."""
-    p = ex.parser("warmup.py", __doc__, "results/warmup", init_lrs_default="peak LRs 1e-4,3e-4,1e-3,3e-3,1e-2, the paper's")
+    p = ex.parser("warmup.py", __doc__, "results/warmup",
+                  init_lrs_default="peak LRs 1e-4,3e-4,1e-3,3e-3,1e-2, the paper's")
     p.add_argument("--schedules", type=lambda s: tuple(x for x in s.split(",") if x), metavar="NAME,NAME",
                    help=f"warm-up schedules (default: {','.join(SCHEDULES)})")
     p.add_argument("--ganno-init-lrs", type=ex.parse_floats, default=(0.0,), metavar="LR,LR",

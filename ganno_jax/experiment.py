@@ -237,7 +237,8 @@ def evaluate_task(methods: Sequence, task, init_lrs: Sequence[float], seeds: int
     return results, evaluate.markdown_table(evaluate.summary_rows(results))
 
 
-def finish(out: str, title: str, sections: Sequence[tuple[str, str]], start: float, extra: Optional[dict] = None) -> str:
+def finish(out: str, title: str, sections: Sequence[tuple[str, str]], start: float,
+           extra: Optional[dict] = None) -> str:
     """Writes ``out/README.md`` (title, elapsed time, one section per (heading, table)) and
     ``out/summary.json``; prints the report; returns it."""
     elapsed = time.perf_counter() - start
