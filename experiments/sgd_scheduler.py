@@ -186,20 +186,20 @@ def main(argv=None) -> dict:
     # handcrafted optimiser x scheduler baselines (vmapped over schedules x init LRs x seeds) + grid search
     grids = {}
     for opt in optimizers:
-        res = jax.jit(lambda k, kg, e=envs[opt]: sgd.run_baselines(e, params, init_lrs, seeds, k, kg, tuple(SCHED_NAMES),
-                                                                  budget, grid_lrs))(k_eval, k_grid)
+        res = jax.block_until_ready(jax.jit(lambda k, kg, e=envs[opt]: sgd.run_baselines(
+            e, params, init_lrs, seeds, k, kg, tuple(SCHED_NAMES), budget, grid_lrs))(k_eval, k_grid))
         grids[opt] = res["grid"]
         for sched, name in SCHED_NAMES.items():
             finals[f"{OPT_NAMES[opt]}-{name}"] = np.asarray(sgd.final_losses(res[sched]))
         print(f"[sgd_scheduler] {OPT_NAMES[opt]}: schedules and grid search done ({time.perf_counter() - start:.0f}s)")
-    sls = jax.jit(jax.vmap(lambda k: sgd.run_sls(env, params, k)))(jax.random.split(k_eval, seeds))
+    sls = jax.block_until_ready(jax.jit(jax.vmap(lambda k: sgd.run_sls(env, params, k)))(jax.random.split(k_eval, seeds)))
     print(f"[sgd_scheduler] SLS done ({time.perf_counter() - start:.0f}s)")
 
     # PPO agents: one per agent LR, `seeds` training seeds vmapped; greedy evaluation on the eval seeds
     policies, agent_steps = [], 0
     for lr in init_lrs:
         cfg = agent_config(base_cfg, lr, agent_budget, spe)
-        out = jax.jit(jax.vmap(make_train(cfg, env, params)))(jax.random.split(k_train, seeds))
+        out = jax.block_until_ready(jax.jit(jax.vmap(make_train(cfg, env, params)))(jax.random.split(k_train, seeds)))
         policies.append(policy_from(out).replace(cfg=base_cfg))
         agent_steps = cfg.total_timesteps * spe
         print(f"[sgd_scheduler] agent LR {lr:g} trained ({cfg.num_updates} PPO updates, "
