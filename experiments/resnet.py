@@ -5,8 +5,8 @@ LR, at two weight decays (0.01 and 0.1), at the paper's initial LR 1e-3 by defau
 Offline default: train on digits-resnet9, evaluate on digits-resnet18 (--eval-tasks adds others,
 e.g. mnist1d-resnet18). With
 --data-dir: train on fashion_mnist-resnet9, evaluate on cifar10-resnet18 (the paper's setting).
---scale cpu keeps ResNets narrow (width 4) and trains 10 PPO updates so it ends in minutes on 2 CPU
-cores; --scale paper uses tau=100, the registry's widths (CIFAR-10: 32) and horizons and the IPPO paper
+--scale cpu keeps ResNets narrow (width 4) and trains 10 PPO updates; it is still compile-bound on
+XLA:CPU (tens of minutes on 2 cores), so prefer an accelerator; --scale paper uses tau=100, the registry's widths (CIFAR-10: 32) and horizons and the IPPO paper
 defaults. VeLO needs downloaded weights and is not included.
 
     python experiments/resnet.py
