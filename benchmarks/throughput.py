@@ -1,6 +1,10 @@
 """Env throughput: ``LayerwiseLREnv`` as ``jax.jit(jax.vmap(env.step_env))`` vs a sequential PyTorch port.
 
-For each task and number of env copies, prints the JAX compile time and, over ``--repeats`` timed
+Run as a script it asks XLA for one host device per core (``--xla_force_host_platform_device_count``,
+unless ``XLA_FLAGS`` already sets it) and splits the env axis over them when the number of env copies
+divides evenly: one XLA:CPU device runs a program on about one core, so this is how the vmapped envs
+use every core (the same ``NamedSharding`` works for training code). For each task and number of env
+copies, prints the JAX compile time and, over ``--repeats`` timed
 calls after one warm-up call, the median env steps/s and inner optimiser steps/s (every optimiser
 step run: difference rewards train two branches, so 2 * tau per env step). When torch is importable,
 ``torch_env.TorchLayerwiseEnv`` does the same env step one env copy after another, with
@@ -21,10 +25,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
+if __name__ == "__main__" and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    # One XLA:CPU device runs a program on about one core; N host devices let the env axis use N cores.
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                               + f" --xla_force_host_platform_device_count={os.cpu_count()}").strip()
 
-import ganno_jax as gj
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+from jax.sharding import Mesh, NamedSharding, PartitionSpec  # noqa: E402
+
+import ganno_jax as gj  # noqa: E402
 
 BRANCHES = {"accuracy": 1, "difference": 2}
 
@@ -45,6 +55,11 @@ def bench_jax(env, params, num_envs: int, repeats: int) -> dict:
     keys = jax.random.split(jax.random.key(0), (repeats + 2, num_envs))
     actions = jax.random.randint(jax.random.key(1), (repeats + 2, num_envs, env.num_agents), 0, gj.env.NUM_ACTIONS)
     _, state = jax.vmap(env.reset, (0, None))(keys[-1], params)
+    devices = jax.devices()
+    if len(devices) > 1 and num_envs % len(devices) == 0:  # split the env axis over the host devices
+        envs_axis = NamedSharding(Mesh(devices, ("envs",)), PartitionSpec(None, "envs"))
+        keys, actions = jax.device_put((keys, actions), envs_axis)
+        state = jax.device_put(state, NamedSharding(envs_axis.mesh, PartitionSpec("envs")))
     start = time.perf_counter()
     step = jax.jit(jax.vmap(env.step_env, (0, 0, 0, None))).lower(keys[0], state, actions[0], params).compile()
     compile_s = time.perf_counter() - start
@@ -57,7 +72,8 @@ def bench_jax(env, params, num_envs: int, repeats: int) -> dict:
         jax.block_until_ready(out)
         state = out[1]
 
-    return {"compile_s": compile_s, "step_s": _median_seconds(call, repeats)}
+    return {"compile_s": compile_s, "step_s": _median_seconds(call, repeats),
+            "devices": len(devices) if num_envs % len(devices) == 0 else 1}
 
 
 def bench_torch(task, data, num_envs: int, reward_mode: str, repeats: int) -> float:
@@ -121,14 +137,14 @@ def main(argv=None) -> list[dict]:
     args = parser.parse_args(argv)
     use_torch = not args.no_torch and _torch_available()
     header = (f"jax {jax.__version__} on {jax.default_backend()} ({os.cpu_count()} cores, load "
-              f"{os.getloadavg()[0]:.2f}); reward_mode={args.reward_mode}")
+              f"{os.getloadavg()[0]:.2f}; {len(jax.devices())} XLA devices); reward_mode={args.reward_mode}")
     if use_torch:
         import torch
 
         header += (f"; torch {torch.__version__}, envs stepped one by one, fastest of "
                    f"torch.set_num_threads({args.torch_threads})")
     print(header)
-    print(f"{'task':<13}{'envs':>5}{'compile s':>10}{'jax env/s':>11}{'jax inner/s':>13}"
+    print(f"{'task':<13}{'envs':>5}{'devs':>5}{'compile s':>10}{'jax env/s':>11}{'jax inner/s':>13}"
           + (f"{'torch env/s':>13}{'torch inner/s':>15}{'jax/torch':>11}" if use_torch else ""))
     rows = []
     for name in args.tasks:
@@ -140,7 +156,7 @@ def main(argv=None) -> list[dict]:
             row = {"task": name, "envs": num_envs, "tau": task.tau, **bench_jax(env, params, num_envs, args.repeats)}
             row["jax_env_steps_per_s"] = num_envs / row.pop("step_s")
             row["jax_inner_steps_per_s"] = row["jax_env_steps_per_s"] * inner_per_env_step
-            line = (f"{name:<13}{num_envs:>5}{row['compile_s']:>10.1f}{row['jax_env_steps_per_s']:>11.1f}"
+            line = (f"{name:<13}{num_envs:>5}{row['devices']:>5}{row['compile_s']:>10.1f}{row['jax_env_steps_per_s']:>11.1f}"
                     f"{row['jax_inner_steps_per_s']:>13.0f}")
             if use_torch:
                 torch_s, row["torch_threads"] = bench_torch_best(task, env.trainer.data, num_envs, args.reward_mode,
