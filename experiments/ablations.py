@@ -33,7 +33,7 @@ def _variant_runs(text: str) -> dict:
 def build_parser():
     """Flags of this experiment (the shared ones plus --variants, --variant-runs)."""
     p = ex.parser("ablations.py", __doc__, "results/ablations", init_lrs_default="0,1e-4,3e-4,1e-3,3e-3,1e-2")
-    p.add_argument("--variants", type=lambda s: tuple(x for x in s.split(",") if x), metavar="V,V",
+    p.add_argument("--variants", type=ex.parse_names, metavar="V,V",
                    help=f"variants to train and compare (default: {','.join(VARIANTS)})")
     p.add_argument("--variant-runs", type=_variant_runs, default={}, metavar="VARIANT=DIR,...",
                    help="reuse trained run folders per variant (--train-run is the ganno one)")
@@ -47,7 +47,7 @@ def main(argv=None) -> dict:
     scale = ex.scale_of(args)
     init_lrs = ex.check_init_lrs(ex.default_init_lrs(args, smoke=(0.0, 1e-3), full=(0.0, *evaluate.PAPER_INIT_LRS)),
                                  allow_zero=True)
-    seeds = ex.check_seeds(args.seeds if args.seeds is not None else scale.seeds)
+    seeds = ex.seeds_of(args, scale)
     variants = ex.check_names(args.variants or VARIANTS, tuple(training.VARIANTS), "variant")
     runs = dict(args.variant_runs)
     ex.check_names(runs, tuple(training.VARIANTS), "variant")

@@ -23,7 +23,7 @@ SMOKE_BASELINES = ("constant", "cosine", "random", "lion")
 def build_parser():
     """Flags of this experiment (the shared ones plus --baselines)."""
     p = ex.parser("generalisation.py", __doc__, "results/generalisation")
-    p.add_argument("--baselines", type=lambda s: tuple(x for x in s.split(",") if x), metavar="NAME,NAME",
+    p.add_argument("--baselines", type=ex.parse_names, metavar="NAME,NAME",
                    help=f"baseline controllers (default: {','.join(BASELINES)})")
     return p
 
@@ -34,7 +34,7 @@ def main(argv=None) -> dict:
     start = time.perf_counter()
     scale = ex.scale_of(args)
     init_lrs = ex.check_init_lrs(ex.default_init_lrs(args))
-    seeds = ex.check_seeds(args.seeds if args.seeds is not None else scale.seeds)
+    seeds = ex.seeds_of(args, scale)
     train_task, eval_tasks = ex.pick_tasks(args, "digits-cnn2", ("digits-cnn5", "mnist1d-cnn5"),
                                            "fashion_mnist-cnn2", ("cifar10-cnn5",))
     baselines = ex.baseline_controllers(args.baselines or (SMOKE_BASELINES if args.smoke else BASELINES))

@@ -27,7 +27,7 @@ WEIGHT_DECAYS = (0.01, 0.1)
 def build_parser():
     """Flags of this experiment (the shared ones plus --baselines, --weight-decays)."""
     p = ex.parser("resnet.py", __doc__, "results/resnet", init_lrs_default="1e-3")
-    p.add_argument("--baselines", type=lambda s: tuple(x for x in s.split(",") if x), metavar="NAME,NAME",
+    p.add_argument("--baselines", type=ex.parse_names, metavar="NAME,NAME",
                    help=f"baseline controllers (default: {','.join(BASELINES)})")
     p.add_argument("--weight-decays", type=ex.parse_floats, metavar="WD,WD",
                    help=f"weight decays (default: {','.join(map(str, WEIGHT_DECAYS))})")
@@ -48,9 +48,8 @@ def main(argv=None) -> dict:
     start = time.perf_counter()
     scale = resnet_scale(ex.scale_of(args))
     init_lrs = ex.check_init_lrs(ex.default_init_lrs(args, smoke=(1e-3,), full=(1e-3,)))
-    seeds = ex.check_seeds(args.seeds if args.seeds is not None else scale.seeds)
-    wds = args.weight_decays if args.weight_decays is not None else WEIGHT_DECAYS
-    ex.check_weight_decays(wds)
+    seeds = ex.seeds_of(args, scale)
+    wds = ex.check_weight_decays(args.weight_decays if args.weight_decays is not None else WEIGHT_DECAYS)
     train_task, eval_tasks = ex.pick_tasks(args, "digits-resnet9", ("digits-resnet18",),
                                            "fashion_mnist-resnet9", ("cifar10-resnet18",))
     baselines = ex.baseline_controllers(args.baselines or BASELINES)

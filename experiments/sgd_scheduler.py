@@ -28,7 +28,6 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 import sys
 import time
 
@@ -36,11 +35,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ganno_jax import experiment as ex
 from ganno_jax import tasks
 from ganno_jax.agents import IPPOConfig, make_train, policy_from
 from ganno_jax.baselines import sgd
 from ganno_jax.data import load_dataset
 from ganno_jax.evaluate import write_atomic
+from ganno_jax.plots import save_figure
 
 PAPER_AGENT_LRS = (5e-4, 1e-3, 5e-3, 1e-2)
 OPT_NAMES = {"sgd": "SGD", "adam": "Adam", "adadelta": "Adadelta"}
@@ -83,15 +84,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def prepare_out(out: str, overwrite: bool) -> None:
-    """Creates ``out``; refuses (FileExistsError) an existing non-empty folder unless ``overwrite``."""
-    if os.path.isdir(out) and os.listdir(out):
-        if not overwrite:
-            raise FileExistsError(f"results folder {out!r} exists and is not empty; pass --overwrite")
-        shutil.rmtree(out)
-    os.makedirs(out, exist_ok=True)
-
-
 def agent_config(base: IPPOConfig, agent_lr: float, agent_budget: int, steps_per_epoch: int) -> IPPOConfig:
     """PPO config at ``agent_lr`` whose training spends at most ``agent_budget`` inner optimiser steps
     (at least one update)."""
@@ -127,10 +119,7 @@ def csv_text(rows: list[dict]) -> str:
 
 def plot_schedules(path: str, init_lrs, agent_curves: dict, sls_curves: dict) -> None:
     """Learned LR schedule (seed 0, log scale) against its validation loss, one panel per agent LR."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # backend chosen by ganno_jax.plots (Agg)
 
     fig, axes = plt.subplots(1, len(init_lrs), figsize=(4 * len(init_lrs), 3.4), squeeze=False)
     epochs = np.arange(1, agent_curves["lr"].shape[-1] + 1)
@@ -148,10 +137,7 @@ def plot_schedules(path: str, init_lrs, agent_curves: dict, sls_curves: dict) ->
             ax.legend(loc="upper left", fontsize=7)
             twin.legend(loc="upper right", fontsize=7)
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)
 
 
 def main(argv=None) -> dict:
@@ -172,7 +158,7 @@ def main(argv=None) -> dict:
     if bad or not optimizers:
         raise ValueError(f"--optimizers {args.optimizers!r}: allowed {', '.join(sgd.OPTIMIZERS)}")
     dataset = args.dataset or ("mnist" if args.data_dir else "digits")
-    prepare_out(args.out, args.overwrite)
+    ex.prepare_out(args.out, args.overwrite)
 
     data = load_dataset(dataset, args.data_dir)
     task = tasks.Task(dataset=dataset, data_dir=args.data_dir, optimizer="sgd", **overrides)
@@ -242,8 +228,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ValueError, FileExistsError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    ex.script_entry(main)

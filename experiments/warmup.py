@@ -17,6 +17,7 @@ import os
 import time
 
 from ganno_jax import experiment as ex
+from ganno_jax.baselines import schedule_names
 
 SCHEDULES = ("warmup_cosine", "onecycle_cosine", "warmup_linear")
 
@@ -25,7 +26,7 @@ def build_parser():
     """Flags of this experiment (the shared ones plus --schedules, --ganno-init-lrs)."""
     p = ex.parser("warmup.py", __doc__, "results/warmup",
                   init_lrs_default="peak LRs 1e-4,3e-4,1e-3,3e-3,1e-2, the paper's")
-    p.add_argument("--schedules", type=lambda s: tuple(x for x in s.split(",") if x), metavar="NAME,NAME",
+    p.add_argument("--schedules", type=ex.parse_names, metavar="NAME,NAME",
                    help=f"warm-up schedules (default: {','.join(SCHEDULES)})")
     p.add_argument("--ganno-init-lrs", type=ex.parse_floats, default=(0.0,), metavar="LR,LR",
                    help="GANNO's initial LRs (default: 0, the paper's case)")
@@ -39,8 +40,8 @@ def main(argv=None) -> dict:
     scale = ex.scale_of(args)
     peaks = ex.check_init_lrs(ex.default_init_lrs(args), what="peak-LR grid")
     ganno_lrs = ex.check_init_lrs(args.ganno_init_lrs, allow_zero=True, what="GANNO init-LR grid")
-    seeds = ex.check_seeds(args.seeds if args.seeds is not None else scale.seeds)
-    names = ex.check_names(args.schedules or SCHEDULES, ex.schedule_names(), "schedule")
+    seeds = ex.seeds_of(args, scale)
+    names = ex.check_names(args.schedules or SCHEDULES, schedule_names(), "schedule")
     schedules = ex.baseline_controllers(names)
     train_task, eval_tasks = ex.pick_tasks(args, "digits-cnn2", ("digits-cnn5",), "fashion_mnist-cnn2",
                                            ("cifar10-cnn5",))

@@ -23,7 +23,7 @@ WEIGHT_DECAYS = (1e-4, 1e-2, 1e-1)
 def build_parser():
     """Flags of this experiment (the shared ones plus --baselines, --weight-decays)."""
     p = ex.parser("weight_decay.py", __doc__, "results/weight_decay")
-    p.add_argument("--baselines", type=lambda s: tuple(x for x in s.split(",") if x), metavar="NAME,NAME",
+    p.add_argument("--baselines", type=ex.parse_names, metavar="NAME,NAME",
                    help=f"baseline controllers (default: {','.join(BASELINES)})")
     p.add_argument("--weight-decays", type=ex.parse_floats, metavar="WD,WD",
                    help=f"weight decays (default: {','.join(map(str, WEIGHT_DECAYS))})")
@@ -49,7 +49,7 @@ def main(argv=None) -> dict:
     start = time.perf_counter()
     scale = ex.scale_of(args)
     init_lrs = ex.check_init_lrs(ex.default_init_lrs(args))
-    seeds = ex.check_seeds(args.seeds if args.seeds is not None else scale.seeds)
+    seeds = ex.seeds_of(args, scale)
     wds = ex.check_weight_decays(args.weight_decays if args.weight_decays is not None else WEIGHT_DECAYS)
     train_task, eval_tasks = ex.pick_tasks(args, "digits-cnn2", ("digits-cnn5",), "fashion_mnist-cnn2",
                                            ("cifar10-cnn5",))

@@ -64,8 +64,9 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from ganno_jax import evaluate, plots, training
+    from ganno_jax import training
     from ganno_jax.baselines import controllers
+    from ganno_jax.experiment import evaluate_task
 
     if os.path.exists(args.out) and os.listdir(args.out) and not args.overwrite:
         raise SystemExit(f"ganno evaluate: {args.out} exists; pass --overwrite to replace its results")
@@ -73,14 +74,10 @@ def _cmd_evaluate(args) -> int:
     if args.run:
         methods.insert(0, training.load_policy(args.run))
     init_lrs = tuple(float(v) for v in args.init_lrs.split(","))
-    task = _task_from(args)
-    results = evaluate.run_many(methods, task, init_lrs=init_lrs, seeds=args.seeds, weight_decay=args.weight_decay)
-    paths = evaluate.save_results(results, args.out)
-    plots.plot_accuracy_curves(results, os.path.join(args.out, "accuracy_curves.png"))
-    plots.plot_final_vs_lr(results, os.path.join(args.out, "final_vs_lr.png"))
-    plots.plot_schedule(results[0], os.path.join(args.out, f"schedule_{results[0].method}.png"))
-    print(evaluate.markdown_table(evaluate.summary_rows(results)))
-    print(f"wrote {', '.join(paths.values())}")
+    _, table = evaluate_task(methods, _task_from(args), init_lrs, args.seeds, args.out,
+                             weight_decay=args.weight_decay, plot_prefix="")
+    print(table)
+    print(f"wrote {args.out}/ (results.json, results.md, results.csv, plots)")
     return 0
 
 

@@ -12,10 +12,10 @@ import os
 import shutil
 import time
 
-from ganno_jax import evaluate, plots, tasks, training
+from ganno_jax import evaluate, tasks, training
 from ganno_jax.agents import IPPOConfig
 from ganno_jax.baselines import controllers
-from ganno_jax.env.inner import InnerTrainer
+from ganno_jax.experiment import evaluate_task
 
 TASK_SETTINGS = dict(tau=20, horizon=10, batch_size=32, width=8, eval_batch=256)
 TRAIN_TASK = "digits-cnn2"
@@ -31,18 +31,9 @@ def evaluate_all(policy, out: str, eval_tasks=EVAL_TASKS, baselines=BASELINES, s
     """Evaluates ``policy`` and ``baselines`` on each eval task; writes tables and plots; returns tables."""
     settings = TASK_SETTINGS if settings is None else settings
     methods = [policy, *[controllers.get(b) for b in baselines]]
-    tables = {}
-    for name in eval_tasks:
-        task = tasks.get(name, **settings)
-        results = evaluate.run_many(methods, task, init_lrs=init_lrs, seeds=seeds)
-        folder = os.path.join(out, name)
-        evaluate.save_results(results, folder)
-        plots.plot_schedule(results[0], os.path.join(folder, "ganno_schedule.png"), init_lr=1e-3,
-                            layer_names=[l.name for l in InnerTrainer(task).layers])
-        plots.plot_accuracy_curves(results, os.path.join(folder, "accuracy_curves.png"), init_lr=1e-3)
-        plots.plot_final_vs_lr(results, os.path.join(folder, "final_vs_lr.png"))
-        tables[name] = evaluate.markdown_table(evaluate.summary_rows(results))
-    return tables
+    return {name: evaluate_task(methods, tasks.get(name, **settings), init_lrs, seeds, os.path.join(out, name),
+                                plot_prefix="")[1]
+            for name in eval_tasks}
 
 
 def run(out: str = "results/demo", overwrite: bool = False, ippo: IPPOConfig = IPPO, seeds: int = SEEDS,

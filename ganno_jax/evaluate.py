@@ -62,14 +62,20 @@ class EvalResult:
                 "curves": {k: np.asarray(v).tolist() for k, v in self.curves.items()}}
 
 
+def check_seeds(seeds) -> int:
+    """``seeds`` if it is an integer >= 1, else ``ValueError``."""
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"seeds={seeds!r} must be an integer >= 1")
+    return seeds
+
+
 def _check_grid(init_lrs: Sequence[float], seeds: int) -> tuple:
     if len(init_lrs) == 0:
         raise ValueError("init_lrs is empty; give at least one initial learning rate, e.g. (1e-3,)")
     for lr in init_lrs:
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr >= 0):
             raise ValueError(f"init_lrs contains {lr!r}; initial LRs must be finite and >= 0 (0 only for warm-up)")
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ValueError(f"seeds={seeds!r} must be an integer >= 1")
+    check_seeds(seeds)
     return tuple(float(lr) for lr in init_lrs)
 
 

@@ -34,7 +34,6 @@ from typing import Callable, Optional, Sequence
 from ganno_jax import evaluate, plots, tasks, training
 from ganno_jax.agents import IPPOConfig
 from ganno_jax.baselines import controllers
-from ganno_jax.baselines.schedules import SCHEDULES
 from ganno_jax.env.inner import InnerTrainer
 
 SCALES = ("smoke", "cpu", "paper")
@@ -80,6 +79,11 @@ def parse_floats(text: str) -> tuple:
         raise ValueError(f"{text!r} is not a comma-separated list of numbers") from None
 
 
+def parse_names(text: str) -> tuple:
+    """``"a,b,"`` -> ("a", "b"): a comma-separated list of names (empty items dropped)."""
+    return tuple(x for x in str(text).split(",") if x)
+
+
 def check_init_lrs(init_lrs: Sequence[float], allow_zero: bool = False, what: str = "init-LR grid") -> tuple:
     """Validated grid: non-empty, finite, > 0 (``>= 0`` with ``allow_zero``); else ``ValueError``."""
     lrs = tuple(float(x) for x in init_lrs)
@@ -93,11 +97,9 @@ def check_init_lrs(init_lrs: Sequence[float], allow_zero: bool = False, what: st
     return lrs
 
 
-def check_seeds(seeds) -> int:
-    """Number of evaluation seeds, an integer >= 1; else ``ValueError``."""
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ValueError(f"seeds={seeds!r} must be an integer >= 1 (an empty seed set evaluates nothing)")
-    return seeds
+def seeds_of(args, scale: Scale) -> int:
+    """``--seeds`` if given, else the scale's; an integer >= 1 (else ``ValueError``, as ``evaluate``)."""
+    return evaluate.check_seeds(args.seeds if args.seeds is not None else scale.seeds)
 
 
 def check_names(names: Sequence[str], valid: Sequence[str], what: str) -> tuple:
@@ -156,7 +158,7 @@ def parser(prog: str, description: str, default_out: str,
                                       "fashion_mnist, evaluate on cifar10 as in the paper (default: offline "
                                       "digits / mnist1d)")
     p.add_argument("--train-task", help="training task <dataset>-<model> (default: per experiment)")
-    p.add_argument("--eval-tasks", type=lambda s: tuple(x for x in s.split(",") if x), metavar="TASK,TASK",
+    p.add_argument("--eval-tasks", type=parse_names, metavar="TASK,TASK",
                    help="evaluation tasks (default: per experiment)")
     p.add_argument("--train-run", help="reuse this trained run folder (from `ganno train` or an earlier "
                                        "experiment's <out>/agent) instead of training")
@@ -217,23 +219,25 @@ def baseline_controllers(names: Sequence[str]) -> list:
 # ----------------------------------------------------------------------------------- evaluation
 def evaluate_task(methods: Sequence, task, init_lrs: Sequence[float], seeds: int, folder: str,
                   weight_decay: Optional[float] = None, seed: int = 0, name: str = "results",
-                  plot_lr: Optional[float] = None) -> tuple[list, str]:
-    """Evaluates ``methods`` on ``task``; writes ``<name>.{json,md,csv}`` and plots to ``folder``.
+                  plot_lr: Optional[float] = None, plot_prefix: Optional[str] = None) -> tuple[list, str]:
+    """Evaluates ``methods`` on ``task``; writes ``<name>.{json,md,csv}`` and PNG plots to ``folder``.
 
-    Returns (results, Markdown table). Plots: accuracy curves at ``plot_lr`` (default: 1e-3 or the
-    nearest grid LR), final accuracy vs initial LR (grids of >= 2 LRs), the first policy's schedule.
+    Returns (results, Markdown table). Plots, named ``<plot_prefix>accuracy_curves.png`` etc. (prefix
+    default ``<name>_``): accuracy curves at ``plot_lr`` (default: 1e-3 or the nearest grid LR), final
+    accuracy vs initial LR (grids of >= 2 LRs), and ``<prefix><method>_schedule.png``, the per-layer
+    schedule of the first learned policy (the first method when there is none).
     """
     results = evaluate.run_many(methods, task, init_lrs=init_lrs, seeds=seeds, weight_decay=weight_decay,
                                 seed=seed)
     evaluate.save_results(results, folder, name)
+    prefix = f"{name}_" if plot_prefix is None else plot_prefix
     lr = 1e-3 if plot_lr is None else plot_lr
-    plots.plot_accuracy_curves(results, os.path.join(folder, f"{name}_accuracy_curves.png"), init_lr=lr)
+    plots.plot_accuracy_curves(results, os.path.join(folder, f"{prefix}accuracy_curves.png"), init_lr=lr)
     if len(init_lrs) > 1:
-        plots.plot_final_vs_lr(results, os.path.join(folder, f"{name}_final_vs_lr.png"))
-    policies = [r for r, m in zip(results, methods) if isinstance(m, controllers.PolicyController)]
-    if policies:
-        plots.plot_schedule(policies[0], os.path.join(folder, f"{name}_{policies[0].method}_schedule.png"),
-                            init_lr=lr, layer_names=[l.name for l in InnerTrainer(task).layers])
+        plots.plot_final_vs_lr(results, os.path.join(folder, f"{prefix}final_vs_lr.png"))
+    shown = next((r for r, m in zip(results, methods) if isinstance(m, controllers.PolicyController)), results[0])
+    plots.plot_schedule(shown, os.path.join(folder, f"{prefix}{shown.method}_schedule.png"), init_lr=lr,
+                        layer_names=[l.name for l in InnerTrainer(task).layers])
     return results, evaluate.markdown_table(evaluate.summary_rows(results))
 
 
@@ -268,11 +272,6 @@ def script_entry(main: Callable[[Optional[list]], object]) -> None:
     except (ValueError, FileExistsError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
-
-
-def schedule_names() -> list[str]:
-    """Names of the handcrafted schedules (``baselines.SCHEDULES``)."""
-    return list(SCHEDULES)
 
 
 def check_weight_decays(wds: Sequence[float]) -> tuple:

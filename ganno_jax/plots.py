@@ -18,7 +18,8 @@ import numpy as np  # noqa: E402
 from ganno_jax.evaluate import EvalResult  # noqa: E402
 
 
-def _save(fig, path: str) -> str:
+def save_figure(fig, path: str) -> str:
+    """Writes ``fig`` to ``path`` as PNG atomically (temp file, then ``os.replace``), closes it; returns ``path``."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp.png"
     fig.savefig(tmp, dpi=120, bbox_inches="tight")
@@ -52,7 +53,7 @@ def plot_schedule(result: EvalResult, path: str, init_lr: Optional[float] = None
     ax.legend(loc="upper left", fontsize=7)
     twin.legend(loc="lower right", fontsize=7)
     ax.set_title(f"{result.method} on {result.task}, initial LR {result.init_lrs[i]:g}, seed {seed}")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_accuracy_curves(results: Sequence[EvalResult], path: str, init_lr: Optional[float] = None) -> str:
@@ -70,7 +71,7 @@ def plot_accuracy_curves(results: Sequence[EvalResult], path: str, init_lr: Opti
     lr = results[0].init_lrs[_lr_index(results[0], init_lr)]
     ax.set_title(f"{results[0].task}, initial LR {lr:g}")
     ax.legend(fontsize=7, ncol=2)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_final_vs_lr(results: Sequence[EvalResult], path: str) -> str:
@@ -85,4 +86,4 @@ def plot_final_vs_lr(results: Sequence[EvalResult], path: str) -> str:
     ax.set_ylabel("final test accuracy (%)")
     ax.set_title(results[0].task)
     ax.legend(fontsize=7, ncol=2)
-    return _save(fig, path)
+    return save_figure(fig, path)
