@@ -16,7 +16,8 @@ import time
 
 from ganno_jax import experiment as ex
 
-BASELINES = ("constant", "step", "exponential", "linear", "quadratic", "cosine", "sgdr", "random", "lion", "lamb")
+BASELINES = ("constant", "step", "exponential", "linear", "quadratic", "cosine", "sgdr", "random", "lion", "lamb",
+             "schedule_free_adamw", "prodigy")
 SMOKE_BASELINES = ("constant", "cosine", "random", "lion")
 
 

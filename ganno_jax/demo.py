@@ -21,7 +21,7 @@ TASK_SETTINGS = dict(tau=20, horizon=10, batch_size=32, width=8, eval_batch=256)
 TRAIN_TASK = "digits-cnn2"
 EVAL_TASKS = ("digits-cnn3", "mnist1d-cnn2")
 BASELINES = ("constant", "step", "exponential", "linear", "quadratic", "cosine", "sgdr", "warmup_cosine",
-             "onecycle_cosine", "random", "lion")
+             "onecycle_cosine", "random", "lion", "schedule_free_adamw", "prodigy")
 IPPO = IPPOConfig(num_envs=8, num_steps=16, total_timesteps=8 * 16 * 40, lr=1e-3)
 SEEDS = 3
 

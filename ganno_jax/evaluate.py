@@ -25,7 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ganno_jax.baselines.controllers import PolicyController, ScheduleController, make_direction
+from ganno_jax.baselines.controllers import PolicyController, ScheduleController
+from ganno_jax.baselines.optimizers import check_init_lrs, make_update_rule
 from ganno_jax.env.inner import InnerTrainer
 from ganno_jax.env.layerwise import EnvParams, LayerwiseLREnv
 from ganno_jax.env.wrappers import SingleAgentLREnv
@@ -81,7 +82,7 @@ def _check_grid(init_lrs: Sequence[float], seeds: int) -> tuple:
 
 @lru_cache(maxsize=32)
 def _env_for(task: Task, optimizer: str, single_agent: bool):
-    env = LayerwiseLREnv(task, trainer=InnerTrainer(task, direction=make_direction(optimizer)))
+    env = LayerwiseLREnv(task, trainer=InnerTrainer(task, rule=make_update_rule(optimizer)))
     return SingleAgentLREnv(env) if single_agent else env
 
 
@@ -171,6 +172,7 @@ def run_many(controllers: Sequence, task: Task, init_lrs: Sequence[float] = PAPE
     groups: dict[str, list[int]] = {}
     for i, c in enumerate(controllers):
         if isinstance(c, ScheduleController):
+            check_init_lrs(c.optimizer, init_lrs)
             groups.setdefault(c.optimizer, []).append(i)
         elif isinstance(c, PolicyController):
             run_policy = _policy_runner(_env_for(task, "task", c.single_agent), c)

@@ -5,13 +5,10 @@ schedules / other optimisers acting every optimiser step. ``get(name)`` builds t
   constant no-op) choosing the Appendix D actions every ``tau`` steps; ``obs_mask`` and
   ``single_agent`` select the paper's ablation variants.
 - ``ScheduleController``: an optax schedule from ``baselines.SCHEDULES`` evaluated at every
-  optimiser step, with the task's optimiser or another update direction (``lion``: optax
-  ``scale_by_lion``; ``lamb``: ``scale_by_adam(eps=1e-6)`` followed by ``scale_by_trust_ratio``).
-  Weight decay stays decoupled (``lr * wd * theta``) for every direction, as in the env.
+  optimiser step, with the task's optimiser or another from ``baselines.optimizers`` (Lion, LAMB,
+  schedule-free AdamW, Prodigy). Weight decay is AdamW-style (scaled by the step size) for all.
 
-VeLO needs downloaded weights and is left out. Schedule-free AdamW and Prodigy keep their own
-learning-rate state inside the optimiser, which does not fit the per-layer "direction x LR"
-update the env uses; they are not provided yet.
+VeLO needs downloaded weights and is left out.
 """
 from __future__ import annotations
 
@@ -20,20 +17,13 @@ from typing import Any, Optional
 import flax.struct
 import optax
 
+from ganno_jax.baselines.optimizers import make_update_rule
 from ganno_jax.baselines.schedules import SCHEDULES, make_schedule
 
-DIRECTIONS = ("task", "lion", "lamb")
-
-
-def make_direction(optimizer: str) -> Optional[optax.GradientTransformation]:
-    """Update-direction transform for ``optimizer`` (None: the task's own adam/sgd)."""
-    if optimizer == "task":
-        return None
-    if optimizer == "lion":
-        return optax.scale_by_lion()
-    if optimizer == "lamb":
-        return optax.chain(optax.scale_by_adam(eps=1e-6), optax.scale_by_trust_ratio())
-    raise ValueError(f"optimizer={optimizer!r} is not valid; allowed: {', '.join(DIRECTIONS)}")
+#: Optimiser baselines ``get`` knows, with the schedule each runs under: Lion, LAMB and Prodigy at a
+#: constant LR; schedule-free AdamW with the linear warm-up its authors recommend (no decay).
+OPTIMIZER_BASELINES = {"lion": "constant", "lamb": "constant", "schedule_free_adamw": "warmup_linear",
+                       "prodigy": "constant"}
 
 
 @flax.struct.dataclass
@@ -47,7 +37,7 @@ class ScheduleController:
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule={self.schedule!r} is not valid; allowed: {', '.join(SCHEDULES)}")
-        make_direction(self.optimizer)
+        make_update_rule(self.optimizer)  # validates the name
 
     def lr_schedule(self, init_lr, total_steps: int) -> optax.Schedule:
         """step -> LR for a run starting at ``init_lr`` with ``total_steps`` optimiser steps."""
@@ -65,8 +55,8 @@ class PolicyController:
 
 
 def names() -> list[str]:
-    """Names ``get`` understands: every schedule, ``random``, ``lion``, ``lamb``."""
-    return [*SCHEDULES, "random", "lion", "lamb"]
+    """Names ``get`` understands: every schedule, ``random`` and the optimiser baselines."""
+    return [*SCHEDULES, "random", *OPTIMIZER_BASELINES]
 
 
 def get(name: str):
@@ -78,8 +68,8 @@ def get(name: str):
         return ScheduleController(name, schedule=name)
     if name == "random":
         return PolicyController("random", RandomPolicy(NUM_ACTIONS))
-    if name in ("lion", "lamb"):
-        return ScheduleController(name, schedule="constant", optimizer=name)
+    if name in OPTIMIZER_BASELINES:
+        return ScheduleController(name, schedule=OPTIMIZER_BASELINES[name], optimizer=name)
     raise ValueError(f"unknown controller {name!r}; valid names: {', '.join(names())}")
 
 

@@ -204,12 +204,12 @@ class GlobalLREnv(FunctionalEnv):
     def reset_env(self, key: jax.Array, params: GlobalEnvParams):
         """Fresh network; obs from its validation loss and gradient norms on one minibatch."""
         k_net, k_eval, k_batch = jax.random.split(key, 3)
-        inner = self.trainer.init(k_net)
+        inner = self.trainer.init(k_net, params.init_lr)
         idx = self.trainer.sample_batch_indices(k_batch, 1)[0]
         data = self.trainer.data
         grads, _ = jax.grad(self.trainer.loss_and_accuracy, has_aux=True)(inner.params, data.x_train[idx],
                                                                             data.y_train[idx])
-        val_loss = features.safe_loss(self.trainer.measure(inner.params, k_eval).val_loss)
+        val_loss = features.safe_loss(self.trainer.measure(self.trainer.eval_params(inner), k_eval).val_loss)
         state = GlobalEnvState(
             inner=inner, lr=jnp.asarray(params.init_lr, jnp.float32), epoch=jnp.int32(0), val_loss=val_loss,
             best_loss=val_loss, grad_norm=jnp.nan_to_num(jnp.sqrt(self.trainer.squared_norms(grads))),
@@ -228,7 +228,7 @@ class GlobalLREnv(FunctionalEnv):
         lr = action_to_lr(jnp.reshape(action, ()), params.lr_min, params.lr_max)
         lrs = jnp.full((self.steps_per_epoch, self.trainer.num_agents), lr)
         inner, stats = self.trainer.train(state.inner, lrs, params.weight_decay, k_perm, self.epoch_indices(k_perm))
-        metrics = self.trainer.measure(inner.params, k_eval)
+        metrics = self.trainer.measure(self.trainer.eval_params(inner), k_eval)
         diverged = stats.diverged | ~jnp.isfinite(metrics.val_loss)
         val_loss = features.safe_loss(metrics.val_loss)
         epoch = state.epoch + 1
@@ -243,7 +243,7 @@ class GlobalLREnv(FunctionalEnv):
             "lr": lr, "diverged": diverged, "epoch": epoch,
         }
         if params.track_test:
-            test_loss, test_acc = self.trainer.test_metrics(inner.params)
+            test_loss, test_acc = self.trainer.test_metrics(self.trainer.eval_params(inner))
             info.update(test_loss=features.safe_loss(test_loss), test_acc=test_acc)
         reward = jnp.reshape(reward, (1,)).astype(jnp.float32)
         return self.get_obs(new_state, params), new_state, reward, terminated, jnp.bool_(False), info

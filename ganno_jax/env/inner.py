@@ -5,7 +5,9 @@ trained by the same code. Per-layer learning rates are *data*: one optax directi
 (``scale_by_adam`` for Adam, identity for SGD, any other for Lion, LAMB, ...) gives an update
 ``u``; each parameter then moves by ``-lr[agent] * (u + weight_decay * theta)`` (decoupled weight
 decay, AdamW-style), with ``lr[agent]`` gathered from a ``[num_agents]`` array. So runs with
-different LRs vmap and nothing recompiles when an LR changes.
+different LRs vmap and nothing recompiles when an LR changes. Optimisers that own part of their
+step size (schedule-free AdamW, Prodigy) plug in as an ``OptimizerRule`` with one global LR
+(see ``update_rules.py``).
 
 Divergence: a step whose minibatch loss or new parameters are not finite is *not applied*
 (parameters and optimiser state keep their previous values) and sets the ``diverged`` flag.
@@ -20,6 +22,7 @@ import optax
 from flax import struct
 
 from ganno_jax.data import Dataset, load_dataset
+from ganno_jax.env.update_rules import DirectionRule
 from ganno_jax.tasks.config import Task
 from ganno_jax.tasks.models import agent_layers, build_model, init_params, leaf_agents
 
@@ -37,7 +40,7 @@ class SegmentStats:
     """Statistics of a segment of optimiser steps (per agent arrays are [num_agents])."""
 
     grad_norm: jax.Array  # ||g_l|| at the last step, [num_agents]
-    update_norm: jax.Array  # ||u_l|| of the optimiser direction at the last step, [num_agents]
+    update_norm: jax.Array  # ||u_l|| of the direction (owned-LR optimisers: applied step) at the last step, [N]
     train_loss: jax.Array  # mean finite minibatch loss over the segment, scalar
     diverged: jax.Array  # bool scalar: some step had a non-finite loss or update
 
@@ -64,10 +67,13 @@ class InnerTrainer:
       dataset: a loaded ``Dataset`` (default: ``load_dataset(task.dataset, task.data_dir)``).
       direction: optax transform giving the update direction before the learning rate
         (default: ``scale_by_adam()`` for ``adam``, identity for ``sgd``).
+      rule: an update rule instead of ``direction`` (e.g. an ``update_rules.OptimizerRule``).
     """
 
     def __init__(self, task: Task, dataset: Optional[Dataset] = None,
-                 direction: Optional[optax.GradientTransformation] = None):
+                 direction: Optional[optax.GradientTransformation] = None, rule=None):
+        if direction is not None and rule is not None:
+            raise ValueError("give InnerTrainer a direction or a rule, not both")
         self.task = task
         self.data = dataset if dataset is not None else load_dataset(task.dataset, task.data_dir)
         self.module = build_model(task.model, self.data.num_classes, task.width)
@@ -77,13 +83,20 @@ class InnerTrainer:
         self._leaf_agent = leaf_agents(shapes)
         owners = jax.tree.leaves(self._leaf_agent)
         self._agent_leaves = [[i for i, a in enumerate(owners) if a == agent] for agent in range(self.num_agents)]
-        self.direction = direction if direction is not None else _default_direction(task.optimizer)
+        if rule is None:
+            rule = DirectionRule(direction if direction is not None else _default_direction(task.optimizer))
+        self.rule = rule
 
     # ----------------------------------------------------------------- building blocks
-    def init(self, key: jax.Array) -> InnerState:
-        """Fresh network parameters and optimiser state."""
+    def init(self, key: jax.Array, init_lr=None) -> InnerState:
+        """Fresh network parameters and optimiser state of a run starting at ``init_lr`` (scalar; only
+        rules that own their step size need it)."""
         params = init_params(self.module, key, self.data.input_shape)
-        return InnerState(params, self.direction.init(params))
+        return InnerState(params, self.rule.init(params, init_lr))
+
+    def eval_params(self, state: InnerState):
+        """Parameters at which the model of ``state`` is measured (schedule-free: the averaged iterate)."""
+        return self.rule.eval_params(state.params, state.opt_state)
 
     def loss_and_accuracy(self, params, x: jax.Array, y: jax.Array):
         """Mean cross-entropy and accuracy of ``params`` on x [B, H, W, C], y [B] (scalars)."""
@@ -136,9 +149,8 @@ class InnerTrainer:
             step_lrs, idx = inputs
             x, y = self.data.x_train[idx], self.data.y_train[idx]
             (loss, _), grads = jax.value_and_grad(self.loss_and_accuracy, has_aux=True)(st.params, x, y)
-            direction, opt_state = self.direction.update(grads, st.opt_state, st.params)
             lr_leaves = jax.tree.map(lambda a: step_lrs[a], self._leaf_agent)
-            params = jax.tree.map(lambda p, u, lr: p - lr * (u + weight_decay * p), st.params, direction, lr_leaves)
+            params, opt_state, direction = self.rule.apply(grads, st.opt_state, st.params, lr_leaves, weight_decay)
             finite = jnp.isfinite(loss) & jnp.all(jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(params)]))
             new = jax.tree.map(lambda a, b: jnp.where(finite, a, b), InnerState(params, opt_state), st)
             carry = (new, grads, direction, loss_sum + jnp.where(finite, loss, 0.0), finite_steps + finite,

@@ -145,13 +145,14 @@ class LayerwiseLREnv(FunctionalEnv):
     def reset_env(self, key: jax.Array, params: EnvParams):
         """New inner run with sampled initial LR (all layers) and weight decay."""
         k_net, k_lr, k_wd, k_eval = jax.random.split(key, 4)
-        inner = self.trainer.init(k_net)
         init_lr = log_uniform(k_lr, params.init_lr_min, params.init_lr_max)
         wd = log_uniform(k_wd, params.init_wd_min, params.init_wd_max)
+        inner = self.trainer.init(k_net, init_lr)
         zeros = jnp.zeros(self.num_agents, jnp.float32)
         state = EnvState(
             inner=inner, lrs=jnp.full(self.num_agents, init_lr), prev_action=jnp.zeros(self.num_agents, jnp.int32),
-            step=jnp.int32(0), init_lr=init_lr, weight_decay=wd, metrics=self.trainer.measure(inner.params, k_eval),
+            step=jnp.int32(0), init_lr=init_lr, weight_decay=wd,
+            metrics=self.trainer.measure(self.trainer.eval_params(inner), k_eval),
             diverged=jnp.bool_(False), grad_norm=zeros, update_norm=zeros,
         )
         return self.get_obs(state, params), state
@@ -169,7 +170,7 @@ class LayerwiseLREnv(FunctionalEnv):
         """tau optimiser steps at per-step LRs [tau, N], then metrics: (inner, SegmentStats, Metrics)."""
         k_train, k_eval = jax.random.split(key)
         inner, stats = self.trainer.train(state.inner, per_step_lrs, state.weight_decay, k_train)
-        return inner, stats, self.trainer.measure(inner.params, k_eval)
+        return inner, stats, self.trainer.measure(self.trainer.eval_params(inner), k_eval)
 
     def _advance(self, state: EnvState, segment, lrs: jax.Array, action: jax.Array, params: EnvParams):
         """(obs, next state, terminated, info) after a segment's result ``(inner, stats, metrics)``."""
@@ -185,12 +186,15 @@ class LayerwiseLREnv(FunctionalEnv):
             "lrs": lrs, "diverged": stats.diverged, "step": new_state.step,
         }
         if params.track_test:
-            test_loss, test_acc = self.trainer.test_metrics(inner.params)
+            test_loss, test_acc = self.trainer.test_metrics(self.trainer.eval_params(inner))
             info.update(test_loss=features.safe_loss(test_loss), test_acc=test_acc)
         return self.get_obs(new_state, params), new_state, new_state.step >= self.task.horizon, info
 
     def step_env(self, key: jax.Array, state: EnvState, action: jax.Array, params: EnvParams):
         """One env step without auto-reset: tau optimiser steps, then metrics, obs and reward."""
+        if not self.trainer.rule.per_layer_lrs:
+            raise ValueError(f"step_env sets per-layer LRs, but the trainer's optimizer {self.trainer.rule.name!r} "
+                             "takes one global LR; drive it with step_schedule")
         action = jnp.asarray(action, jnp.int32)
         new_lrs = apply_actions(state.lrs, action, params.lr_min, params.lr_max)
         branch_lrs = self._branch_lrs(state.lrs, new_lrs, params.reward_mode)
@@ -208,8 +212,10 @@ class LayerwiseLREnv(FunctionalEnv):
         """Advance by tau optimiser steps at externally given LRs [tau, N] (handcrafted schedules).
 
         Same inner training and measurements as ``step_env`` with the same key, no reward, no
-        auto-reset. Returns (obs, state, terminated, info); ``info["lrs"]`` is the last step's LRs.
+        auto-reset. Returns (obs, state, terminated, info); ``info["lrs"]`` is the last step's LRs as
+        applied (optimisers that adapt their step size, e.g. Prodigy, report the adapted one).
         """
         segment = self._segment(key, state, per_step_lrs)
         no_action = jnp.zeros(self.num_agents, jnp.int32)
-        return self._advance(state, segment, per_step_lrs[-1], no_action, params)
+        applied = self.trainer.rule.effective_lr(segment[0].opt_state, per_step_lrs[-1])
+        return self._advance(state, segment, applied, no_action, params)

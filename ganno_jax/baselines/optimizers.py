@@ -1,0 +1,67 @@
+"""Named optimisers for the baselines, all from optax / optax.contrib, as ``InnerTrainer`` update rules.
+
+=====================  =========================================================================
+name                   update rule
+=====================  =========================================================================
+task                   the task's own optimiser (``scale_by_adam`` for adam, identity for sgd)
+lion                   ``optax.scale_by_lion()`` direction x LR
+lamb                   ``scale_by_adam(eps=1e-6)`` then ``scale_by_trust_ratio()``, x LR
+schedule_free_adamw    ``optax.contrib.schedule_free_adamw(lr, weight_decay=wd)``; measured at
+                       its averaged iterate (``schedule_free_eval_params``)
+prodigy                ``optax.contrib.prodigy(lr / init_lr, estim_lr0=init_lr, weight_decay=wd)``
+=====================  =========================================================================
+
+The direction optimisers (task, lion, lamb) take per-layer LRs and decoupled weight decay
+``lr * wd * theta`` like the env. Schedule-free AdamW and Prodigy own part of their step size, so
+they run with one global LR per step (``update_rules.OptimizerRule``) and apply their own AdamW-style
+decay, also scaled by the step size. Their initial LR keeps its meaning: schedule-free AdamW's LR is
+the grid's initial LR (times the schedule); Prodigy starts its step-size estimate ``d`` at the initial
+LR (``estim_lr0``, paper default 1e-6) and multiplies it by the schedule's unit value, so a constant
+schedule is Prodigy as published (``learning_rate = 1``) and the grid probes its sensitivity to
+``d0``. Prodigy's reported LR is the adapted ``d`` times the schedule.
+"""
+from __future__ import annotations
+
+import optax
+
+from ganno_jax.env.update_rules import DirectionRule, OptimizerRule
+
+
+def _schedule_free_adamw(lr, init_lr, weight_decay):
+    return optax.contrib.schedule_free_adamw(learning_rate=lr, weight_decay=weight_decay)
+
+
+def _prodigy(lr, init_lr, weight_decay):
+    return optax.contrib.prodigy(learning_rate=lr / init_lr, estim_lr0=init_lr, weight_decay=weight_decay)
+
+
+def _prodigy_lr(state, lrs, init_lr):
+    return state.estim_lr * lrs / init_lr
+
+
+#: Optimisers whose initial LR must be > 0 (Prodigy divides by its initial step-size estimate).
+POSITIVE_INIT_LR = ("prodigy",)
+OPTIMIZERS = ("task", "lion", "lamb", "schedule_free_adamw", "prodigy")
+
+
+def make_update_rule(optimizer: str):
+    """``InnerTrainer`` rule for ``optimizer`` (one of ``OPTIMIZERS``; None: the task's own adam/sgd)."""
+    if optimizer == "task":
+        return None
+    if optimizer == "lion":
+        return DirectionRule(optax.scale_by_lion())
+    if optimizer == "lamb":
+        return DirectionRule(optax.chain(optax.scale_by_adam(eps=1e-6), optax.scale_by_trust_ratio()))
+    if optimizer == "schedule_free_adamw":
+        return OptimizerRule(optimizer, _schedule_free_adamw, eval_params=optax.contrib.schedule_free_eval_params)
+    if optimizer == "prodigy":
+        return OptimizerRule(optimizer, _prodigy, effective_lr=_prodigy_lr)
+    raise ValueError(f"optimizer={optimizer!r} is not valid; allowed: {', '.join(OPTIMIZERS)}")
+
+
+def check_init_lrs(optimizer: str, init_lrs) -> None:
+    """``ValueError`` when ``optimizer`` needs initial LRs > 0 and ``init_lrs`` holds one <= 0."""
+    bad = [lr for lr in init_lrs if lr <= 0]
+    if optimizer in POSITIVE_INIT_LR and bad:
+        raise ValueError(f"init_lrs contains {bad[0]!r}; optimizer {optimizer!r} needs initial LRs > 0 "
+                         "(its initial step-size estimate d0)")

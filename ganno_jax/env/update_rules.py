@@ -1,0 +1,101 @@
+"""Update rules: how ``InnerTrainer`` turns one minibatch gradient into new parameters.
+
+Two kinds, one protocol (``init``, ``apply``, ``eval_params``, ``effective_lr``, ``per_layer_lrs``):
+
+- ``DirectionRule`` (the env's rule, GANNO): an optax transform gives a direction ``u`` and each
+  parameter moves by ``-lr[layer] * (u + weight_decay * theta)``. Learning rates are per layer and
+  are plain data, so the optimiser state never depends on them.
+- ``OptimizerRule``: a whole optax optimiser that owns part of its step size (schedule-free AdamW
+  keeps an averaged iterate, Prodigy adapts a step-size estimate ``d``). It is rebuilt at every step
+  from ``make(lr, init_lr, weight_decay)`` with the step's *global* LR (the same for all layers), the
+  run's initial LR and the weight decay, all of which may be traced: so a grid of initial LRs still
+  vmaps and nothing recompiles. The optimiser applies its own (AdamW-style, LR-scaled) decay.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+
+class DirectionRule:
+    """Per-layer LRs times an optax direction, with decoupled weight decay (``lr * wd * theta``)."""
+
+    per_layer_lrs = True
+
+    def __init__(self, direction: optax.GradientTransformation):
+        self.direction = direction
+
+    def init(self, params, init_lr=None) -> optax.OptState:
+        """Direction state for ``params`` (``init_lr`` is not needed)."""
+        return self.direction.init(params)
+
+    def apply(self, grads, opt_state, params, lr_leaves, weight_decay):
+        """(new params, new state, direction u); ``lr_leaves``: one LR per parameter leaf (tree of scalars)."""
+        direction, opt_state = self.direction.update(grads, opt_state, params)
+        new = jax.tree.map(lambda p, u, lr: p - lr * (u + weight_decay * p), params, direction, lr_leaves)
+        return new, opt_state, direction
+
+    def eval_params(self, params, opt_state):
+        """Parameters at which the model is evaluated: the iterate itself."""
+        return params
+
+    def effective_lr(self, opt_state, lrs: jax.Array) -> jax.Array:
+        """The step sizes actually applied, [num_agents]: the given LRs."""
+        return lrs
+
+
+@struct.dataclass
+class OwnedLRState:
+    """State of an ``OptimizerRule``: the run's initial LR (scalar) and the optax optimiser's state."""
+
+    init_lr: jax.Array
+    inner: optax.OptState
+
+
+class OptimizerRule:
+    """A whole optax optimiser that owns part of its step size; one global LR per step.
+
+    Args:
+      name: the optimiser's name (error messages).
+      make: ``make(lr, init_lr, weight_decay) -> optax.GradientTransformation``; called with traced
+        scalars, so it must not branch on their values in Python.
+      eval_params: ``eval_params(optax_state, params) -> params`` at which the model is evaluated
+        (default: ``params``; schedule-free methods evaluate their averaged iterate).
+      effective_lr: ``effective_lr(optax_state, lr, init_lr) -> lr`` applied step size (default ``lr``).
+    """
+
+    per_layer_lrs = False
+
+    def __init__(self, name: str, make: Callable, eval_params: Optional[Callable] = None,
+                 effective_lr: Optional[Callable] = None):
+        self.name = name
+        self.make = make
+        self._eval_params = eval_params
+        self._effective_lr = effective_lr
+
+    def init(self, params, init_lr=None) -> OwnedLRState:
+        """Optimiser state for ``params`` in a run starting at ``init_lr`` (scalar, may be traced)."""
+        if init_lr is None:
+            raise ValueError(f"optimizer {self.name!r} needs the run's init_lr to build its state")
+        init_lr = jnp.asarray(init_lr, jnp.float32)
+        return OwnedLRState(init_lr, self.make(init_lr, init_lr, 0.0).init(params))
+
+    def apply(self, grads, opt_state: OwnedLRState, params, lr_leaves, weight_decay):
+        """(new params, new state, applied step); every leaf of ``lr_leaves`` holds the same global LR."""
+        lr = jax.tree.leaves(lr_leaves)[0]
+        updates, inner = self.make(lr, opt_state.init_lr, weight_decay).update(grads, opt_state.inner, params)
+        return optax.apply_updates(params, updates), opt_state.replace(inner=inner), updates
+
+    def eval_params(self, params, opt_state: OwnedLRState):
+        """Parameters at which the model is evaluated (e.g. schedule-free's averaged iterate)."""
+        return params if self._eval_params is None else self._eval_params(opt_state.inner, params)
+
+    def effective_lr(self, opt_state: OwnedLRState, lrs: jax.Array) -> jax.Array:
+        """The step sizes actually applied, [num_agents] (e.g. Prodigy's ``d * lr / init_lr``)."""
+        if self._effective_lr is None:
+            return lrs
+        return self._effective_lr(opt_state.inner, lrs, opt_state.init_lr)
