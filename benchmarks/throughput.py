@@ -31,7 +31,6 @@ if __name__ == "__main__" and "xla_force_host_platform_device_count" not in os.e
                                + f" --xla_force_host_platform_device_count={os.cpu_count()}").strip()
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 from jax.sharding import Mesh, NamedSharding, PartitionSpec  # noqa: E402
 
 import ganno_jax as gj  # noqa: E402

@@ -27,6 +27,7 @@ import numpy as np
 
 from ganno_jax.baselines.controllers import PolicyController, ScheduleController
 from ganno_jax.baselines.optimizers import check_init_lrs, make_update_rule
+from ganno_jax.baselines.schedules import make_schedule
 from ganno_jax.env.inner import InnerTrainer
 from ganno_jax.env.layerwise import EnvParams, LayerwiseLREnv
 from ganno_jax.env.wrappers import SingleAgentLREnv
@@ -102,12 +103,16 @@ def _rollout(env, params, policy_step, carry, key):
     return infos
 
 
-def _schedule_runner(env, group: Sequence[ScheduleController]):
-    """run(index, init_lr, wd, key) for a group of schedules sharing one optimiser (one program)."""
-    task, layers = env.task, _num_layers(env)
+@lru_cache(maxsize=32)
+def _schedule_grid(task: Task, optimizer: str, schedules: tuple):
+    """Jitted ``grid(index [K], init_lrs [L], wd, keys [S]) -> infos [K, L, S, T, ...]`` for schedules
+    sharing one optimiser (one program, ``lax.switch`` over the schedule index); cached, so another
+    weight decay or grid of the same shape reuses the compiled program."""
+    env = _env_for(task, optimizer, False)
+    layers = _num_layers(env)
 
     def run(index, init_lr, weight_decay, key):
-        fns = [c.lr_schedule(init_lr, task.total_inner_steps) for c in group]
+        fns = [make_schedule(name, init_lr, task.total_inner_steps) for name in schedules]
 
         def step(t, k, obs, state, carry, params):
             lrs = jax.lax.switch(index, fns, t * task.tau + jnp.arange(task.tau))
@@ -118,40 +123,34 @@ def _schedule_runner(env, group: Sequence[ScheduleController]):
         params = EnvParams(reward_mode="accuracy", track_test=True).fixed_start(init_lr, weight_decay)
         return _rollout(env, params, step, (), key)
 
-    return run
+    per_seed = jax.vmap(run, in_axes=(None, None, None, 0))
+    return jax.jit(jax.vmap(jax.vmap(per_seed, in_axes=(None, 0, None, None)), in_axes=(0, None, None, None)))
 
 
-def _policy_runner(env, controller: PolicyController):
-    """run(init_lr, wd, key) for a policy controller."""
-    policy = controller.policy
+@lru_cache(maxsize=32)
+def _policy_grid(task: Task, single_agent: bool, obs_mask: Optional[tuple]):
+    """Jitted ``grid(policy, init_lrs [L], wd, keys [S]) -> infos [L, S, T, ...]``; the policy is an
+    argument, so the compiled program is reused for every policy of the same structure (cached)."""
+    env = _env_for(task, "task", single_agent)
 
-    def run(init_lr, weight_decay, key):
+    def run(policy, init_lr, weight_decay, key):
         def step(t, k, obs, state, carry, params):
             k_act, k_env = jax.random.split(k)
             action, carry = policy.act(k_act, obs, carry, jnp.bool_(False))
             obs, state, _, _, _, info = env.step_env(k_env, state, action, params)
             return obs, state, carry, info
 
-        params = EnvParams(reward_mode="accuracy", track_test=True, obs_mask=controller.obs_mask)
+        params = EnvParams(reward_mode="accuracy", track_test=True, obs_mask=obs_mask)
         params = params.fixed_start(init_lr, weight_decay)
         # the rollout key is the schedules' one: same network init and minibatches for every method
         return _rollout(env, params, step, policy.init(jax.random.fold_in(key, 1), env.num_agents), key)
 
-    return run
+    per_seed = jax.vmap(run, in_axes=(None, None, None, 0))
+    return jax.jit(jax.vmap(per_seed, in_axes=(None, 0, None, None)))
 
 
 def _num_layers(env) -> int:
     return env.env.num_agents if isinstance(env, SingleAgentLREnv) else env.num_agents
-
-
-def _grid(run, init_lrs, seeds: int, seed: int, lead=None):
-    """jit(vmap) of ``run([lead,] init_lr, key)`` over [lead axis x] init LRs x seeds -> infos."""
-    keys = jax.random.split(jax.random.key(seed), seeds)
-    lrs = jnp.asarray(init_lrs, jnp.float32)
-    if lead is None:
-        return jax.jit(jax.vmap(jax.vmap(run, in_axes=(None, 0)), in_axes=(0, None)))(lrs, keys)
-    inner = jax.vmap(jax.vmap(run, in_axes=(None, None, 0)), in_axes=(None, 0, None))
-    return jax.jit(jax.vmap(inner, in_axes=(0, None, None)))(lead, lrs, keys)
 
 
 def _result(name: str, task: Task, init_lrs, wd: float, infos) -> EvalResult:
@@ -168,6 +167,7 @@ def run_many(controllers: Sequence, task: Task, init_lrs: Sequence[float] = PAPE
     """
     init_lrs = _check_grid(init_lrs, seeds)
     wd = float(task.weight_decay if weight_decay is None else weight_decay)
+    lrs, keys = jnp.asarray(init_lrs, jnp.float32), jax.random.split(jax.random.key(seed), seeds)
     results = {}
     groups: dict[str, list[int]] = {}
     for i, c in enumerate(controllers):
@@ -175,15 +175,14 @@ def run_many(controllers: Sequence, task: Task, init_lrs: Sequence[float] = PAPE
             check_init_lrs(c.optimizer, init_lrs)
             groups.setdefault(c.optimizer, []).append(i)
         elif isinstance(c, PolicyController):
-            run_policy = _policy_runner(_env_for(task, "task", c.single_agent), c)
-            infos = _grid(lambda lr, k: run_policy(lr, wd, k), init_lrs, seeds, seed)
+            infos = _policy_grid(task, c.single_agent, c.obs_mask)(c.policy, lrs, jnp.float32(wd), keys)
             results[i] = _result(c.name, task, init_lrs, wd, infos)
         else:
             raise TypeError(f"controller {c!r} is neither a ScheduleController nor a PolicyController")
     for optimizer, members in groups.items():
         group = [controllers[i] for i in members]
-        run_schedule = _schedule_runner(_env_for(task, optimizer, False), group)
-        infos = _grid(lambda j, lr, k: run_schedule(j, lr, wd, k), init_lrs, seeds, seed, jnp.arange(len(group)))
+        grid = _schedule_grid(task, optimizer, tuple(c.schedule for c in group))
+        infos = grid(jnp.arange(len(group)), lrs, jnp.float32(wd), keys)
         for j, i in enumerate(members):
             results[i] = _result(group[j].name, task, init_lrs, wd, jax.tree.map(lambda x: x[j], infos))
     return [results[i] for i in range(len(controllers))]

@@ -94,12 +94,15 @@ def test_unknown_names_list_the_valid_ones(tmp_path, name, extra, valid):
         script(name)(["--smoke", "--out", str(tmp_path / "x"), *extra])
 
 
-def test_resnet_reuses_the_trained_run(gen_out, tmp_path):
+def test_resnet_evaluates_a_real_resnet18_reusing_the_trained_run(gen_out, tmp_path):
+    """Smoke-sized ResNet-18 evaluation at both default weight decays (the second reuses the compiled
+    programs); the GANNO agent trained on the MLP is reused, so nothing is trained here."""
     out = str(tmp_path / "resnet")
-    tables = script("resnet")(["--out", out, "--train-run", os.path.join(gen_out[0], "agent"),
-                               "--baselines", "constant", "--weight-decays", "0.1", *FAST])
-    assert list(tables) == ["digits-mlp wd=0.1"]
-    assert_written(out, "digits-mlp", ("results_wd0.1",))
+    tables = script("resnet")(["--smoke", "--no-progress", "--out", out, "--train-run",
+                               os.path.join(gen_out[0], "agent"), "--baselines", "constant"])
+    assert list(tables) == ["digits-resnet18 wd=0.01", "digits-resnet18 wd=0.1"]
+    assert "| GANNO |" in tables["digits-resnet18 wd=0.1"] and "| constant |" in tables["digits-resnet18 wd=0.1"]
+    assert_written(out, "digits-resnet18", ("results_wd0.01", "results_wd0.1"))
     assert not os.path.exists(os.path.join(out, "agent"))  # nothing trained
 
 

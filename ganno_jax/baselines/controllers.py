@@ -15,10 +15,9 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import flax.struct
-import optax
 
 from ganno_jax.baselines.optimizers import make_update_rule
-from ganno_jax.baselines.schedules import SCHEDULES, make_schedule
+from ganno_jax.baselines.schedules import SCHEDULES
 
 #: Optimiser baselines ``get`` knows, with the schedule each runs under: Lion, LAMB and Prodigy at a
 #: constant LR; schedule-free AdamW with the linear warm-up its authors recommend (no decay).
@@ -38,10 +37,6 @@ class ScheduleController:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule={self.schedule!r} is not valid; allowed: {', '.join(SCHEDULES)}")
         make_update_rule(self.optimizer)  # validates the name
-
-    def lr_schedule(self, init_lr, total_steps: int) -> optax.Schedule:
-        """step -> LR for a run starting at ``init_lr`` with ``total_steps`` optimiser steps."""
-        return make_schedule(self.schedule, init_lr, total_steps)
 
 
 @flax.struct.dataclass
