@@ -13,6 +13,7 @@ import os
 import sys
 
 from ganno_jax.agents import IPPOConfig
+from ganno_jax.agents.sharding import use_cpu_cores
 
 
 def _ippo_args(parser: argparse.ArgumentParser) -> None:
@@ -51,14 +52,15 @@ def _cmd_train(args) -> int:
     from ganno_jax import training
 
     if args.resume:
-        training.train_run(args.resume, resume=True, chunk_updates=args.chunk_updates)
+        training.train_run(args.resume, resume=True, chunk_updates=args.chunk_updates, devices=args.devices)
         print(f"resumed and finished {args.resume}")
         return 0
     if not args.out:
         raise SystemExit("ganno train: --out is required (or --resume RUN)")
     cfg = IPPOConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(IPPOConfig)})
     training.train_run(args.out, _task_from(args), cfg, variant=args.variant, reward_mode=args.reward_mode,
-                       seed=args.seed, chunk_updates=args.chunk_updates, overwrite=args.overwrite)
+                       seed=args.seed, chunk_updates=args.chunk_updates, overwrite=args.overwrite,
+                       devices=args.devices)
     print(f"trained; run folder: {args.out} ({training.final_metrics(args.out)})")
     return 0
 
@@ -104,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--reward-mode", default="difference", help="accuracy | difference | per_agent_difference")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--chunk-updates", type=int, default=10, help="PPO updates between checkpoints")
+    train.add_argument("--devices", type=int, help="split the env copies over this many devices (default: as "
+                                                   "many as divide --num-envs; on CPU one device per core)")
     _ippo_args(train)
     train.set_defaults(func=_cmd_train)
 
@@ -129,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     """Entry point of the ``ganno`` command."""
     args = build_parser().parse_args(argv)
+    use_cpu_cores()
     try:
         return args.func(args)
     except (ValueError, FileExistsError, FileNotFoundError) as err:

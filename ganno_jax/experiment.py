@@ -33,6 +33,7 @@ from typing import Callable, Optional, Sequence
 
 from ganno_jax import evaluate, plots, tasks, training
 from ganno_jax.agents import IPPOConfig
+from ganno_jax.agents.sharding import use_cpu_cores
 from ganno_jax.baselines import controllers
 from ganno_jax.env.inner import InnerTrainer
 
@@ -266,7 +267,9 @@ def scale_note(scale: Scale, seeds: int) -> str:
 
 
 def script_entry(main: Callable[[Optional[list]], object]) -> None:
-    """``if __name__ == "__main__"`` body: runs ``main``, turning input errors into one-line exits."""
+    """``if __name__ == "__main__"`` body: one CPU device per core (env copies split over them), then
+    runs ``main``, turning input errors into one-line exits."""
+    use_cpu_cores()
     try:
         main(sys.argv[1:])
     except (ValueError, FileExistsError, FileNotFoundError) as err:

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from ganno_jax import checkpoint
 from ganno_jax.agents import IPPOConfig, RunnerState, make_train_pieces, policy_from
+from ganno_jax.agents.sharding import mesh_for
 from ganno_jax.baselines.controllers import PolicyController, learned
 from ganno_jax.env import features
 from ganno_jax.env.layerwise import EnvParams, LayerwiseLREnv
@@ -106,11 +107,14 @@ def _write_rows(path: str, rows: list[dict]) -> None:
 
 def train_run(out_dir: str, task: Optional[Task] = None, cfg: Optional[IPPOConfig] = None, variant: str = "ganno",
               reward_mode: str = "difference", seed: int = 0, chunk_updates: int = 10, resume: bool = False,
-              overwrite: bool = False, progress: bool = True, max_chunks: Optional[int] = None) -> RunnerState:
+              overwrite: bool = False, progress: bool = True, max_chunks: Optional[int] = None,
+              devices: Optional[int] = None) -> RunnerState:
     """Trains (or, with ``resume``, continues) a run in ``out_dir``; returns the final ``RunnerState``.
 
     With ``resume`` the configuration comes from ``out_dir/config.json``. ``max_chunks`` stops early
-    (as if killed) after that many chunks; a later ``resume`` finishes the run.
+    (as if killed) after that many chunks; a later ``resume`` finishes the run. ``devices``: split the
+    env copies over that many devices (None: as many as divide ``cfg.num_envs``; results are the same
+    up to float rounding, see ``agents.sharding``).
     """
     if chunk_updates < 1:
         raise ValueError(f"chunk_updates={chunk_updates!r} must be an integer >= 1")
@@ -126,7 +130,7 @@ def train_run(out_dir: str, task: Optional[Task] = None, cfg: Optional[IPPOConfi
         write_atomic(os.path.join(out_dir, "config.json"),
                      json.dumps(_config_dict(task, cfg, variant, reward_mode, seed), indent=2))
     env, env_params = make_env(task, variant, reward_mode)
-    pieces = make_train_pieces(cfg, env, env_params)
+    pieces = make_train_pieces(cfg, env, env_params, mesh_for(cfg.num_envs, devices))
     runner_state = jax.jit(pieces.init)(jax.random.key(seed))
     ckpt_dir = os.path.join(out_dir, "checkpoints")
     done_updates = 0

@@ -4,20 +4,23 @@ The env follows the gymnax-1.0 interface with an agent axis (see ``make_train``)
 are vmapped and the agents are folded into the batch axis: actor ``i = env * num_agents + agent`` and
 all actors share the network parameters. ``train(key)`` is literally ``update(init(key), num_updates)``,
 so a CLI can run the same loop in chunks (``make_train_pieces``) and get bit-identical parameters.
+Given a ``mesh`` (``agents.env_mesh``), the env copies are split over its devices (``sharding.py``).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 import flax.struct
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import Mesh
 
 from ganno_jax.agents.config import IPPOConfig
 from ganno_jax.agents.networks import ActorCritic, action_shape_of, init_hidden, is_discrete, make_network
 from ganno_jax.agents.normalize import RunningMeanStd, sanitize
 from ganno_jax.agents.ppo import PPOBatch, Transition, gae, minibatches, ppo_loss
+from ganno_jax.agents.sharding import check_divisible, split_envs
 
 
 @flax.struct.dataclass
@@ -80,18 +83,20 @@ def _optimizer(cfg: IPPOConfig) -> optax.GradientTransformation:
     )
 
 
-def make_train_pieces(cfg: IPPOConfig, env, env_params) -> TrainPieces:
+def make_train_pieces(cfg: IPPOConfig, env, env_params, mesh: Optional[Mesh] = None) -> TrainPieces:
     """Builds ``init`` and ``update`` for ``env`` (gymnax-1.0 style with an agent axis).
 
     Env contract: ``reset(key, params) -> (obs [A, d], state)``; ``step(key, state, action, params)``
     with ``action [A] int32`` for a ``Discrete`` action space (categorical head) or ``[A, D] float32``
     for a ``Box`` of size ``D`` per agent (Gaussian head, unclipped samples: the env clips), returning
     ``(obs, state, reward [A] or [], terminated [], truncated [], info)`` and auto-resetting at episode end, with ``info["final_obs"] [A, d]`` the pre-reset obs used to bootstrap truncated steps
-    (if absent, truncation is treated as termination). Raises ``ValueError`` on a config that does not
-    fit the env.
+    (if absent, truncation is treated as termination). With ``mesh`` (1-D, axis ``"envs"``) the env
+    copies are split over its devices (see ``sharding.py``). Raises ``ValueError`` on a config that
+    does not fit the env or the mesh.
     """
     num_agents = int(env.num_agents)
     cfg.validate_for(num_agents)
+    check_divisible(cfg.num_envs, mesh)
     obs_dim = env.observation_space(env_params).shape[-1]
     action_space = env.action_space(env_params)
     network = make_network(cfg, action_space)
@@ -113,7 +118,8 @@ def make_train_pieces(cfg: IPPOConfig, env, env_params) -> TrainPieces:
         """Fresh network, optimiser, normalisers and ``num_envs`` reset env copies."""
         k_net, k_env, k_run = jax.random.split(key, 3)
         params = network.init(k_net, init_hidden(cfg, 1), jnp.zeros((1, 1, obs_dim)), jnp.zeros((1, 1), bool))
-        obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(k_env, num_envs), env_params)
+        keys = split_envs(jax.random.split(k_env, num_envs), mesh)
+        obs, env_state = split_envs(jax.vmap(env.reset, in_axes=(0, None))(keys, env_params), mesh)
         return RunnerState(
             params=params,
             opt_state=tx.init(params),
@@ -121,8 +127,8 @@ def make_train_pieces(cfg: IPPOConfig, env, env_params) -> TrainPieces:
             ret_stats=RunningMeanStd.create(()),
             env_state=env_state,
             obs=obs,
-            done=jnp.zeros((num_actors,), bool),
-            hidden=init_hidden(cfg, num_actors),
+            done=split_envs(jnp.zeros((num_actors,), bool), mesh),
+            hidden=split_envs(init_hidden(cfg, num_actors), mesh),
             key=k_run,
             update_step=jnp.zeros((), jnp.int32),
         )
@@ -135,8 +141,10 @@ def make_train_pieces(cfg: IPPOConfig, env, env_params) -> TrainPieces:
         log_prob, action, value = pi.log_prob(action)[0], action[0].astype(action_dtype), value[0]
 
         step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
-        next_obs, env_state, reward, terminated, truncated, info = step(
-            jax.random.split(k_env, num_envs), rs.env_state, action.reshape((num_envs, num_agents) + action_shape), env_params)
+        env_keys = split_envs(jax.random.split(k_env, num_envs), mesh)
+        actions = split_envs(action.reshape((num_envs, num_agents) + action_shape), mesh)
+        next_obs, env_state, reward, terminated, truncated, info = step(env_keys, rs.env_state, actions, env_params)
+        next_obs, env_state = split_envs((next_obs, env_state), mesh)
         reward = sanitize(jnp.broadcast_to(reward.reshape(num_envs, -1), (num_envs, num_agents)))
         info = dict(info)
         final_obs = info.pop("final_obs", None)
@@ -149,7 +157,8 @@ def make_train_pieces(cfg: IPPOConfig, env, env_params) -> TrainPieces:
             value=to_returns(rs.ret_stats, value), reward=reward.reshape(-1),
             done=jnp.repeat(done, num_agents), bootstrap_value=bootstrap.reshape(-1))
         step_metrics = {**info, "reward": reward.mean(axis=1), "done": done}
-        rs = rs.replace(env_state=env_state, obs=next_obs, done=transition.done, hidden=hidden, key=key)
+        rs = rs.replace(env_state=env_state, obs=next_obs, done=split_envs(transition.done, mesh),
+                        hidden=split_envs(hidden, mesh), key=key)
         return rs, (transition, step_metrics)
 
     def train_minibatch(carry, mb: PPOBatch):
@@ -190,9 +199,10 @@ def make_train_pieces(cfg: IPPOConfig, env, env_params) -> TrainPieces:
     return TrainPieces(init=init, update=update)
 
 
-def make_train(cfg: IPPOConfig, env, env_params) -> Callable[[jax.Array], TrainOutput]:
-    """Pure ``train(key) -> TrainOutput`` running ``cfg.num_updates`` updates; jit it, vmap it over keys."""
-    pieces = make_train_pieces(cfg, env, env_params)
+def make_train(cfg: IPPOConfig, env, env_params, mesh: Optional[Mesh] = None) -> Callable[[jax.Array], TrainOutput]:
+    """Pure ``train(key) -> TrainOutput`` running ``cfg.num_updates`` updates; jit it, vmap it over keys.
+    ``mesh``: split the env copies over its devices (see ``make_train_pieces``)."""
+    pieces = make_train_pieces(cfg, env, env_params, mesh)
 
     def train(key: jax.Array) -> TrainOutput:
         runner_state, metrics = pieces.update(pieces.init(key), cfg.num_updates)
