@@ -3,7 +3,7 @@
 Run as a script it asks XLA for one host device per core (``--xla_force_host_platform_device_count``,
 unless ``XLA_FLAGS`` already sets it) and splits the env axis over them when the number of env copies
 divides evenly: one XLA:CPU device runs a program on about one core, so this is how the vmapped envs
-use every core (the same ``NamedSharding`` works for training code). For each task and number of env
+use every core (training splits its env copies the same way: ``ganno_jax.agents.sharding``). For each task and number of env
 copies, prints the JAX compile time and, over ``--repeats`` timed
 calls after one warm-up call, the median env steps/s and inner optimiser steps/s (every optimiser
 step run: difference rewards train two branches, so 2 * tau per env step). When torch is importable,
@@ -25,15 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
-if __name__ == "__main__" and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    # One XLA:CPU device runs a program on about one core; N host devices let the env axis use N cores.
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                               + f" --xla_force_host_platform_device_count={os.cpu_count()}").strip()
+import jax
+from jax.sharding import NamedSharding, PartitionSpec
 
-import jax  # noqa: E402
-from jax.sharding import Mesh, NamedSharding, PartitionSpec  # noqa: E402
-
-import ganno_jax as gj  # noqa: E402
+import ganno_jax as gj
+from ganno_jax.agents.sharding import ENV_AXIS, env_mesh, use_cpu_cores
 
 BRANCHES = {"accuracy": 1, "difference": 2}
 
@@ -56,9 +52,9 @@ def bench_jax(env, params, num_envs: int, repeats: int) -> dict:
     _, state = jax.vmap(env.reset, (0, None))(keys[-1], params)
     devices = jax.devices()
     if len(devices) > 1 and num_envs % len(devices) == 0:  # split the env axis over the host devices
-        envs_axis = NamedSharding(Mesh(devices, ("envs",)), PartitionSpec(None, "envs"))
-        keys, actions = jax.device_put((keys, actions), envs_axis)
-        state = jax.device_put(state, NamedSharding(envs_axis.mesh, PartitionSpec("envs")))
+        mesh = env_mesh()
+        keys, actions = jax.device_put((keys, actions), NamedSharding(mesh, PartitionSpec(None, ENV_AXIS)))
+        state = jax.device_put(state, NamedSharding(mesh, PartitionSpec(ENV_AXIS)))
     start = time.perf_counter()
     step = jax.jit(jax.vmap(env.step_env, (0, 0, 0, None))).lower(keys[0], state, actions[0], params).compile()
     compile_s = time.perf_counter() - start
@@ -173,4 +169,5 @@ def main(argv=None) -> list[dict]:
 
 
 if __name__ == "__main__":
+    use_cpu_cores()  # before JAX runs anything: XLA reads the device count when its CPU backend starts
     main()

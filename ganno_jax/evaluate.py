@@ -103,6 +103,12 @@ def _rollout(env, params, policy_step, carry, key):
     return infos
 
 
+def _over_grid(run):
+    """``run(lead, init_lr, wd, key)`` mapped over init LRs [L] and keys [S] (``lead``, ``wd`` shared)."""
+    per_seed = jax.vmap(run, in_axes=(None, None, None, 0))
+    return jax.vmap(per_seed, in_axes=(None, 0, None, None))
+
+
 @lru_cache(maxsize=32)
 def _schedule_grid(task: Task, optimizer: str, schedules: tuple):
     """Jitted ``grid(index [K], init_lrs [L], wd, keys [S]) -> infos [K, L, S, T, ...]`` for schedules
@@ -123,8 +129,7 @@ def _schedule_grid(task: Task, optimizer: str, schedules: tuple):
         params = EnvParams(reward_mode="accuracy", track_test=True).fixed_start(init_lr, weight_decay)
         return _rollout(env, params, step, (), key)
 
-    per_seed = jax.vmap(run, in_axes=(None, None, None, 0))
-    return jax.jit(jax.vmap(jax.vmap(per_seed, in_axes=(None, 0, None, None)), in_axes=(0, None, None, None)))
+    return jax.jit(jax.vmap(_over_grid(run), in_axes=(0, None, None, None)))
 
 
 @lru_cache(maxsize=32)
@@ -145,8 +150,7 @@ def _policy_grid(task: Task, single_agent: bool, obs_mask: Optional[tuple]):
         # the rollout key is the schedules' one: same network init and minibatches for every method
         return _rollout(env, params, step, policy.init(jax.random.fold_in(key, 1), env.num_agents), key)
 
-    per_seed = jax.vmap(run, in_axes=(None, None, None, 0))
-    return jax.jit(jax.vmap(per_seed, in_axes=(None, 0, None, None)))
+    return jax.jit(_over_grid(run))
 
 
 def _num_layers(env) -> int:

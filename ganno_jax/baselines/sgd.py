@@ -79,7 +79,7 @@ def epoch_step(env: GlobalLREnv, state: GlobalEnvState, lrs: jax.Array, key: jax
     k_perm, k_eval, _ = jax.random.split(key, 3)
     per_agent = jnp.broadcast_to(lrs[:, None], (lrs.shape[0], env.trainer.num_agents))
     inner, stats = env.trainer.train(state.inner, per_agent, params.weight_decay, k_perm, env.epoch_indices(k_perm))
-    metrics = env.trainer.measure(inner.params, k_eval)
+    metrics = env.trainer.measure(env.trainer.eval_params(inner), k_eval)
     val_loss = features.safe_loss(metrics.val_loss)
     state = GlobalEnvState(inner=inner, lr=lrs[-1], epoch=state.epoch + 1, val_loss=val_loss,
                            best_loss=jnp.minimum(state.best_loss, val_loss), grad_norm=stats.grad_norm)
@@ -155,7 +155,7 @@ def grid_search(env: GlobalLREnv, params: GlobalEnvParams, key: jax.Array, budge
     def one(lr):
         per_step = jnp.full((steps, env.trainer.num_agents), lr)
         inner, stats = env.trainer.train(start.inner, per_step, params.weight_decay, k_reset, indices)
-        val_loss = env.trainer.measure(inner.params, keys[-1]).val_loss
+        val_loss = env.trainer.measure(env.trainer.eval_params(inner), keys[-1]).val_loss
         diverged = stats.diverged | ~jnp.isfinite(val_loss)
         return jnp.where(diverged, jnp.inf, val_loss), diverged, jnp.int32(per_step.shape[0])
 
