@@ -39,8 +39,7 @@ def main(argv=None) -> dict:
     train_task, eval_tasks = ex.pick_tasks(args, "digits-cnn2", ("digits-cnn5", "mnist1d-cnn5"),
                                            "fashion_mnist-cnn2", ("cifar10-cnn5",))
     baselines = ex.baseline_controllers(args.baselines or (SMOKE_BASELINES if args.smoke else BASELINES))
-    ex.prepare_out(args.out, args.overwrite, keep=[args.train_run])
-    policy = ex.train_or_load(args, scale, train_task, os.path.join(args.out, "agent"), run_dir=args.train_run)
+    policy = ex.prepare_out_and_agent(args, scale, train_task)
     tables, sections = {}, []
     for name in eval_tasks:
         task = ex.make_task(name, scale, args.data_dir)

@@ -53,8 +53,7 @@ def main(argv=None) -> dict:
     train_task, eval_tasks = ex.pick_tasks(args, "digits-resnet9", ("digits-resnet18",),
                                            "fashion_mnist-resnet9", ("cifar10-resnet18",))
     baselines = ex.baseline_controllers(args.baselines or BASELINES)
-    ex.prepare_out(args.out, args.overwrite, keep=[args.train_run])
-    policy = ex.train_or_load(args, scale, train_task, os.path.join(args.out, "agent"), run_dir=args.train_run)
+    policy = ex.prepare_out_and_agent(args, scale, train_task)
     tables = {}
     for name in eval_tasks:
         task = ex.make_task(name, scale, args.data_dir)

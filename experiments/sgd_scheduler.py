@@ -64,14 +64,9 @@ SCALES = {
 
 def build_parser() -> argparse.ArgumentParser:
     """Command-line flags."""
-    p = argparse.ArgumentParser(prog="sgd_scheduler.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="results/sgd_scheduler", help="results folder (default: results/sgd_scheduler)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty results folder")
-    p.add_argument("--scale", choices=("cpu", "paper"), default="cpu",
-                   help="cpu: minutes on 2 CPU cores (digits MLP, 10 epochs); paper: CNN, 20 epochs, 100 grid "
-                        "LRs, agent trained on 500,000 inner steps (an accelerator)")
-    p.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (tests); overrides --scale")
+    p = ex.base_parser("sgd_scheduler.py", __doc__, "results/sgd_scheduler",
+                       "cpu: minutes on 2 CPU cores (digits MLP, 10 epochs); paper: CNN, 20 epochs, 100 grid "
+                       "LRs, agent trained on 500,000 inner steps (an accelerator)")
     p.add_argument("--dataset", default=None, help="dataset (default: digits; mnist with --data-dir)")
     p.add_argument("--data-dir", help="folder with the MNIST IDX files or the cifar-100-python pickles")
     p.add_argument("--init-lrs", default=None, help="comma-separated initial LRs (default: 5e-4,1e-3,5e-3,1e-2)")

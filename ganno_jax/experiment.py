@@ -141,17 +141,23 @@ def prepare_out(out: str, overwrite: bool, keep: Sequence[Optional[str]] = ()) -
 
 
 # ----------------------------------------------------------------------------------------- flags
-def parser(prog: str, description: str, default_out: str,
-           init_lrs_default: str = "1e-4,3e-4,1e-3,3e-3,1e-2, the paper's") -> argparse.ArgumentParser:
-    """ArgumentParser with the flags every experiment shares."""
+def base_parser(prog: str, description: str, default_out: str, scale_help: str) -> argparse.ArgumentParser:
+    """ArgumentParser with the flags of every script: --out, --overwrite, --scale cpu|paper, --smoke."""
     p = argparse.ArgumentParser(prog=prog, description=description,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=default_out, help=f"results folder (default: {default_out})")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing results folder")
-    p.add_argument("--scale", choices=("cpu", "paper"), default="cpu",
-                   help="cpu: minutes on 2 CPU cores (the demo's sizes); paper: tau=100, the registry's "
-                        "horizons/widths, IPPO paper defaults, 5 seeds (an accelerator)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty results folder")
+    p.add_argument("--scale", choices=("cpu", "paper"), default="cpu", help=scale_help)
     p.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (tests); overrides --scale")
+    return p
+
+
+def parser(prog: str, description: str, default_out: str,
+           init_lrs_default: str = "1e-4,3e-4,1e-3,3e-3,1e-2, the paper's") -> argparse.ArgumentParser:
+    """ArgumentParser with the flags every GANNO experiment shares."""
+    p = base_parser(prog, description, default_out,
+                    "cpu: minutes on 2 CPU cores (the demo's sizes); paper: tau=100, the registry's "
+                    "horizons/widths, IPPO paper defaults, 5 seeds (an accelerator)")
     p.add_argument("--seeds", type=int, help="evaluation seeds per initial LR (default: 1 smoke, 3 cpu, 5 paper)")
     p.add_argument("--init-lrs", type=parse_floats, metavar="LR,LR",
                    help=f"initial-LR grid (default: {init_lrs_default}; --smoke: a smaller one)")
@@ -210,6 +216,13 @@ def train_or_load(args, scale: Scale, train_task: str, folder: str, variant: str
     training.train_run(folder, task, scale.ippo, variant=variant, seed=args.seed,
                        chunk_updates=scale.chunk_updates, progress=not args.no_progress)
     return training.load_policy(folder)
+
+
+def prepare_out_and_agent(args, scale: Scale, train_task: str):
+    """Prepares ``args.out`` (see ``prepare_out``; ``--train-run`` is kept) and returns the GANNO
+    controller: reused from ``--train-run``, or trained into ``<out>/agent``."""
+    prepare_out(args.out, args.overwrite, keep=[args.train_run])
+    return train_or_load(args, scale, train_task, os.path.join(args.out, "agent"), run_dir=args.train_run)
 
 
 def baseline_controllers(names: Sequence[str]) -> list:
