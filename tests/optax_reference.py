@@ -1,0 +1,14 @@
+"""Reference inner training for tests: a plain Python loop of ``optax`` updates on an ``InnerTrainer``'s loss."""
+import jax
+import optax
+
+
+def optax_run(trainer, params, batch_indices, optimizer: optax.GradientTransformation):
+    """(params, optimiser state) after one ``optimizer`` step per row of ``batch_indices`` [steps, batch]."""
+    opt_state = optimizer.init(params)
+    x, y = trainer.data.x_train, trainer.data.y_train
+    for idx in batch_indices:
+        grads = jax.grad(lambda p: trainer.loss_and_accuracy(p, x[idx], y[idx])[0])(params)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+    return params, opt_state
