@@ -5,10 +5,15 @@ import optax
 
 def optax_run(trainer, params, batch_indices, optimizer: optax.GradientTransformation):
     """(params, optimiser state) after one ``optimizer`` step per row of ``batch_indices`` [steps, batch]."""
-    opt_state = optimizer.init(params)
     x, y = trainer.data.x_train, trainer.data.y_train
-    for idx in batch_indices:
+
+    @jax.jit
+    def step(params, opt_state, idx):
         grads = jax.grad(lambda p: trainer.loss_and_accuracy(p, x[idx], y[idx])[0])(params)
         updates, opt_state = optimizer.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
+        return optax.apply_updates(params, updates), opt_state
+
+    opt_state = optimizer.init(params)
+    for idx in batch_indices:
+        params, opt_state = step(params, opt_state, idx)
     return params, opt_state

@@ -1,4 +1,5 @@
-"""Optimiser baselines that own their step size (schedule-free AdamW, Prodigy) through the inner trainer."""
+"""Optimiser baselines (baselines/optimizers.py, env/update_rules.py) through the inner trainer against optax:
+Lion and LAMB (per-layer LR directions), schedule-free AdamW and Prodigy (own their step size)."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,6 +11,7 @@ from ganno_jax import evaluate
 from ganno_jax.baselines import controllers
 from ganno_jax.baselines.optimizers import OPTIMIZERS, make_update_rule
 from ganno_jax.env.inner import InnerTrainer
+from optax_reference import optax_run
 
 TASK = gj.tasks.get("digits-mlp", tau=5, horizon=2, eval_batch=64)
 STEPS, LR, WD = 6, 3e-3, 0.05
@@ -22,19 +24,21 @@ def _trainer_and_reference(optimizer: str, reference: optax.GradientTransformati
     start = trainer.init(key, LR)
     idx = trainer.sample_batch_indices(jax.random.key(4), STEPS)
     state, stats = jax.jit(trainer.train)(start, jnp.full((STEPS, trainer.num_agents), LR), WD, key, idx)
-
-    params, opt_state = start.params, reference.init(start.params)
-    for i in idx:
-        grads = jax.grad(lambda p: trainer.loss_and_accuracy(p, trainer.data.x_train[i], trainer.data.y_train[i])[0])(
-            params)
-        updates, opt_state = reference.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
     assert not bool(stats.diverged)
-    return trainer, state, params, opt_state
+    return (trainer, state, *optax_run(trainer, start.params, idx, reference))
 
 
 def _assert_trees_close(a, b):
     jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=2e-5, atol=1e-6), a, b)
+
+
+@pytest.mark.parametrize("optimizer,reference", [
+    ("lion", optax.lion(LR, weight_decay=WD)),
+    ("lamb", optax.lamb(LR, weight_decay=WD)),  # decay inside the trust ratio, as the LAMB paper
+])
+def test_direction_optimizers_match_optax(optimizer, reference):
+    _, state, params, _ = _trainer_and_reference(optimizer, reference)
+    _assert_trees_close(state.params, params)
 
 
 def test_schedule_free_adamw_matches_optax_and_is_measured_at_its_average():

@@ -5,14 +5,16 @@ name                   update rule
 =====================  =========================================================================
 task                   the task's own optimiser (``scale_by_adam`` for adam, identity for sgd)
 lion                   ``optax.scale_by_lion()`` direction x LR
-lamb                   ``scale_by_adam(eps=1e-6)`` then ``scale_by_trust_ratio()``, x LR
+lamb                   ``scale_by_adam(eps=1e-6)``, ``add_decayed_weights(wd)``, then
+                       ``scale_by_trust_ratio()``, x LR: ``optax.lamb`` and the LAMB paper
 schedule_free_adamw    ``optax.contrib.schedule_free_adamw(lr, weight_decay=wd)``; measured at
                        its averaged iterate (``schedule_free_eval_params``)
 prodigy                ``optax.contrib.prodigy(lr / init_lr, estim_lr0=init_lr, weight_decay=wd)``
 =====================  =========================================================================
 
-The direction optimisers (task, lion, lamb) take per-layer LRs and decoupled weight decay
-``lr * wd * theta`` like the env. Schedule-free AdamW and Prodigy own part of their step size, so
+The direction optimisers (task, lion, lamb) take per-layer LRs. Task and Lion add decoupled weight
+decay ``lr * wd * theta`` like the env (``optax.adamw`` / ``optax.lion``); LAMB decays inside its
+trust ratio, so the layer's step is ``lr * ||theta|| / ||adam + wd theta|| * (adam + wd theta)``. Schedule-free AdamW and Prodigy own part of their step size, so
 they run with one global LR per step (``update_rules.OptimizerRule``) and apply their own AdamW-style
 decay, also scaled by the step size. Their initial LR keeps its meaning: schedule-free AdamW's LR is
 the grid's initial LR (times the schedule); Prodigy starts its step-size estimate ``d`` at the initial
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import optax
 
-from ganno_jax.env.update_rules import DirectionRule, OptimizerRule
+from ganno_jax.env.update_rules import DecayedDirectionRule, DirectionRule, OptimizerRule
 
 
 def _schedule_free_adamw(lr, init_lr, weight_decay):
@@ -33,6 +35,11 @@ def _schedule_free_adamw(lr, init_lr, weight_decay):
 
 def _prodigy(lr, init_lr, weight_decay):
     return optax.contrib.prodigy(learning_rate=lr / init_lr, estim_lr0=init_lr, weight_decay=weight_decay)
+
+
+def _lamb(weight_decay):
+    return optax.chain(optax.scale_by_adam(eps=1e-6), optax.add_decayed_weights(weight_decay),
+                       optax.scale_by_trust_ratio())
 
 
 def _prodigy_lr(state, lrs, init_lr):
@@ -51,7 +58,7 @@ def make_update_rule(optimizer: str):
     if optimizer == "lion":
         return DirectionRule(optax.scale_by_lion())
     if optimizer == "lamb":
-        return DirectionRule(optax.chain(optax.scale_by_adam(eps=1e-6), optax.scale_by_trust_ratio()))
+        return DecayedDirectionRule(_lamb)
     if optimizer == "schedule_free_adamw":
         return OptimizerRule(optimizer, _schedule_free_adamw, eval_params=optax.contrib.schedule_free_eval_params)
     if optimizer == "prodigy":

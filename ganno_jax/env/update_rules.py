@@ -5,6 +5,8 @@ Two kinds, one protocol (``init``, ``apply``, ``eval_params``, ``effective_lr``,
 - ``DirectionRule`` (the env's rule, GANNO): an optax transform gives a direction ``u`` and each
   parameter moves by ``-lr[layer] * (u + weight_decay * theta)``. Learning rates are per layer and
   are plain data, so the optimiser state never depends on them.
+  ``DecayedDirectionRule`` is its variant whose direction already holds the decay (LAMB's trust
+  ratio scales the decayed step): each parameter moves by ``-lr[layer] * u``.
 - ``OptimizerRule``: a whole optax optimiser that owns part of its step size (schedule-free AdamW
   keeps an averaged iterate, Prodigy adapts a step-size estimate ``d``). It is rebuilt at every step
   from ``make(lr, init_lr, weight_decay)`` with the step's *global* LR (the same for all layers), the
@@ -46,6 +48,25 @@ class DirectionRule:
     def effective_lr(self, opt_state, lrs: jax.Array) -> jax.Array:
         """The step sizes actually applied, [num_agents]: the given LRs."""
         return lrs
+
+
+class DecayedDirectionRule(DirectionRule):
+    """Per-layer LRs times a direction that already holds the weight decay: ``-lr[layer] * u``.
+
+    For optimisers whose decay must pass through the direction, e.g. LAMB, where the trust ratio
+    ``||theta|| / ||adam + wd * theta||`` scales the decayed step (You et al. 2020, ``optax.lamb``).
+    ``make(weight_decay) -> optax.GradientTransformation`` is rebuilt at every step with the (possibly
+    traced) decay; its state must not depend on the decay's value.
+    """
+
+    def __init__(self, make: Callable):
+        super().__init__(make(0.0))
+        self.make = make
+
+    def apply(self, grads, opt_state, params, lr_leaves, weight_decay):
+        """(new params, new state, direction u with the decay); ``lr_leaves``: one LR per parameter leaf."""
+        direction, opt_state = self.make(weight_decay).update(grads, opt_state, params)
+        return jax.tree.map(lambda p, u, lr: p - lr * u, params, direction, lr_leaves), opt_state, direction
 
 
 @struct.dataclass
