@@ -109,6 +109,20 @@ def test_difference_reward_compares_against_noop_branch(env):
     np.testing.assert_allclose(diff, acting - noop, atol=1e-6)
 
 
+def test_per_agent_difference_reverts_only_that_agent(env, step_env, reset):
+    """Agent i's reward: val-acc(all act) - val-acc(all act but agent i, whose LR stays), same randomness."""
+    base = env.default_params.fixed_start(1e-3, 1e-4)
+    _, state = reset(jax.random.key(10), base)
+    action = jnp.array([8, 8, 8])  # LRs 1e-3 -> 0: each reverted branch trains only its agent's layer
+    key = jax.random.key(11)
+    _, _, reward, *_ = step_env(key, state, action, base.replace(reward_mode="per_agent_difference"))
+    accuracy = base.replace(reward_mode="accuracy")
+    acting = float(step_env(key, state, action, accuracy)[2][0])
+    reverted = [float(step_env(key, state, action.at[i].set(0), accuracy)[2][0]) for i in range(env.num_agents)]
+    np.testing.assert_allclose(reward, acting - np.array(reverted), atol=1e-6)
+    assert len(np.unique(np.asarray(reward))) == env.num_agents  # distinct per agent: a mixed-up branch would show
+
+
 def test_episode_terminates_at_horizon_and_auto_resets(env):
     params = env.default_params.replace(reward_mode="accuracy")
     obs, state = env.reset(jax.random.key(12), params)
