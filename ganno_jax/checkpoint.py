@@ -2,8 +2,11 @@
 
 ``save(folder, step, tree)`` writes ``folder/<step>`` atomically through an orbax
 ``CheckpointManager`` (keeps the last ``max_to_keep``); ``restore(folder, like)`` restores the latest
-step into the structure of ``like`` (a pytree or its ``jax.eval_shape``). A checkpoint that does not
-match ``like`` or cannot be read raises ``CheckpointError`` naming the folder and the problem.
+step into the structure of ``like`` (a pytree or its ``jax.eval_shape``), placed as ``like``'s arrays are
+(abstract leaves: on the default device), whatever device layout saved it. Only committed steps count:
+orbax writes a step into a temporary folder and renames it when complete, so a save that was killed
+half-way is never listed nor loaded. A checkpoint that does not match ``like`` or cannot be read raises
+``CheckpointError`` naming the folder and the problem.
 """
 from __future__ import annotations
 
@@ -28,14 +31,28 @@ def _to_saveable(tree):
     return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree)
 
 
-def _manager(folder: str, max_to_keep: int = 2) -> ocp.CheckpointManager:
-    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
+def _restore_target(like):
+    """Abstract saveable tree of ``like`` with explicit shardings, so a checkpoint saved on another
+    device layout (e.g. env copies split over CPU cores) restores onto this process's devices."""
+    default = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+
+    def target(x, abstract):
+        sharding = getattr(x, "sharding", None) or default
+        return jax.ShapeDtypeStruct(abstract.shape, abstract.dtype, sharding=sharding)
+
+    return jax.tree.map(target, like, jax.eval_shape(_to_saveable, like))
+
+
+def _manager(folder: str, max_to_keep: int = 2, cleanup: bool = False) -> ocp.CheckpointManager:
+    """Orbax manager of ``folder``; ``cleanup`` first deletes temporary folders of interrupted saves."""
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True, cleanup_tmp_directories=cleanup)
     return ocp.CheckpointManager(os.path.abspath(folder), options=options)
 
 
 def save(folder: str, step: int, tree: Any, max_to_keep: int = 2) -> None:
-    """Saves ``tree`` as checkpoint ``step`` in ``folder`` (blocking until written)."""
-    with _manager(folder, max_to_keep) as manager:
+    """Saves ``tree`` as checkpoint ``step`` in ``folder`` (blocking until written), removing what
+    earlier interrupted saves left."""
+    with _manager(folder, max_to_keep, cleanup=True) as manager:
         manager.save(step, args=ocp.args.StandardSave(_to_saveable(tree)))
         manager.wait_until_finished()
 
@@ -53,10 +70,9 @@ def restore(folder: str, like: Any, step: Optional[int] = None):
     step = latest_step(folder) if step is None else step
     if step is None:
         raise CheckpointError(f"no checkpoint found in {folder!r}")
-    abstract = jax.eval_shape(_to_saveable, like)
     try:
         with _manager(folder) as manager:
-            restored = manager.restore(step, args=ocp.args.StandardRestore(abstract))
+            restored = manager.restore(step, args=ocp.args.StandardRestore(_restore_target(like)))
     except Exception as err:  # orbax raises several types for corrupt or mismatched data
         raise CheckpointError(f"checkpoint {step} in {folder!r} does not match the expected training state "
                               f"or is corrupt: {type(err).__name__}: {err}") from err

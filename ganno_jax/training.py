@@ -3,8 +3,9 @@
 A run folder holds ``config.json`` (task, IPPO config, env params, variant, seed), ``metrics.csv``
 (one row per PPO update) and ``checkpoints/<update>``. Training runs ``chunk_updates`` PPO updates
 per jitted call (``agents.make_train_pieces``), then writes metrics and a checkpoint, so a run
-killed mid-way resumes from its last checkpoint and ends exactly as an uninterrupted run would
-(chunked and fused training give identical parameters for the same key).
+killed mid-way (even during a save) resumes from its last complete checkpoint, drops the metrics rows
+written after it, and ends exactly as an uninterrupted run would (chunked and fused training give
+identical parameters for the same key; ``tests/test_resume.py`` kills ``ganno train`` for real).
 
 Variants (the paper's ablations): ``ganno`` (all observations), ``lr_only``, ``timestep_only``
 (observation masks) and ``single_agent`` (one agent, global observations, one global LR).
@@ -42,6 +43,7 @@ VARIANTS = {
 }
 METRIC_FIELDS = ("update", "env_steps", "mean_reward", "val_acc", "final_val_acc", "diverged_frac",
                  "loss_total", "loss_value", "loss_actor", "entropy", "approx_kl", "env_steps_per_s")
+COUNT_FIELDS = ("update", "env_steps")  # integer columns of metrics.csv
 
 
 def make_env(task: Task, variant: str = "ganno", reward_mode: str = "difference"):
@@ -91,10 +93,13 @@ def _metric_rows(metrics: dict, first_update: int, cfg: IPPOConfig, seconds: flo
 
 
 def _read_rows(path: str, upto: int) -> list[dict]:
+    """Rows of ``metrics.csv`` up to update ``upto``, typed as ``_metric_rows`` makes them (counts as
+    ``int``), so a resumed run rewrites its earlier rows exactly as they were."""
     if not os.path.isfile(path):
         return []
     with open(path) as f:
-        return [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f) if float(r["update"]) <= upto]
+        rows = [{k: int(v) if k in COUNT_FIELDS else float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+    return [r for r in rows if r["update"] <= upto]
 
 
 def _write_rows(path: str, rows: list[dict]) -> None:

@@ -1,0 +1,123 @@
+"""``ganno train`` killed for real (SIGKILL, subprocess) and resumed with ``--resume`` ends bit for bit
+as an uninterrupted run; a half-written checkpoint left by a kill during a save is never loaded.
+
+All runs go through the same command (``python -m ganno_jax.cli``), so they split the env copies over
+the same CPU devices. They share a persistent compilation cache: the reference run compiles, the
+others load the same executables (compilation dominates the test's time).
+"""
+import csv
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+from orbax.checkpoint.utils import TMP_DIR_SUFFIX
+
+from ganno_jax import checkpoint, training
+from ganno_jax.agents import make_train_pieces
+
+CHUNK, UPDATES = 2, 12  # 6 chunks: the kill after the first checkpoint leaves most of the run to do
+FLAGS = ["--task", "digits-mlp", "--tau", "2", "--horizon", "3", "--batch-size", "16", "--width", "2",
+         "--num-envs", "2", "--num-steps", "8", "--total-timesteps", str(UPDATES * 2 * 8), "--update-epochs", "1",
+         "--num-minibatches", "2", "--actor-layers", "8", "--gru-size", "4", "--actor-post-gru", "4",
+         "--critic-layers", "8", "--seed", "3", "--chunk-updates", str(CHUNK)]
+TIMING_FIELDS = {"env_steps_per_s"}  # the only metrics column that may differ between runs
+
+
+def _env(cache_dir):
+    return {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": str(cache_dir),
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+
+
+def _ganno(*args):
+    return [sys.executable, "-m", "ganno_jax.cli", "train", *args]
+
+
+def _run(cmd, env):
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def _finalized_steps(ckpt_dir):
+    """Step folders as orbax names them once a save is committed (temporary folders excluded)."""
+    names = os.listdir(ckpt_dir) if os.path.isdir(ckpt_dir) else []
+    return sorted(int(n) for n in names if re.fullmatch(r"\d+", n))
+
+
+def _kill_after_first_checkpoint(run, env, log):
+    """Starts a training run and SIGKILLs it as soon as its first checkpoint is committed (in practice
+    while it runs the next chunk: its metrics rows are not written yet)."""
+    with open(log, "w") as err:
+        proc = subprocess.Popen(_ganno(*FLAGS, "--out", run), env=env, stdout=subprocess.DEVNULL, stderr=err)
+        deadline = time.monotonic() + 300
+        while not _finalized_steps(os.path.join(run, "checkpoints")) and proc.poll() is None:
+            assert time.monotonic() < deadline, "no checkpoint within 300 s"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    with open(log) as err:
+        assert proc.returncode == -signal.SIGKILL, f"the run ended before it was killed:\n{err.read()[-3000:]}"
+
+
+def _fake_interrupted_save(run, ref):
+    """What a kill during the save after the last committed checkpoint leaves: the next step's
+    metrics rows already written (training writes them first) and its checkpoint folder complete but
+    not yet renamed from orbax's temporary name. Its content is the last committed state, so loading
+    it would skip a chunk; the rows carry nonsense rewards, so keeping them would show."""
+    ckpt_dir = os.path.join(run, "checkpoints")
+    last = checkpoint.latest_step(ckpt_dir)
+    shutil.copytree(os.path.join(ckpt_dir, str(last)), os.path.join(ckpt_dir, f"{last + CHUNK}{TMP_DIR_SUFFIX}"))
+    rows = _rows(run)[:last] + [{**r, "mean_reward": "999"} for r in _rows(ref)[last:last + CHUNK]]
+    with open(os.path.join(run, "metrics.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=training.METRIC_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return last
+
+
+def _rows(run):
+    with open(os.path.join(run, "metrics.csv")) as f:
+        return list(csv.DictReader(f))
+
+
+def _final_state(run):
+    task, cfg, variant, reward_mode, seed = training.load_config(run)
+    env, env_params = training.make_env(task, variant, reward_mode)
+    like = jax.eval_shape(make_train_pieces(cfg, env, env_params).init, jax.random.key(seed))
+    return checkpoint.restore(os.path.join(run, "checkpoints"), like)
+
+
+def _assert_trees_equal(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x, y = jax.random.key_data(x), jax.random.key_data(y)
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_sigkilled_train_resumes_bit_identical_and_skips_half_written_checkpoint(tmp_path):
+    env = _env(tmp_path / "jax-cache")
+    ref, run = str(tmp_path / "ref"), str(tmp_path / "run")
+    _run(_ganno(*FLAGS, "--out", ref), env)
+
+    _kill_after_first_checkpoint(run, env, tmp_path / "killed.log")
+    killed_at = checkpoint.latest_step(os.path.join(run, "checkpoints"))
+    assert CHUNK <= killed_at < UPDATES  # killed mid-run, after a committed checkpoint
+
+    last = _fake_interrupted_save(run, ref)
+    assert checkpoint.latest_step(os.path.join(run, "checkpoints")) == last  # the temporary folder is no step
+    _run(_ganno("--resume", run, "--chunk-updates", str(CHUNK)), env)
+
+    ref_step, ref_state = _final_state(ref)
+    run_step, run_state = _final_state(run)
+    assert run_step == ref_step == UPDATES
+    _assert_trees_equal(run_state, ref_state)  # params, optimiser state, normalisers, env states, keys
+    ckpt_names = os.listdir(os.path.join(run, "checkpoints"))
+    assert not [n for n in ckpt_names if TMP_DIR_SUFFIX in n], ckpt_names
+    deterministic = [f for f in training.METRIC_FIELDS if f not in TIMING_FIELDS]
+    assert [[r[f] for f in deterministic] for r in _rows(run)] == \
+           [[r[f] for f in deterministic] for r in _rows(ref)]  # rows 1..UPDATES once each, same values
