@@ -188,28 +188,49 @@ class TorchLayerwiseEnv:
         rows = torch.nan_to_num(torch.cat(cols, dim=1), posinf=1e3, neginf=-1e3)
         return torch.cat([glob.expand(self.num_agents, -1), rows], dim=1)
 
+    def load_flax_params(self, params) -> None:
+        """Copies a Flax parameter dict of the twin ``ganno_jax`` model (``L{i:02d}_<kind>`` entries with
+        ``kernel`` [in, out] or [kh, kw, in, out] and ``bias``) into the PyTorch model."""
+        for i, name in enumerate(sorted(params)):
+            kernel = np.asarray(params[name]["kernel"])
+            kernel = kernel.T if kernel.ndim == 2 else kernel.transpose(3, 2, 0, 1)
+            with torch.no_grad():
+                self.params[2 * i].copy_(torch.from_numpy(kernel.copy()))
+                self.params[2 * i + 1].copy_(torch.from_numpy(np.array(params[name]["bias"])))
+
     # ------------------------------------------------------------------ env API
-    def reset(self) -> torch.Tensor:
-        """New inner run: fresh network and Adam state, LR in [1e-5, 1e-2], weight decay in [1e-5, 1e-1]."""
+    def reset(self, params=None, init_lr: float | None = None, weight_decay: float | None = None) -> torch.Tensor:
+        """New inner run: fresh network and Adam state, LR in [1e-5, 1e-2], weight decay in [1e-5, 1e-1].
+
+        ``params`` (a Flax parameter dict, see ``load_flax_params``), ``init_lr`` and ``weight_decay``
+        replace the sampled ones when given (to start from the same point as a ``LayerwiseLREnv``)."""
         for module in self.model.modules():
             if isinstance(module, (nn.Linear, nn.Conv2d)):
                 _flax_init_(module)
+        if params is not None:
+            self.load_flax_params(params)
         self.m = [torch.zeros_like(p) for p in self.params]
         self.v = [torch.zeros_like(p) for p in self.params]
         self.count, self.steps, self.diverged = 0, 0, False
         self.init_lr, self.wd = self._log_uniform(1e-5, 1e-2), self._log_uniform(1e-5, 1e-1)
+        if init_lr is not None:
+            self.init_lr = torch.tensor(init_lr)
+        if weight_decay is not None:
+            self.wd = torch.tensor(weight_decay)
         self.lrs = torch.full((self.num_agents,), float(self.init_lr))
         self.prev_action = torch.zeros(self.num_agents, dtype=torch.long)
         self.grad_norm = self.update_norm = torch.zeros(self.num_agents)
         self.metrics = self._measure()
         return self._obs()
 
-    def step(self, actions: torch.Tensor):
-        """(obs [N, 31], reward [N], terminated) after tau optimiser steps with the new LRs."""
+    def step(self, actions: torch.Tensor, batch_indices: torch.Tensor | None = None):
+        """(obs [N, 31], reward [N], terminated) after tau optimiser steps with the new LRs, on minibatches
+        ``batch_indices`` [tau, batch_size] of the train split (default: drawn with replacement)."""
         actions = torch.as_tensor(actions, dtype=torch.long)
         new_lrs = torch.clamp(self.lrs * _MUL[actions] / _DIV[actions] + _ADD[actions], LR_MIN, LR_MAX)
-        n = self.x_train.shape[0]
-        batch_indices = torch.randint(0, n, (self.task.tau, self.task.batch_size), generator=self.gen)
+        if batch_indices is None:
+            n = self.x_train.shape[0]
+            batch_indices = torch.randint(0, n, (self.task.tau, self.task.batch_size), generator=self.gen)
         eval_state = self.gen.get_state()
         if self.reward_mode == "difference":  # no-op branch first, from a snapshot, same minibatches and eval examples
             snapshot = ([p.detach().clone() for p in self.params], self.m, self.v, self.count)
