@@ -1,10 +1,12 @@
 """Paper-000 baselines (ganno_jax.baselines.sgd) and the experiments/sgd_scheduler.py smoke run."""
 import importlib.util
+import json
 import os
 
 import flax.struct
 import jax
 import jax.numpy as jnp
+from matplotlib.image import imread
 import numpy as np
 import pytest
 
@@ -93,14 +95,24 @@ def test_smoke_run_writes_tables(tmp_path, capsys):
     assert info.value.code == 0
     out = str(tmp_path / "run")
     result = exp.main(["--smoke", "--out", out, "--init-lrs", "1e-3", "--optimizers", "sgd"])  # one compile each
-    for name in ("README.md", "results.csv", "results.json", "schedule.png"):
-        assert os.path.getsize(os.path.join(out, name)) > 0
-    methods = {r["method"] for r in result["rows"]}
-    assert methods == {"Agent (PPO)", "SGD grid search", "SGD-SLS", "SGD-ConstantLR", "SGD-OneCycleLR"}
+    rows = result["rows"]
+    assert {r["method"] for r in rows} == {"Agent (PPO)", "SGD grid search", "SGD-SLS", "SGD-ConstantLR",
+                                           "SGD-OneCycleLR"}
+    saved = json.load(open(os.path.join(out, "results.json")))
+    assert [(r["method"], r["init_lr"], r["diverged_runs"]) for r in saved["rows"]] == \
+        [(r["method"], r["init_lr"], r["diverged_runs"]) for r in rows]
+    np.testing.assert_allclose([r["best"] for r in saved["rows"]], [r["best"] for r in rows])
     readme = open(os.path.join(out, "README.md")).read()
-    assert "Divergent case exists" in readme and "Agent (PPO)" in readme and "Elapsed" in readme
     csv_lines = open(os.path.join(out, "results.csv")).read().strip().splitlines()
-    assert len(csv_lines) == 1 + len(result["rows"])
+    assert csv_lines[0].startswith("init_lr,method,best_final_loss") and len(csv_lines) == 1 + len(rows)
+    for line, r in zip(csv_lines[1:], rows):  # every row in the CSV and in the README's table, with its numbers
+        init_lr, method, best, _, diverged, runs, _ = line.split(",")
+        assert (float(init_lr), method, int(diverged), int(runs)) == (r["init_lr"], r["method"], r["diverged_runs"],
+                                                                      r["runs"])
+        np.testing.assert_allclose(float(best), r["best"], rtol=1e-5)
+        assert any(row.startswith(f"| {method} | ") and f"| {diverged}/{runs} |" in row for row in readme.splitlines())
+    image = imread(os.path.join(out, "schedule.png"))  # a decodable figure that is not blank
+    assert image.ndim == 3 and image.shape[1] > image.shape[0] and image[..., :3].std() > 0.01
     assert result["budgets"]["grid_steps_per_optimizer"] == {"sgd": 1_000}
     with pytest.raises(FileExistsError):
         exp.main(["--smoke", "--out", out])
