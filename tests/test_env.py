@@ -90,10 +90,10 @@ def test_determinism_under_fixed_key(env, step_env, reset):
 
 
 @pytest.mark.parametrize("mode", ["difference", "per_agent_difference"])
-def test_difference_reward_is_zero_for_joint_noop(env, mode):
+def test_difference_reward_is_zero_for_joint_noop(env, step_env, reset, mode):
     params = env.default_params.replace(reward_mode=mode)
-    _, state = env.reset(jax.random.key(8), params)
-    _, _, reward, *_ = jax.jit(env.step_env)(jax.random.key(9), state, jnp.zeros(env.num_agents, jnp.int32), params)
+    _, state = reset(jax.random.key(8), params)
+    _, _, reward, *_ = step_env(jax.random.key(9), state, jnp.zeros(env.num_agents, jnp.int32), params)
     np.testing.assert_array_equal(reward, np.zeros(env.num_agents, np.float32))
 
 
