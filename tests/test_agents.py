@@ -4,6 +4,7 @@ Compile time dominates: every compiled training function lives in a module-scope
 reused by several tests. Run with ``-s`` to see the CartPole return curves.
 """
 import dataclasses
+import warnings
 
 import chex
 import jax
@@ -15,13 +16,24 @@ from envs_for_tests import CartPole, CorruptedEnv, MatchIdEnv
 from ganno_jax.agents import (ConstantPolicy, IPPOConfig, RandomPolicy, ScannedGRU, make_train,
                               make_train_pieces, policy_from)
 
-CARTPOLE_CFG = IPPOConfig(num_envs=8, num_steps=64, total_timesteps=50_000, lr=1e-3, update_epochs=4, anneal_lr=True)
+# 100k steps, not 50k: at 50k a quarter of the seeds are still on the ~150-250 plateau where the cart drifts
+# off the track (docs/decisions.md, "Robust CartPole PPO"); at 100k the median seed holds 500.
+CARTPOLE_CFG = IPPOConfig(num_envs=8, num_steps=64, total_timesteps=100_000, lr=1e-3, update_epochs=4, anneal_lr=True)
 MATCH_CFG = IPPOConfig(num_envs=4, num_steps=16, total_timesteps=2_048, lr=3e-3, update_epochs=4)
+# Learning tests train NUM_SEEDS seeds in one vmapped program and assert a statistic over seeds with a
+# margin measured under master keys 0..7: one seed's float trajectory differs between CPUs.
+NUM_SEEDS = 8
 
 
-def episode_returns_per_update(metrics) -> list[np.ndarray]:
-    """Returns of the episodes finished in each update, from ``reward``/``done`` ``[U, T, E]``."""
-    reward, done = np.asarray(metrics["reward"]), np.asarray(metrics["done"])
+def train_seeds(cfg: IPPOConfig, env, master_key: jax.Array, num_seeds: int = NUM_SEEDS):
+    """``jit(vmap(train))`` over ``num_seeds`` keys split from ``master_key``: every leaf of the
+    ``TrainOutput`` gains a leading seed axis ``[S, ...]``."""
+    train = make_train(cfg, env, env.default_params)
+    return jax.jit(jax.vmap(train))(jax.random.split(master_key, num_seeds))
+
+
+def episode_returns_per_update(reward: np.ndarray, done: np.ndarray) -> list[np.ndarray]:
+    """Returns of the episodes finished in each update of one run, from ``reward``/``done`` ``[U, T, E]``."""
     num_updates, num_steps, num_envs = reward.shape
     running, per_update = np.zeros(num_envs), [[] for _ in range(num_updates)]
     for i, (r, d) in enumerate(zip(reward.reshape(-1, num_envs), done.reshape(-1, num_envs))):
@@ -29,6 +41,21 @@ def episode_returns_per_update(metrics) -> list[np.ndarray]:
         per_update[i // num_steps].extend(running[d])
         running[d] = 0.0
     return [np.asarray(x) for x in per_update]
+
+
+def cartpole_returns(metrics) -> tuple[np.ndarray, np.ndarray]:
+    """From seed-batched metrics (``reward``/``done`` ``[S, U, T, E]``): each seed's mean return of the
+    episodes finished in the last 20% of updates ``[S]`` (NaN if none finished) and the median over
+    seeds of each update's mean episode return ``[U]`` (NaN where no seed finished an episode)."""
+    last, curves = [], []
+    for reward, done in zip(np.asarray(metrics["reward"]), np.asarray(metrics["done"])):
+        per_update = episode_returns_per_update(reward, done)
+        finished = np.concatenate(per_update[-len(per_update) // 5:])
+        last.append(finished.mean() if finished.size else np.nan)
+        curves.append([r.mean() if r.size else np.nan for r in per_update])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN updates stay NaN
+        return np.asarray(last), np.nanmedian(np.asarray(curves), axis=0)
 
 
 def leaves_equal(a, b):
@@ -63,29 +90,43 @@ def match_out(match_train):
 # ---------------------------------------------------------------- learning
 
 
+@pytest.fixture(scope="module")
+def match_outs(match_env):
+    return train_seeds(MATCH_CFG, match_env, jax.random.key(0))
+
+
+def match_accuracy(outs) -> tuple[np.ndarray, np.ndarray]:
+    """Per-seed mean accuracy over the first 4 and the last 8 updates, each ``[S]``."""
+    accuracy = np.asarray(outs.metrics["accuracy"])  # [S, U, T, E]
+    return accuracy[:, :4].mean(axis=(1, 2, 3)), accuracy[:, -8:].mean(axis=(1, 2, 3))
+
+
 @pytest.mark.parametrize("recurrent", [True, False], ids=["gru", "mlp"])
 def test_ppo_solves_cartpole(cartpole, recurrent):
     cfg = dataclasses.replace(CARTPOLE_CFG, recurrent=recurrent)
-    out = jax.jit(make_train(cfg, cartpole, cartpole.default_params))(jax.random.key(0))
-    returns = episode_returns_per_update(out.metrics)
-    curve = [float(r.mean()) if r.size else float("nan") for r in returns]
-    print(f"\nCartPole {'GRU' if recurrent else 'MLP'} mean episode return per update:")
+    out = train_seeds(cfg, cartpole, jax.random.key(0))
+    last, curve = cartpole_returns(out.metrics)
+    print(f"\nCartPole {'GRU' if recurrent else 'MLP'}, median over {NUM_SEEDS} seeds of the mean episode return per update:")
     print(" ".join("-" if np.isnan(c) else f"{c:.0f}" for c in curve))
-    last = np.concatenate(returns[-len(returns) // 5:])
-    print(f"last 20% of updates: {last.size} episodes, mean return {last.mean():.1f}")
-    assert last.size > 0 and last.mean() >= 150
+    print(f"last 20% of updates, mean return per seed: {np.round(last)}")
+    # Master keys 0..7, 8 seeds each (64 seeds per network): medians of 8 were 456-500 (GRU) and 471-500
+    # (MLP); single seeds: GRU median 492, min 255, 3/64 below 300; MLP median 500, min 187, 3/64 below
+    # 250. A median below 250 needs 4 of 8 seeds below it: about 3e-4 at 3/64 per seed.
+    assert np.median(last) >= 250
     assert all_finite(out.runner_state.params)
-    chex.assert_shape(out.metrics["loss"]["total"], (cfg.num_updates,))
-    chex.assert_shape(out.metrics["length"], (cfg.num_updates, cfg.num_steps, cfg.num_envs))
+    chex.assert_shape(out.metrics["loss"]["total"], (NUM_SEEDS, cfg.num_updates))
+    chex.assert_shape(out.metrics["length"], (NUM_SEEDS, cfg.num_updates, cfg.num_steps, cfg.num_envs))
 
 
-def test_multi_agent_folding_learns_per_agent_targets(match_out):
-    accuracy = np.asarray(match_out.metrics["accuracy"]).mean(axis=(1, 2))
-    print(f"\nMatchIdEnv(3 agents) accuracy per update: {np.round(accuracy[::8], 2)}")
-    assert accuracy[:4].mean() < 0.6
-    assert accuracy[-8:].mean() >= 0.9
-    reward = np.asarray(match_out.metrics["reward"])
-    chex.assert_shape(reward, (MATCH_CFG.num_updates, MATCH_CFG.num_steps, MATCH_CFG.num_envs))
+def test_multi_agent_folding_learns_per_agent_targets(match_outs):
+    first, last = match_accuracy(match_outs)
+    print(f"\nMatchIdEnv(3 agents) accuracy per seed: first updates {np.round(first, 2)}, last {np.round(last, 2)}")
+    # Master keys 0..7 (64 seeds): medians of 8 were 0.47-0.49 first (seed max 0.53) and 0.91-0.97
+    # last (seed min 0.83).
+    assert np.median(first) < 0.6
+    assert np.median(last) >= 0.85
+    reward = np.asarray(match_outs.metrics["reward"])
+    chex.assert_shape(reward, (NUM_SEEDS, MATCH_CFG.num_updates, MATCH_CFG.num_steps, MATCH_CFG.num_envs))
 
 
 # ---------------------------------------------------------------- determinism and structure
@@ -181,10 +222,10 @@ def test_config_validation_against_env(match_env):
 # ---------------------------------------------------------------- controllers
 
 
-def test_controllers_share_one_protocol(match_env, match_out):
+def test_controllers_share_one_protocol(match_env, match_outs):
     params = match_env.default_params
     controllers = {
-        "learned": policy_from(match_out),
+        "learned": policy_from(match_outs, seed_index=0),
         "random": RandomPolicy(num_actions=3),
         "constant": ConstantPolicy(),
     }
@@ -208,7 +249,9 @@ def test_controllers_share_one_protocol(match_env, match_out):
         return reward.mean(), actions
 
     acc = {name: episode_accuracy(c, jax.random.key(7)) for name, c in controllers.items()}
-    assert acc["learned"][0] >= 0.9
+    learned = [episode_accuracy(policy_from(match_outs, seed_index=i), jax.random.key(7))[0] for i in range(NUM_SEEDS)]
+    # Master keys 0..7 (64 seeds): medians of 8 were all 1.00, seed min 0.91.
+    assert np.median(learned) >= 0.9
     assert 0.1 < acc["random"][0] < 0.6
     np.testing.assert_array_equal(acc["constant"][1], 0)
     batched = jax.vmap(episode_accuracy, in_axes=(None, 0))(controllers["learned"], jax.random.split(jax.random.key(1), 3))
