@@ -122,7 +122,7 @@ def test_multi_agent_folding_learns_per_agent_targets(match_outs):
     first, last = match_accuracy(match_outs)
     print(f"\nMatchIdEnv(3 agents) accuracy per seed: first updates {np.round(first, 2)}, last {np.round(last, 2)}")
     # Master keys 0..7 (64 seeds): medians of 8 were 0.47-0.49 first (seed max 0.53) and 0.91-0.97
-    # last (seed min 0.83).
+    # last (seed min 0.83, 1/64 below 0.85).
     assert np.median(first) < 0.6
     assert np.median(last) >= 0.85
     reward = np.asarray(match_outs.metrics["reward"])
@@ -250,7 +250,7 @@ def test_controllers_share_one_protocol(match_env, match_outs):
 
     acc = {name: episode_accuracy(c, jax.random.key(7)) for name, c in controllers.items()}
     learned = [episode_accuracy(policy_from(match_outs, seed_index=i), jax.random.key(7))[0] for i in range(NUM_SEEDS)]
-    # Master keys 0..7 (64 seeds): medians of 8 were all 1.00, seed min 0.91.
+    # Master keys 0..7 (64 seeds): medians of 8 were all 1.00, seed min 0.91 (3/64 below 0.99).
     assert np.median(learned) >= 0.9
     assert 0.1 < acc["random"][0] < 0.6
     np.testing.assert_array_equal(acc["constant"][1], 0)
