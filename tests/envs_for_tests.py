@@ -205,3 +205,32 @@ class TargetMatchEnv:
         obs, _ = self.reset(key, params)  # placeholder obs of the (ended) episode; replaced by the reset
         return _auto_reset(self, key, params, obs, state, reward, jnp.ones((), bool), jnp.zeros((), bool),
                            {"abs_error": jnp.abs(error).mean()})
+
+
+class OneStepEnv:
+    """One agent, constant observation ``[1, 2]`` of ones, reward 1, and every step ends the episode: by
+    truncation if ``truncate`` else by termination. Every step's value target is then exactly
+    ``1 + gamma * V(ones)`` (truncated: bootstrapped from ``final_obs``) or ``1`` (terminated)."""
+
+    num_agents = 1
+
+    def __init__(self, truncate: bool):
+        self.truncate = truncate
+
+    @property
+    def default_params(self):
+        return ()
+
+    def action_space(self, params) -> Discrete:
+        return Discrete(2)
+
+    def observation_space(self, params) -> Box:
+        return Box((1, 2))
+
+    def reset(self, key, params):
+        return jnp.ones((1, 2)), jnp.zeros((), jnp.int32)
+
+    def step(self, key, state, action, params):
+        obs, state = self.reset(key, params)
+        return _auto_reset(self, key, params, obs, state, jnp.ones(()), jnp.asarray(not self.truncate),
+                           jnp.asarray(self.truncate), {})

@@ -12,9 +12,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from envs_for_tests import CartPole, CorruptedEnv, MatchIdEnv
+from envs_for_tests import CartPole, CorruptedEnv, MatchIdEnv, OneStepEnv
 from ganno_jax.agents import (ConstantPolicy, IPPOConfig, RandomPolicy, ScannedGRU, make_train,
                               make_train_pieces, policy_from)
+from ganno_jax.agents.ippo import normalize_obs
+from ganno_jax.agents.networks import ActorCritic, make_network
 
 # 100k steps, not 50k: at 50k a quarter of the seeds are still on the ~150-250 plateau where the cart drifts
 # off the track (docs/decisions.md, "Robust CartPole PPO"); at 100k the median seed holds 500.
@@ -178,6 +180,20 @@ def test_scanned_gru_resets_hidden_state_on_done():
     _, no_reset = gru.apply(params, carry, (x, jnp.zeros((10, 3), bool)))
     np.testing.assert_array_equal(out[:, 0], no_reset[:, 0])  # other actors untouched
     assert not np.allclose(out[4:, 1], no_reset[4:, 1])
+
+
+@pytest.mark.parametrize("truncate", [True, False], ids=["truncated", "terminated"])
+def test_value_targets_bootstrap_truncated_steps_only(truncate):
+    env = OneStepEnv(truncate)
+    cfg = IPPOConfig(num_envs=2, num_steps=8, total_timesteps=16, update_epochs=1, num_minibatches=1, recurrent=False)
+    pieces = make_train_pieces(cfg, env, env.default_params)
+    rs = jax.jit(pieces.init)(jax.random.key(0))
+    obs = normalize_obs(cfg, rs.obs_stats, jnp.ones((1, 2)))
+    value = float(make_network(cfg, env.action_space(None)).apply(rs.params, obs, method=ActorCritic.value)[0])
+    assert abs(cfg.gamma * value) > 1e-2  # the two cases differ
+    rs, _ = jax.jit(pieces.update, static_argnums=1)(rs, 1)
+    # ret_stats saw only this update's 16 value targets (its prior count is 1e-4), all equal.
+    np.testing.assert_allclose(rs.ret_stats.mean, 1.0 + cfg.gamma * value if truncate else 1.0, rtol=1e-4)
 
 
 # ---------------------------------------------------------------- robustness
