@@ -60,9 +60,9 @@ def main(argv=None) -> dict:
                                  run_dir=runs.get(v)) for v in variants]
     tables = {}
     for name in eval_tasks:
-        task = ex.make_task(name, scale, args.data_dir)
+        task = ex.make_task(name, scale, args)
         _, tables[name] = ex.evaluate_task(policies, task, init_lrs, seeds, os.path.join(args.out, name),
-                                           seed=args.seed)
+                                           seed=args.seed, **ex.run_options(args))
     sections = [(f"{name}: final test accuracy (%) by initial LR", table) for name, table in tables.items()]
     ex.finish(args.out, f"Ablations: agents trained on {train_task} ({ex.scale_note(scale, seeds)})", sections, start)
     return tables

@@ -42,9 +42,9 @@ def main(argv=None) -> dict:
     policy = ex.prepare_out_and_agent(args, scale, train_task)
     tables, sections = {}, []
     for name in eval_tasks:
-        task = ex.make_task(name, scale, args.data_dir)
+        task = ex.make_task(name, scale, args)
         _, tables[name] = ex.evaluate_task([policy, *baselines], task, init_lrs, seeds,
-                                           os.path.join(args.out, name), seed=args.seed)
+                                           os.path.join(args.out, name), seed=args.seed, **ex.run_options(args))
         sections.append((f"{name}: final test accuracy (%), weight decay {task.weight_decay:g}", tables[name]))
     ex.finish(args.out, f"Generalisation: GANNO trained on {train_task} ({ex.scale_note(scale, seeds)})",
               sections, start)

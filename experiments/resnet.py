@@ -56,11 +56,11 @@ def main(argv=None) -> dict:
     policy = ex.prepare_out_and_agent(args, scale, train_task)
     tables = {}
     for name in eval_tasks:
-        task = ex.make_task(name, scale, args.data_dir)
+        task = ex.make_task(name, scale, args)
         for wd in wds:
             _, tables[f"{name} wd={wd:g}"] = ex.evaluate_task(
                 [policy, *baselines], task, init_lrs, seeds, os.path.join(args.out, name), weight_decay=wd,
-                seed=args.seed, name=f"results_wd{wd:g}", plot_lr=init_lrs[0])
+                seed=args.seed, **ex.run_options(args), name=f"results_wd{wd:g}", plot_lr=init_lrs[0])
     sections = [(f"{key}: final test accuracy (%)", table) for key, table in tables.items()]
     ex.finish(args.out, f"Deeper networks: GANNO trained on {train_task} ({ex.scale_note(scale, seeds)})",
               sections, start)

@@ -48,12 +48,12 @@ def main(argv=None) -> dict:
     policy = ex.prepare_out_and_agent(args, scale, train_task)
     tables = {}
     for name in eval_tasks:
-        task = ex.make_task(name, scale, args.data_dir)
-        folder = os.path.join(args.out, name)
+        task = ex.make_task(name, scale, args)
+        folder, options = os.path.join(args.out, name), ex.run_options(args)
         _, tables[f"{name} schedules"] = ex.evaluate_task(schedules, task, peaks, seeds, folder, seed=args.seed,
-                                                          name="schedules")
+                                                          name="schedules", **options)
         _, tables[f"{name} GANNO"] = ex.evaluate_task([policy], task, ganno_lrs, seeds, folder, seed=args.seed,
-                                                      name="ganno_from_zero", plot_lr=ganno_lrs[0])
+                                                      name="ganno_from_zero", plot_lr=ganno_lrs[0], **options)
     sections = []
     for name in eval_tasks:
         sections.append((f"{name}: warm-up schedules, final test accuracy (%) by peak LR", tables[f"{name} schedules"]))

@@ -57,12 +57,12 @@ def main(argv=None) -> dict:
     policy = ex.prepare_out_and_agent(args, scale, train_task)
     tables, sections = {}, []
     for name in eval_tasks:
-        task = ex.make_task(name, scale, args.data_dir)
+        task = ex.make_task(name, scale, args)
         rows_by_wd = {}
         for wd in wds:
             results, tables[f"{name} wd={wd:g}"] = ex.evaluate_task(
                 [policy, *baselines], task, init_lrs, seeds, os.path.join(args.out, name), weight_decay=wd,
-                seed=args.seed, name=f"results_wd{wd:g}")
+                seed=args.seed, **ex.run_options(args), name=f"results_wd{wd:g}")
             rows_by_wd[wd] = evaluate.summary_rows(results)
         tables[f"{name} sensitivity"] = sensitivity_table(rows_by_wd)
         evaluate.write_atomic(os.path.join(args.out, name, "sensitivity.md"), tables[f"{name} sensitivity"])

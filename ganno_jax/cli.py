@@ -38,12 +38,16 @@ def _task_args(parser: argparse.ArgumentParser, default: str = "digits-cnn2") ->
     parser.add_argument("--batch-size", type=int, help="inner minibatch size (default: the task's)")
     parser.add_argument("--width", type=int, help="model width multiplier (default: the task's, 16)")
     parser.add_argument("--data-dir", help="folder with MNIST/Fashion-MNIST/CIFAR files")
+    parser.add_argument("--eval-batch", type=int, help="train/validation examples measured per env step "
+                                                       "(default: the task's, 512)")
+    parser.add_argument("--test-chunk", type=int, help="test examples measured at once in evaluation "
+                                                       "(default: the task's, 500; lower it to save memory)")
 
 
 def _task_from(args):
     import ganno_jax as gj
 
-    names = ("tau", "horizon", "batch_size", "width", "data_dir")
+    names = ("tau", "horizon", "batch_size", "width", "data_dir", "eval_batch", "test_chunk")
     overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     return gj.tasks.get(args.task, **overrides)
 
@@ -77,7 +81,8 @@ def _cmd_evaluate(args) -> int:
         methods.insert(0, training.load_policy(args.run))
     init_lrs = tuple(float(v) for v in args.init_lrs.split(","))
     _, table = evaluate_task(methods, _task_from(args), init_lrs, args.seeds, args.out,
-                             weight_decay=args.weight_decay, plot_prefix="")
+                             weight_decay=args.weight_decay, plot_prefix="", max_parallel_runs=args.max_parallel_runs,
+                             devices=args.devices, progress=not args.no_progress)
     print(table)
     print(f"wrote {args.out}/ (results.json, results.md, results.csv, plots)")
     return 0
@@ -121,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--weight-decay", type=float, default=None, help="default: the task's (0.1)")
     ev.add_argument("--out", required=True, help="results folder (table .md/.csv, results .json, plots)")
     ev.add_argument("--overwrite", action="store_true")
+    ev.add_argument("--max-parallel-runs", type=int, metavar="N",
+                    help="runs vmapped at once (default: as many as fit the free memory, split over all devices)")
+    ev.add_argument("--devices", type=int, help="split the runs over this many devices (default: all; on CPU "
+                                                "one device per core)")
+    ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     ev.set_defaults(func=_cmd_evaluate)
 
     dm = sub.add_parser("demo", help="train a small GANNO on digits and evaluate it zero-shot (CPU, minutes)")
@@ -136,7 +146,7 @@ def main(argv=None) -> int:
     use_cpu_cores()
     try:
         return args.func(args)
-    except (ValueError, FileExistsError, FileNotFoundError) as err:
+    except (ValueError, FileExistsError, FileNotFoundError, MemoryError) as err:
         print(f"ganno {args.command}: error: {err}", file=sys.stderr)
         return 2
 

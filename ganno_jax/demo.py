@@ -27,12 +27,12 @@ SEEDS = 3
 
 
 def evaluate_all(policy, out: str, eval_tasks=EVAL_TASKS, baselines=BASELINES, seeds: int = SEEDS,
-                 init_lrs=evaluate.PAPER_INIT_LRS, settings=None) -> dict:
+                 init_lrs=evaluate.PAPER_INIT_LRS, settings=None, progress: bool = True) -> dict:
     """Evaluates ``policy`` and ``baselines`` on each eval task; writes tables and plots; returns tables."""
     settings = TASK_SETTINGS if settings is None else settings
     methods = [policy, *[controllers.get(b) for b in baselines]]
     return {name: evaluate_task(methods, tasks.get(name, **settings), init_lrs, seeds, os.path.join(out, name),
-                                plot_prefix="")[1]
+                                plot_prefix="", progress=progress)[1]
             for name in eval_tasks}
 
 
@@ -52,7 +52,7 @@ def run(out: str = "results/demo", overwrite: bool = False, ippo: IPPOConfig = I
     train_secs = time.perf_counter() - start
     policy = training.load_policy(run_dir)
     print(f"[demo] trained in {train_secs:.0f}s; evaluating zero-shot on {', '.join(EVAL_TASKS)}")
-    tables = evaluate_all(policy, out, seeds=seeds, baselines=baselines, init_lrs=init_lrs)
+    tables = evaluate_all(policy, out, seeds=seeds, baselines=baselines, init_lrs=init_lrs, progress=progress)
     elapsed = time.perf_counter() - start
     report = [f"# GANNO demo ({elapsed / 60:.1f} min on this machine; training {train_secs / 60:.1f} min)\n"]
     for name, table in tables.items():

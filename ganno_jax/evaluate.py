@@ -1,9 +1,12 @@
-"""Evaluation harness: run any controller over an initial-LR x seed grid as one vmapped program.
+"""Evaluation harness: run any controller over an initial-LR x seed grid, vmapped in chunks that fit memory.
 
 Every method is trained by the same inner code (``LayerwiseLREnv``) with the same keys: seed ``s``
 gives the same network initialisation and the same minibatches to every method (common random
 numbers), so differences between methods are not sampling noise. Test metrics are measured on
-the whole test split after every env step (``tau`` optimiser steps).
+the whole test split after every env step (``tau`` optimiser steps), ``task.test_chunk`` examples
+at a time. The grid is a flat axis of runs executed by ``chunked.RunMapper``: as many runs at once
+as the free memory allows (or ``max_parallel_runs``), split over all devices; a grid that cannot fit
+one run is refused before it starts (``chunked.InsufficientMemoryError``).
 
 Tables follow the paper: mean +- std (over seeds) of the final test accuracy (%) per initial LR, the
 average over LRs (mean +- std over seeds of each seed's average) and, to judge robustness to the
@@ -12,6 +15,7 @@ initial LR, the std across LRs of the per-LR means.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -24,10 +28,13 @@ from typing import Optional, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm.auto import tqdm
 
+from ganno_jax.agents.sharding import env_mesh
 from ganno_jax.baselines.controllers import PolicyController, ScheduleController
 from ganno_jax.baselines.optimizers import check_init_lrs, make_update_rule
 from ganno_jax.baselines.schedules import make_schedule
+from ganno_jax.chunked import ChunkPlan, RunMapper
 from ganno_jax.env.inner import InnerTrainer
 from ganno_jax.env.layerwise import EnvParams, LayerwiseLREnv
 from ganno_jax.env.wrappers import SingleAgentLREnv
@@ -46,6 +53,7 @@ class EvalResult:
     init_lrs: tuple
     weight_decay: float
     curves: dict = field(repr=False)
+    plan: Optional[ChunkPlan] = None  # how the grid was run (runs at once, devices, memory estimate)
 
     @property
     def final_acc(self) -> np.ndarray:
@@ -61,6 +69,7 @@ class EvalResult:
         """JSON-ready dict (curves as nested lists)."""
         return {"method": self.method, "task": self.task, "init_lrs": list(self.init_lrs),
                 "weight_decay": self.weight_decay, "diverged_runs": self.diverged_runs,
+                "plan": None if self.plan is None else dataclasses.asdict(self.plan),
                 "curves": {k: np.asarray(v).tolist() for k, v in self.curves.items()}}
 
 
@@ -103,21 +112,16 @@ def _rollout(env, params, policy_step, carry, key):
     return infos
 
 
-def _over_grid(run):
-    """``run(lead, init_lr, wd, key)`` mapped over init LRs [L] and keys [S] (``lead``, ``wd`` shared)."""
-    per_seed = jax.vmap(run, in_axes=(None, None, None, 0))
-    return jax.vmap(per_seed, in_axes=(None, 0, None, None))
-
-
 @lru_cache(maxsize=32)
-def _schedule_grid(task: Task, optimizer: str, schedules: tuple):
-    """Jitted ``grid(index [K], init_lrs [L], wd, keys [S]) -> infos [K, L, S, T, ...]`` for schedules
-    sharing one optimiser (one program, ``lax.switch`` over the schedule index); cached, so another
-    weight decay or grid of the same shape reuses the compiled program."""
+def _schedule_runs(task: Task, optimizer: str, schedules: tuple) -> RunMapper:
+    """Runs of schedules sharing one optimiser: ``fn(wd, (index, init_lr, key)) -> infos [T, ...]``
+    (one program for all of them, ``lax.switch`` over the schedule index); cached with its compiled
+    programs, so another weight decay or grid of the same shape reuses them."""
     env = _env_for(task, optimizer, False)
     layers = _num_layers(env)
 
-    def run(index, init_lr, weight_decay, key):
+    def run(weight_decay, inputs):
+        index, init_lr, key = inputs
         fns = [make_schedule(name, init_lr, task.total_inner_steps) for name in schedules]
 
         def step(t, k, obs, state, carry, params):
@@ -129,16 +133,19 @@ def _schedule_grid(task: Task, optimizer: str, schedules: tuple):
         params = EnvParams(reward_mode="accuracy", track_test=True).fixed_start(init_lr, weight_decay)
         return _rollout(env, params, step, (), key)
 
-    return jax.jit(jax.vmap(_over_grid(run), in_axes=(0, None, None, None)))
+    return RunMapper(run, f"{task.name}: {', '.join(schedules)}", _memory_hint(task))
 
 
 @lru_cache(maxsize=32)
-def _policy_grid(task: Task, single_agent: bool, obs_mask: Optional[tuple]):
-    """Jitted ``grid(policy, init_lrs [L], wd, keys [S]) -> infos [L, S, T, ...]``; the policy is an
-    argument, so the compiled program is reused for every policy of the same structure (cached)."""
+def _policy_runs(task: Task, single_agent: bool, obs_mask: Optional[tuple]) -> RunMapper:
+    """Runs of a policy: ``fn((policy, wd), (init_lr, key)) -> infos [T, ...]``; the policy is an
+    input, so the compiled programs are reused for every policy of the same structure (cached)."""
     env = _env_for(task, "task", single_agent)
 
-    def run(policy, init_lr, weight_decay, key):
+    def run(shared, inputs):
+        policy, weight_decay = shared
+        init_lr, key = inputs
+
         def step(t, k, obs, state, carry, params):
             k_act, k_env = jax.random.split(k)
             action, carry = policy.act(k_act, obs, carry, jnp.bool_(False))
@@ -150,63 +157,104 @@ def _policy_grid(task: Task, single_agent: bool, obs_mask: Optional[tuple]):
         # the rollout key is the schedules' one: same network init and minibatches for every method
         return _rollout(env, params, step, policy.init(jax.random.fold_in(key, 1), env.num_agents), key)
 
-    return jax.jit(_over_grid(run))
+    return RunMapper(run, f"{task.name}: learned/random policy", _memory_hint(task))
+
+
+def _memory_hint(task: Task) -> str:
+    return (f"One run's memory grows with the task's test_chunk (now {task.test_chunk}; e.g. "
+            f"task.replace(test_chunk={max(1, task.test_chunk // 4)})), eval_batch (now {task.eval_batch}) "
+            f"and batch_size (now {task.batch_size}).")
 
 
 def _num_layers(env) -> int:
     return env.env.num_agents if isinstance(env, SingleAgentLREnv) else env.num_agents
 
 
-def _result(name: str, task: Task, init_lrs, wd: float, infos) -> EvalResult:
-    return EvalResult(name, task.name, init_lrs, wd, {k: np.asarray(infos[k]) for k in CURVE_KEYS})
+def _result(name: str, task: Task, init_lrs, wd: float, infos, plan: ChunkPlan) -> EvalResult:
+    return EvalResult(name, task.name, init_lrs, wd, {k: np.asarray(infos[k]) for k in CURVE_KEYS}, plan)
+
+
+def _grid_mesh(devices: Optional[int]):
+    """Mesh the grid is split over: ``devices`` devices (None: all); None for one device."""
+    mesh = env_mesh(devices)
+    return mesh if mesh.size > 1 else None
 
 
 def run_many(controllers: Sequence, task: Task, init_lrs: Sequence[float] = PAPER_INIT_LRS, seeds: int = 5,
-             weight_decay: Optional[float] = None, seed: int = 0) -> list[EvalResult]:
+             weight_decay: Optional[float] = None, seed: int = 0, max_parallel_runs: Optional[int] = None,
+             devices: Optional[int] = None, progress: bool = False) -> list[EvalResult]:
     """Evaluate several controllers on ``task`` over ``init_lrs`` x ``seeds`` (see ``run``).
 
     Schedules sharing an optimiser run as one program (vmapped over a schedule index with
-    ``lax.switch``), so adding a handcrafted baseline costs no extra compilation. Results keep the
-    order of ``controllers``.
+    ``lax.switch``), so adding a handcrafted baseline costs no extra compilation. Every program runs
+    its grid in chunks of runs that fit memory (``chunked.RunMapper``), split over ``devices``
+    devices (default: all). Results keep the order of ``controllers``.
     """
     init_lrs = _check_grid(init_lrs, seeds)
-    wd = float(task.weight_decay if weight_decay is None else weight_decay)
+    wd = jnp.float32(task.weight_decay if weight_decay is None else weight_decay)
+    num_lrs = len(init_lrs)
     lrs, keys = jnp.asarray(init_lrs, jnp.float32), jax.random.split(jax.random.key(seed), seeds)
-    results = {}
+    lr_of, seed_of = np.repeat(np.arange(num_lrs), seeds), np.tile(np.arange(seeds), num_lrs)  # run r = (l, s)
     groups: dict[str, list[int]] = {}
+    policies = []
     for i, c in enumerate(controllers):
         if isinstance(c, ScheduleController):
             check_init_lrs(c.optimizer, init_lrs)
             groups.setdefault(c.optimizer, []).append(i)
         elif isinstance(c, PolicyController):
-            infos = _policy_grid(task, c.single_agent, c.obs_mask)(c.policy, lrs, jnp.float32(wd), keys)
-            results[i] = _result(c.name, task, init_lrs, wd, infos)
+            policies.append(i)
         else:
             raise TypeError(f"controller {c!r} is neither a ScheduleController nor a PolicyController")
-    for optimizer, members in groups.items():
-        group = [controllers[i] for i in members]
-        grid = _schedule_grid(task, optimizer, tuple(c.schedule for c in group))
-        infos = grid(jnp.arange(len(group)), lrs, jnp.float32(wd), keys)
-        for j, i in enumerate(members):
-            results[i] = _result(group[j].name, task, init_lrs, wd, jax.tree.map(lambda x: x[j], infos))
+    mesh = _grid_mesh(devices)
+    bar = tqdm(total=len(controllers) * num_lrs * seeds, unit="run", desc=f"evaluate {task.name}",
+               disable=not progress, dynamic_ncols=True)
+    grid_shape = (num_lrs, seeds)
+    results = {}
+    with bar:
+        for i in policies:
+            c = controllers[i]
+            bar.set_postfix_str(f"{c.name}: compiling/running")
+            infos, plan = _policy_runs(task, c.single_agent, c.obs_mask)(
+                (c.policy, wd), (lrs[lr_of], keys[seed_of]), mesh, max_parallel_runs, bar.update)
+            infos = jax.tree.map(lambda x: x.reshape(*grid_shape, *x.shape[1:]), infos)
+            results[i] = _result(c.name, task, init_lrs, float(wd), infos, plan)
+        for optimizer, members in groups.items():
+            group = [controllers[i] for i in members]
+            bar.set_postfix_str(f"{', '.join(c.name for c in group)}: compiling/running")
+            index = np.repeat(np.arange(len(group)), num_lrs * seeds)
+            runs = (jnp.asarray(index, jnp.int32), lrs[np.tile(lr_of, len(group))], keys[np.tile(seed_of, len(group))])
+            infos, plan = _schedule_runs(task, optimizer, tuple(c.schedule for c in group))(
+                wd, runs, mesh, max_parallel_runs, bar.update)
+            infos = jax.tree.map(lambda x: x.reshape(len(group), *grid_shape, *x.shape[1:]), infos)
+            for j, i in enumerate(members):
+                results[i] = _result(group[j].name, task, init_lrs, float(wd), jax.tree.map(lambda x: x[j], infos), plan)
     return [results[i] for i in range(len(controllers))]
 
 
 def run(controller, task: Task, init_lrs: Sequence[float] = PAPER_INIT_LRS, seeds: int = 5,
-        weight_decay: Optional[float] = None, seed: int = 0) -> EvalResult:
-    """Evaluate ``controller`` on ``task`` over ``init_lrs`` x ``seeds`` in one jitted, vmapped program.
+        weight_decay: Optional[float] = None, seed: int = 0, max_parallel_runs: Optional[int] = None,
+        devices: Optional[int] = None, progress: bool = False) -> EvalResult:
+    """Evaluate ``controller`` on ``task`` over ``init_lrs`` x ``seeds``, vmapped in memory-sized chunks.
 
     Args:
       controller: ``ScheduleController`` or ``PolicyController`` (see ``baselines.controllers``).
-      task: the evaluation task (its ``horizon`` x ``tau`` optimiser steps per run).
+      task: the evaluation task (its ``horizon`` x ``tau`` optimiser steps per run; ``test_chunk``
+        test examples measured at once).
       init_lrs: initial learning rates, each >= 0.
       seeds: runs per initial LR; seed ``s`` uses the same network init and minibatches for every method.
       weight_decay: decoupled weight decay (default ``task.weight_decay``).
       seed: master seed of the grid.
+      max_parallel_runs: runs vmapped at once (None: the most that fit the free memory, see ``chunked``);
+        results do not depend on it beyond float round-off.
+      devices: devices the runs are split over (None: all).
+      progress: a tqdm bar over runs.
     Returns:
       ``EvalResult`` with curves [L, S, T] (``lrs``: [L, S, T, num_layers]).
+    Raises:
+      ``chunked.InsufficientMemoryError`` before running if one run cannot fit.
     """
-    return run_many([controller], task, init_lrs, seeds, weight_decay, seed)[0]
+    return run_many([controller], task, init_lrs, seeds, weight_decay, seed, max_parallel_runs, devices,
+                    progress)[0]
 
 
 # ---------------------------------------------------------------------------------------- tables

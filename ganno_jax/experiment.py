@@ -170,8 +170,18 @@ def parser(prog: str, description: str, default_out: str,
     p.add_argument("--train-run", help="reuse this trained run folder (from `ganno train` or an earlier "
                                        "experiment's <out>/agent) instead of training")
     p.add_argument("--seed", type=int, default=0, help="training and evaluation master seed (default: 0)")
-    p.add_argument("--no-progress", action="store_true", help="no training progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (training, evaluation)")
+    p.add_argument("--max-parallel-runs", type=int, metavar="N",
+                   help="evaluation runs vmapped at once (default: as many as fit the free memory)")
+    p.add_argument("--test-chunk", type=int, metavar="N",
+                   help="test examples measured at once per run (default: the task's, 500); lower it if "
+                        "one evaluation run does not fit memory")
     return p
+
+
+def run_options(args) -> dict:
+    """Keyword arguments of ``evaluate_task`` from the flags: runs at once, progress bar."""
+    return dict(max_parallel_runs=args.max_parallel_runs, progress=not args.no_progress)
 
 
 def scale_of(args) -> Scale:
@@ -186,11 +196,12 @@ def default_init_lrs(args, smoke=(1e-3, 1e-2), full=evaluate.PAPER_INIT_LRS) -> 
     return smoke if args.smoke else full
 
 
-def make_task(name: str, scale: Scale, data_dir: Optional[str] = None) -> "tasks.Task":
-    """Task ``name`` at ``scale`` (file-backed datasets read ``data_dir``)."""
+def make_task(name: str, scale: Scale, args=None) -> "tasks.Task":
+    """Task ``name`` at ``scale``, with ``args.data_dir`` (file-backed datasets) and ``args.test_chunk``."""
     overrides = dict(scale.task)
-    if data_dir is not None:
-        overrides["data_dir"] = data_dir
+    for flag in ("data_dir", "test_chunk"):
+        if getattr(args, flag, None) is not None:
+            overrides[flag] = getattr(args, flag)
     return tasks.get(name, **overrides)
 
 
@@ -210,7 +221,7 @@ def train_or_load(args, scale: Scale, train_task: str, folder: str, variant: str
     """The evaluation controller of ``run_dir`` if given, else of a run trained into ``folder``."""
     if run_dir:
         return training.load_policy(run_dir)
-    task = make_task(train_task, scale, args.data_dir)
+    task = make_task(train_task, scale, args)
     print(f"[{scale.name}] training {variant} on {task.name}: {scale.ippo.total_timesteps} env steps, "
           f"{scale.ippo.num_envs} envs, tau={task.tau}, horizon={task.horizon}")
     training.train_run(folder, task, scale.ippo, variant=variant, seed=args.seed,
@@ -233,8 +244,12 @@ def baseline_controllers(names: Sequence[str]) -> list:
 # ----------------------------------------------------------------------------------- evaluation
 def evaluate_task(methods: Sequence, task, init_lrs: Sequence[float], seeds: int, folder: str,
                   weight_decay: Optional[float] = None, seed: int = 0, name: str = "results",
-                  plot_lr: Optional[float] = None, plot_prefix: Optional[str] = None) -> tuple[list, str]:
+                  plot_lr: Optional[float] = None, plot_prefix: Optional[str] = None,
+                  max_parallel_runs: Optional[int] = None, devices: Optional[int] = None,
+                  progress: bool = False) -> tuple[list, str]:
     """Evaluates ``methods`` on ``task``; writes ``<name>.{json,md,csv}`` and PNG plots to ``folder``.
+
+    ``max_parallel_runs`` / ``devices`` / ``progress``: see ``evaluate.run_many``.
 
     Returns (results, Markdown table). Plots, named ``<plot_prefix>accuracy_curves.png`` etc. (prefix
     default ``<name>_``): accuracy curves at ``plot_lr`` (default: 1e-3 or the nearest grid LR), final
@@ -242,7 +257,9 @@ def evaluate_task(methods: Sequence, task, init_lrs: Sequence[float], seeds: int
     schedule of the first learned policy (the first method when there is none).
     """
     results = evaluate.run_many(methods, task, init_lrs=init_lrs, seeds=seeds, weight_decay=weight_decay,
-                                seed=seed)
+                                seed=seed, max_parallel_runs=max_parallel_runs, devices=devices,
+                                progress=progress)
+    print(f"[evaluate] {task.name}: {results[0].plan.describe()}")
     evaluate.save_results(results, folder, name)
     prefix = f"{name}_" if plot_prefix is None else plot_prefix
     lr = 1e-3 if plot_lr is None else plot_lr
@@ -285,7 +302,7 @@ def script_entry(main: Callable[[Optional[list]], object]) -> None:
     use_cpu_cores()
     try:
         main(sys.argv[1:])
-    except (ValueError, FileExistsError, FileNotFoundError) as err:
+    except (ValueError, FileExistsError, FileNotFoundError, MemoryError) as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
 

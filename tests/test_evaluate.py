@@ -1,13 +1,15 @@
 """Evaluation harness: grid shapes, common random numbers, divergence counting, tables, errors."""
 import json
 
+import jax
 import numpy as np
 import pytest
 
 import ganno_jax as gj
-from ganno_jax import evaluate
+from ganno_jax import chunked, cli, evaluate
 from ganno_jax.agents import ConstantPolicy
 from ganno_jax.baselines import controllers
+from ganno_jax.env.inner import InnerTrainer
 
 TASK = gj.tasks.get("digits-mlp", tau=4, horizon=3, eval_batch=64)
 
@@ -72,3 +74,41 @@ def test_unknown_controller_lists_valid_names():
         controllers.get("adamw-magic")
     with pytest.raises(ValueError, match="optimizer='sophia'"):
         controllers.ScheduleController("x", optimizer="sophia")
+
+
+def test_chunked_grid_equals_all_at_once(capsys):
+    """Runs in chunks of 3 (the last padded) give the curves of every program's runs at once."""
+    methods = [controllers.get("constant"), controllers.get("cosine"), controllers.get("random")]
+    grid = dict(init_lrs=(1e-3, 1e-2), seeds=2, devices=1)
+    whole = evaluate.run_many(methods, TASK, max_parallel_runs=100, **grid)
+    parts = evaluate.run_many(methods, TASK, max_parallel_runs=3, progress=True, **grid)
+    assert "12/12" in capsys.readouterr().err  # the progress bar counted every run
+    for a, b in zip(whole, parts):
+        assert a.method == b.method and b.plan.chunk == 3 and a.plan.chunk in (4, 8)
+        for k in evaluate.CURVE_KEYS:
+            np.testing.assert_allclose(a.curves[k], b.curves[k], rtol=1e-5, atol=1e-6, err_msg=f"{a.method} {k}")
+    # common random numbers survive chunking: cosine starts like constant (same init, same minibatches)
+    np.testing.assert_array_equal(parts[0].curves["train_loss"][..., 0] > 0, True)
+    np.testing.assert_allclose(parts[0].curves["test_acc"][..., 0], parts[1].curves["test_acc"][..., 0], atol=0.02)
+
+
+def test_test_split_in_chunks_equals_the_whole_split():
+    trainer = InnerTrainer(TASK)
+    params = trainer.init(jax.random.key(3)).params
+    n = trainer.data.x_test.shape[0]
+    whole = trainer.test_metrics(params, chunk=n)
+    for chunk in (37, n // 2, n - 1):  # a remainder, two equal pieces, a one-example remainder
+        np.testing.assert_allclose(trainer.test_metrics(params, chunk=chunk), whole, rtol=1e-5)
+    logits = trainer.module.apply({"params": params}, trainer.data.x_test)
+    assert float(whole[1]) == pytest.approx(float(np.mean(np.argmax(logits, -1) == trainer.data.y_test)), abs=1e-6)
+
+
+def test_cli_refuses_a_grid_that_cannot_fit_before_running(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(chunked, "device_budget", lambda mesh: 1024)  # 1 KiB free
+    out = tmp_path / "res"
+    code = cli.main(["evaluate", "--task", "digits-mlp", "--tau", "2", "--horizon", "2", "--methods", "constant",
+                     "--init-lrs", "1e-3", "--seeds", "1", "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "ganno evaluate: error: digits-mlp: constant: one run needs an estimated" in err
+    assert "test_chunk (now 500" in err and "Traceback" not in err
+    assert not out.exists()  # nothing half-written

@@ -9,8 +9,9 @@ different LRs vmap and nothing recompiles when an LR changes. Optimisers that ow
 step size (schedule-free AdamW, Prodigy) plug in as an ``OptimizerRule`` with one global LR
 (see ``update_rules.py``).
 
-Divergence: a step whose minibatch loss or new parameters are not finite is *not applied*
-(parameters and optimiser state keep their previous values) and sets the ``diverged`` flag.
+Divergence: a step whose minibatch loss is not finite, or whose new parameters are not finite or
+exploded (their squared norm overflows float32, |theta| beyond ~1e19), is *not applied* (parameters
+and optimiser state keep their previous values) and sets the ``diverged`` flag.
 """
 from __future__ import annotations
 
@@ -151,7 +152,8 @@ class InnerTrainer:
             (loss, _), grads = jax.value_and_grad(self.loss_and_accuracy, has_aux=True)(st.params, x, y)
             lr_leaves = jax.tree.map(lambda a: step_lrs[a], self._leaf_agent)
             params, opt_state, direction = self.rule.apply(grads, st.opt_state, st.params, lr_leaves, weight_decay)
-            finite = jnp.isfinite(loss) & jnp.all(jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(params)]))
+            # a finite but exploded step (e.g. LR 1e38) is divergence too: ||theta||^2 overflows float32
+            finite = jnp.isfinite(loss) & jnp.isfinite(sum(jnp.sum(jnp.square(p)) for p in jax.tree.leaves(params)))
             new = jax.tree.map(lambda a, b: jnp.where(finite, a, b), InnerState(params, opt_state), st)
             carry = (new, grads, direction, loss_sum + jnp.where(finite, loss, 0.0), finite_steps + finite,
                      diverged | ~finite)
@@ -183,8 +185,11 @@ class InnerTrainer:
         val_loss, val_acc = self._split_metrics(params, self.data.x_val, self.data.y_val, k_val, size)
         return Metrics(train_loss, train_acc, val_loss, val_acc)
 
-    def test_metrics(self, params, chunk: int = 2048):
-        """(loss, accuracy) on the whole test split, evaluated in chunks of ``chunk`` examples."""
+    def test_metrics(self, params, chunk: Optional[int] = None):
+        """(loss, accuracy) on the whole test split, evaluated in chunks of ``chunk`` examples
+        (default ``task.test_chunk``) inside ``lax.map``, so a vmapped grid of runs holds at most
+        [runs, chunk, ...] activations, never [runs, test examples, ...]."""
+        chunk = self.task.test_chunk if chunk is None else chunk
         x, y = self.data.x_test, self.data.y_test
         n = x.shape[0]
         if n <= chunk:

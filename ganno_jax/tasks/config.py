@@ -48,6 +48,8 @@ class Task:
       weight_decay: decoupled weight decay used by evaluation and baselines (paper: 0.1).
       eval_batch: examples used to measure train and validation metrics after each env step
         (the whole split when it is smaller).
+      test_chunk: test-split examples measured at once when evaluation tracks the whole test split
+        (memory per run grows with it; results do not depend on it beyond float round-off).
       data_dir: folder with dataset files for file-backed datasets (None: offline datasets).
     """
 
@@ -60,6 +62,7 @@ class Task:
     optimizer: str = struct.field(pytree_node=False, default="adam")
     weight_decay: float = struct.field(pytree_node=False, default=0.1)
     eval_batch: int = struct.field(pytree_node=False, default=512)
+    test_chunk: int = struct.field(pytree_node=False, default=500)
     data_dir: Optional[str] = struct.field(pytree_node=False, default=None)
 
     def __post_init__(self):
@@ -74,6 +77,7 @@ class Task:
         _check_range("horizon", self.horizon, 1, 1_000_000, integer=True)
         _check_range("weight_decay", self.weight_decay, 0.0, 10.0)
         _check_range("eval_batch", self.eval_batch, 1, 1 << 20, integer=True)
+        _check_range("test_chunk", self.test_chunk, 1, 1 << 20, integer=True)
 
     @property
     def name(self) -> str:

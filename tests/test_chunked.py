@@ -1,0 +1,102 @@
+"""Chunked execution of a grid of runs: chunk sizes from the memory budget, padding, equality with the
+all-at-once program, the early out-of-memory error, and a grid split over 4 fake CPU devices."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ganno_jax import chunked
+
+
+def _outer_run(scale, x):
+    """A run whose memory grows with its input: tanh of an outer product [n, n], reduced per row."""
+    return {"rows": jnp.tanh(scale * jnp.outer(x, x)).sum(axis=1), "total": jnp.sum(x)}
+
+
+@pytest.fixture(scope="module")
+def mapper():
+    return chunked.RunMapper(_outer_run, label="outer-product runs", hint="Lower n.")
+
+
+RUNS = jnp.asarray(np.random.default_rng(0).normal(size=(7, 384)), jnp.float32)  # 7 runs of n=384
+
+
+def test_chunks_equal_the_all_at_once_program(mapper):
+    whole, plan_whole = mapper(jnp.float32(0.5), RUNS, max_parallel_runs=7)
+    parts, plan_parts = mapper(jnp.float32(0.5), RUNS, max_parallel_runs=3)  # 3 + 3 + 1 padded
+    assert (plan_whole.chunk, plan_parts.chunk) == (7, 3)
+    assert whole["rows"].shape == (7, 384) and parts["total"].shape == (7,)
+    np.testing.assert_allclose(parts["rows"], whole["rows"], rtol=1e-6)
+    np.testing.assert_allclose(parts["total"], np.asarray(RUNS, np.float64).sum(axis=1), rtol=1e-5, atol=1e-5)
+    reference = np.tanh(0.5 * np.einsum("ri,rj->rij", RUNS, RUNS)).sum(axis=2)
+    np.testing.assert_allclose(whole["rows"], reference, rtol=1e-4, atol=1e-3)
+
+
+def test_plan_shrinks_the_chunk_to_the_budget(mapper):
+    all_at_once, _ = mapper.plan(jnp.float32(1.0), RUNS, max_parallel_runs=7)
+    one, _ = mapper.plan(jnp.float32(1.0), RUNS, max_parallel_runs=1)
+    assert all_at_once.program_bytes > 2 * one.program_bytes  # the footprint grows with the chunk
+    budget = int(2.5 * one.program_bytes)
+    plan, _ = mapper.plan(jnp.float32(1.0), RUNS, budget_bytes=budget)
+    assert 1 <= plan.chunk < 7 and plan.program_bytes <= budget
+    done = []
+    out, used = mapper(jnp.float32(1.0), RUNS, budget_bytes=budget, on_chunk=done.append)
+    assert used == plan and sum(done) == 7 and all(n <= plan.chunk for n in done)
+    np.testing.assert_allclose(out["rows"], mapper(jnp.float32(1.0), RUNS, max_parallel_runs=7)[0]["rows"],
+                               rtol=1e-6)
+
+
+def test_a_run_that_cannot_fit_is_refused_before_running(mapper):
+    one, _ = mapper.plan(jnp.float32(1.0), RUNS, max_parallel_runs=1)
+    calls = []
+    with pytest.raises(chunked.InsufficientMemoryError) as err:
+        mapper(jnp.float32(1.0), RUNS, budget_bytes=one.program_bytes // 2, on_chunk=calls.append)
+    text = str(err.value)
+    assert "outer-product runs: one run needs an estimated" in text and "Lower n." in text
+    assert f"{one.program_bytes / chunked.GIB:.2f} GiB" in text
+    assert calls == []  # nothing ran
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
+def test_max_parallel_runs_is_checked(mapper, bad):
+    with pytest.raises(ValueError, match=f"max_parallel_runs={bad!r} must be an integer >= 1"):
+        mapper(jnp.float32(1.0), RUNS, max_parallel_runs=bad)
+
+
+def test_free_memory_and_budget_are_plausible():
+    cpu = jax.devices("cpu")[0]
+    free = chunked.free_memory(cpu)
+    assert free is not None and 0 < free < 1 << 50
+    budget = chunked.device_budget(None)
+    assert 0 < budget <= free
+
+
+SCRIPT = textwrap.dedent("""
+    import jax, numpy as np
+    import ganno_jax as gj
+    from ganno_jax import evaluate
+    from ganno_jax.baselines import controllers
+    assert jax.device_count() == 4, jax.devices()
+    task = gj.tasks.get("digits-mlp", tau=2, horizon=2, eval_batch=64)
+    methods = [controllers.get("constant"), controllers.get("random")]
+    grid = dict(init_lrs=(1e-3, 3e-3, 1e-2), seeds=1)  # 3 runs per program: padded to 4 devices
+    split = evaluate.run_many(methods, task, **grid)
+    single = evaluate.run_many(methods, task, devices=1, **grid)
+    for a, b in zip(split, single):
+        assert a.plan.devices == 4 and a.plan.chunk % 4 == 0, a.plan
+        assert b.plan.devices == 1, b.plan
+        for k in evaluate.CURVE_KEYS:
+            np.testing.assert_allclose(a.curves[k], b.curves[k], rtol=1e-5, atol=1e-6, err_msg=k)
+    print("GRID SPLIT OK")
+""")
+
+
+def test_grid_split_over_four_devices_equals_one_device():
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0 and "GRID SPLIT OK" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-4000:]
