@@ -68,10 +68,10 @@ def main(argv=None) -> dict:
     p.add_argument("--json", help="also write the figures to this JSON file")
     args = p.parse_args(argv)
 
-    from ganno_jax import evaluate, experiment, tasks, training
+    from ganno_jax import evaluate, scales, tasks, training
     from ganno_jax.baselines import controllers
 
-    scale = experiment.get_scale("cpu")
+    scale = scales.ganno_scale("cpu")
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = args.data_dir
         if data_dir is None:
@@ -87,7 +87,7 @@ def main(argv=None) -> dict:
         methods = [ganno, *[controllers.get(n) for n in names]]
         print(f"[eval_memory] {task.name}: tau={task.tau}, horizon={task.horizon}, width={task.width}, "
               f"batch={task.batch_size}, test_chunk={task.test_chunk}; {len(methods)} methods x "
-              f"{len(evaluate.PAPER_INIT_LRS)} init LRs x {args.seeds} seeds")
+              f"{len(scales.PAPER_INIT_LRS)} init LRs x {args.seeds} seeds")
         start = time.perf_counter()
         results = evaluate.run_many(methods, task, seeds=args.seeds, max_parallel_runs=args.max_parallel_runs,
                                     progress=True)

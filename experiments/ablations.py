@@ -17,10 +17,12 @@ from __future__ import annotations
 import os
 import time
 
-from ganno_jax import evaluate, training
 from ganno_jax import experiment as ex
+from ganno_jax import scales
+from ganno_jax.env.wrappers import VARIANTS
+from ganno_jax.runs import prepare_out
 
-VARIANTS = ("lr_only", "timestep_only", "single_agent", "ganno")
+DEFAULT_VARIANTS = ("lr_only", "timestep_only", "single_agent", "ganno")
 
 
 def _variant_runs(text: str) -> dict:
@@ -34,7 +36,7 @@ def build_parser():
     """Flags of this experiment (the shared ones plus --variants, --variant-runs)."""
     p = ex.parser("ablations.py", __doc__, "results/ablations", init_lrs_default="0,1e-4,3e-4,1e-3,3e-3,1e-2")
     p.add_argument("--variants", type=ex.parse_names, metavar="V,V",
-                   help=f"variants to train and compare (default: {','.join(VARIANTS)})")
+                   help=f"variants to train and compare (default: {','.join(DEFAULT_VARIANTS)})")
     p.add_argument("--variant-runs", type=_variant_runs, default={}, metavar="VARIANT=DIR,...",
                    help="reuse trained run folders per variant (--train-run is the ganno one)")
     return p
@@ -45,17 +47,18 @@ def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
     scale = ex.scale_of(args)
-    init_lrs = ex.check_init_lrs(ex.default_init_lrs(args, smoke=(0.0, 1e-3), full=(0.0, *evaluate.PAPER_INIT_LRS)),
-                                 allow_zero=True)
+    init_lrs = scales.check_init_lrs(
+        ex.default_init_lrs(args, smoke=(0.0, 1e-3), full=(0.0, *scales.PAPER_INIT_LRS)), allow_zero=True)
     seeds = ex.seeds_of(args, scale)
-    variants = ex.check_names(args.variants or VARIANTS, tuple(training.VARIANTS), "variant")
+    variants = ex.check_names(args.variants or DEFAULT_VARIANTS, tuple(VARIANTS), "variant")
     runs = dict(args.variant_runs)
-    ex.check_names(runs, tuple(training.VARIANTS), "variant")
+    ex.check_names(runs, tuple(VARIANTS), "variant")
     if args.train_run:
         runs["ganno"] = args.train_run
     train_task, eval_tasks = ex.pick_tasks(args, "digits-cnn2", ("digits-cnn5",), "fashion_mnist-cnn2",
                                            ("cifar10-cnn5",))
-    ex.prepare_out(args.out, args.overwrite, keep=list(runs.values()))
+    ex.check_runs(runs.values())
+    prepare_out(args.out, args.overwrite, protect=list(runs.values()))
     policies = [ex.train_or_load(args, scale, train_task, os.path.join(args.out, "agents", v), variant=v,
                                  run_dir=runs.get(v)) for v in variants]
     tables = {}

@@ -15,6 +15,7 @@ import os
 import time
 
 from ganno_jax import experiment as ex
+from ganno_jax import scales
 
 BASELINES = ("constant", "step", "exponential", "linear", "quadratic", "cosine", "sgdr", "random", "lion", "lamb",
              "schedule_free_adamw", "prodigy")
@@ -34,7 +35,7 @@ def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
     scale = ex.scale_of(args)
-    init_lrs = ex.check_init_lrs(ex.default_init_lrs(args))
+    init_lrs = scales.check_init_lrs(ex.default_init_lrs(args))
     seeds = ex.seeds_of(args, scale)
     train_task, eval_tasks = ex.pick_tasks(args, "digits-cnn2", ("digits-cnn5", "mnist1d-cnn5"),
                                            "fashion_mnist-cnn2", ("cifar10-cnn5",))

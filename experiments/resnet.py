@@ -19,6 +19,7 @@ import os
 import time
 
 from ganno_jax import experiment as ex
+from ganno_jax import scales
 
 BASELINES = ("random", "sgdr", "constant")
 WEIGHT_DECAYS = (0.01, 0.1)
@@ -34,7 +35,7 @@ def build_parser():
     return p
 
 
-def resnet_scale(scale: ex.Scale) -> ex.Scale:
+def resnet_scale(scale: scales.GannoScale) -> scales.GannoScale:
     """The CPU scale made ResNet-sized (width 4, 10 PPO updates); smoke and paper unchanged."""
     if scale.name != "cpu":
         return scale
@@ -47,7 +48,7 @@ def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
     scale = resnet_scale(ex.scale_of(args))
-    init_lrs = ex.check_init_lrs(ex.default_init_lrs(args, smoke=(1e-3,), full=(1e-3,)))
+    init_lrs = scales.check_init_lrs(ex.default_init_lrs(args, smoke=(1e-3,), full=(1e-3,)))
     seeds = ex.seeds_of(args, scale)
     wds = ex.check_weight_decays(args.weight_decays if args.weight_decays is not None else WEIGHT_DECAYS)
     train_task, eval_tasks = ex.pick_tasks(args, "digits-resnet9", ("digits-resnet18",),

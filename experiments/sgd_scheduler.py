@@ -40,26 +40,12 @@ from ganno_jax import tasks
 from ganno_jax.agents import IPPOConfig, make_train, policy_from
 from ganno_jax.baselines import sgd
 from ganno_jax.data import load_dataset
-from ganno_jax.evaluate import write_atomic
 from ganno_jax.plots import save_figure
+from ganno_jax.runs import prepare_out, write_atomic
+from ganno_jax.scales import PAPER_AGENT_LRS, check_init_lrs, check_seeds, sgd_scheduler_scale
 
-PAPER_AGENT_LRS = (5e-4, 1e-3, 5e-3, 1e-2)
 OPT_NAMES = {"sgd": "SGD", "adam": "Adam", "adadelta": "Adadelta"}
 SCHED_NAMES = {"constant_lr": "ConstantLR", "onecycle": "OneCycleLR"}
-# scale -> (task overrides, seeds, grid LRs, budget, agent budget, PPO config)
-SCALES = {
-    "smoke": (dict(model="mlp", width=2, batch_size=128, horizon=2, eval_batch=64), 2, 10, 1_000, 160,
-              IPPOConfig(num_envs=2, num_steps=4, seq_len=4, total_timesteps=8, num_minibatches=2, update_epochs=1,
-                         recurrent=False, actor_layers=(8,), actor_post_gru=8, critic_layers=(8,))),
-    "cpu": (dict(model="mlp", width=16, batch_size=64, horizon=10, eval_batch=512), 5, 50, 10_000, 10_000,
-            IPPOConfig(num_envs=4, num_steps=10, seq_len=10, total_timesteps=40, num_minibatches=2, update_epochs=4,
-                       recurrent=False, actor_layers=(64, 64), actor_post_gru=64, critic_layers=(64, 64),
-                       init_log_std=-0.5)),
-    "paper": (dict(model="cnn2", width=32, batch_size=64, horizon=20, eval_batch=10_000), 5, 100, 10_000, 500_000,
-              IPPOConfig(num_envs=8, num_steps=20, seq_len=20, total_timesteps=160, num_minibatches=4,
-                         update_epochs=4, recurrent=False, actor_layers=(64, 64), actor_post_gru=64,
-                         critic_layers=(64, 64), init_log_std=-0.5)),
-}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,21 +125,19 @@ def main(argv=None) -> dict:
     """Runs the experiment; returns ``{"rows": [...], "budgets": {...}, "elapsed_s": float}``."""
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
-    scale = "smoke" if args.smoke else args.scale
-    overrides, seeds, grid_lrs, budget, agent_budget, base_cfg = SCALES[scale]
-    seeds = args.seeds or seeds
-    grid_lrs, budget = args.grid_lrs or grid_lrs, args.budget or budget
-    agent_budget = args.agent_budget or agent_budget
-    init_lrs = (tuple(float(x) for x in args.init_lrs.split(",") if x.strip()) if args.init_lrs
-                else PAPER_AGENT_LRS[::3] if args.smoke else PAPER_AGENT_LRS)
-    if seeds < 1 or not init_lrs or min(init_lrs) <= 0:
-        raise ValueError("--seeds must be >= 1 and --init-lrs positive numbers")
+    scale = sgd_scheduler_scale("smoke" if args.smoke else args.scale)
+    overrides, base_cfg = scale.task, scale.ppo
+    seeds = check_seeds(scale.seeds if args.seeds is None else args.seeds)
+    grid_lrs, budget = args.grid_lrs or scale.grid_lrs, args.budget or scale.budget
+    agent_budget = args.agent_budget or scale.agent_budget
+    init_lrs = check_init_lrs(ex.parse_floats(args.init_lrs) if args.init_lrs
+                              else PAPER_AGENT_LRS[::3] if args.smoke else PAPER_AGENT_LRS)
     optimizers = tuple(x.strip() for x in args.optimizers.split(",") if x.strip())
     bad = [o for o in optimizers if o not in sgd.OPTIMIZERS]
     if bad or not optimizers:
         raise ValueError(f"--optimizers {args.optimizers!r}: allowed {', '.join(sgd.OPTIMIZERS)}")
     dataset = args.dataset or ("mnist" if args.data_dir else "digits")
-    ex.prepare_out(args.out, args.overwrite)
+    prepare_out(args.out, args.overwrite)
 
     data = load_dataset(dataset, args.data_dir)
     task = tasks.Task(dataset=dataset, data_dir=args.data_dir, optimizer="sgd", **overrides)

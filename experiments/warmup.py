@@ -17,6 +17,7 @@ import os
 import time
 
 from ganno_jax import experiment as ex
+from ganno_jax import scales
 from ganno_jax.baselines import schedule_names
 
 SCHEDULES = ("warmup_cosine", "onecycle_cosine", "warmup_linear")
@@ -38,8 +39,8 @@ def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
     scale = ex.scale_of(args)
-    peaks = ex.check_init_lrs(ex.default_init_lrs(args), what="peak-LR grid")
-    ganno_lrs = ex.check_init_lrs(args.ganno_init_lrs, allow_zero=True, what="GANNO init-LR grid")
+    peaks = scales.check_init_lrs(ex.default_init_lrs(args), what="peak-LR grid")
+    ganno_lrs = scales.check_init_lrs(args.ganno_init_lrs, allow_zero=True, what="GANNO init-LR grid")
     seeds = ex.seeds_of(args, scale)
     names = ex.check_names(args.schedules or SCHEDULES, schedule_names(), "schedule")
     schedules = ex.baseline_controllers(names)

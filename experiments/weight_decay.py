@@ -15,6 +15,8 @@ import time
 
 from ganno_jax import evaluate
 from ganno_jax import experiment as ex
+from ganno_jax import scales
+from ganno_jax.runs import write_atomic
 
 BASELINES = ("constant", "cosine", "sgdr", "random", "lion")
 WEIGHT_DECAYS = (1e-4, 1e-2, 1e-1)
@@ -48,7 +50,7 @@ def main(argv=None) -> dict:
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
     scale = ex.scale_of(args)
-    init_lrs = ex.check_init_lrs(ex.default_init_lrs(args))
+    init_lrs = scales.check_init_lrs(ex.default_init_lrs(args))
     seeds = ex.seeds_of(args, scale)
     wds = ex.check_weight_decays(args.weight_decays if args.weight_decays is not None else WEIGHT_DECAYS)
     train_task, eval_tasks = ex.pick_tasks(args, "digits-cnn2", ("digits-cnn5",), "fashion_mnist-cnn2",
@@ -65,7 +67,7 @@ def main(argv=None) -> dict:
                 seed=args.seed, **ex.run_options(args), name=f"results_wd{wd:g}")
             rows_by_wd[wd] = evaluate.summary_rows(results)
         tables[f"{name} sensitivity"] = sensitivity_table(rows_by_wd)
-        evaluate.write_atomic(os.path.join(args.out, name, "sensitivity.md"), tables[f"{name} sensitivity"])
+        write_atomic(os.path.join(args.out, name, "sensitivity.md"), tables[f"{name} sensitivity"])
         sections.append((f"{name}: average final test accuracy (%) by weight decay", tables[f"{name} sensitivity"]))
         sections += [(f"{name}, weight decay {wd:g}", tables[f"{name} wd={wd:g}"]) for wd in wds]
     ex.finish(args.out, f"Weight-decay sensitivity: GANNO trained on {train_task} ({ex.scale_note(scale, seeds)})",

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 
 from ganno_jax.agents import IPPOConfig
 from ganno_jax.agents.sharding import use_cpu_cores
+from ganno_jax.env.layerwise import EnvParams
 
 
 def _ippo_args(parser: argparse.ArgumentParser) -> None:
@@ -62,7 +62,8 @@ def _cmd_train(args) -> int:
     if not args.out:
         raise SystemExit("ganno train: --out is required (or --resume RUN)")
     cfg = IPPOConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(IPPOConfig)})
-    training.train_run(args.out, _task_from(args), cfg, variant=args.variant, reward_mode=args.reward_mode,
+    training.train_run(args.out, _task_from(args), cfg, variant=args.variant,
+                       env_params=EnvParams(reward_mode=args.reward_mode),
                        seed=args.seed, chunk_updates=args.chunk_updates, overwrite=args.overwrite,
                        devices=args.devices)
     print(f"trained; run folder: {args.out} ({training.final_metrics(args.out)})")
@@ -70,17 +71,19 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from ganno_jax import training
+    from ganno_jax import scales, training
     from ganno_jax.baselines import controllers
-    from ganno_jax.experiment import evaluate_task
+    from ganno_jax.experiment import evaluate_task, parse_floats
+    from ganno_jax.runs import prepare_out
 
-    if os.path.exists(args.out) and os.listdir(args.out) and not args.overwrite:
-        raise SystemExit(f"ganno evaluate: {args.out} exists; pass --overwrite to replace its results")
     methods = [controllers.get(m) for m in args.methods.split(",") if m]
+    init_lrs = scales.check_init_lrs(parse_floats(args.init_lrs), allow_zero=bool(args.run))
+    seeds = scales.check_seeds(args.seeds)
+    task = _task_from(args)
     if args.run:
         methods.insert(0, training.load_policy(args.run))
-    init_lrs = tuple(float(v) for v in args.init_lrs.split(","))
-    _, table = evaluate_task(methods, _task_from(args), init_lrs, args.seeds, args.out,
+    prepare_out(args.out, args.overwrite, protect=[args.run])
+    _, table = evaluate_task(methods, task, init_lrs, seeds, args.out,
                              weight_decay=args.weight_decay, plot_prefix="", max_parallel_runs=args.max_parallel_runs,
                              devices=args.devices, progress=not args.no_progress)
     print(table)

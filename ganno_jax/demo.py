@@ -2,53 +2,50 @@
 zero-shot on a deeper CNN and on mnist1d against constant LR, random agents and the handcrafted
 schedules, write tables and plots to ``results/demo``. Sized to finish in minutes on 2 CPU cores.
 
-Demo scale (the paper's is in ``experiments/generalisation.py --scale paper``): tau = 20 optimiser
-steps per decision, 10 decisions per run (200 Adam steps, batch 32), width-8 CNNs, IPPO with 8 env
-copies; evaluation over the paper's five initial LRs x 3 seeds, weight decay 0.1.
+Sizes: the ``cpu`` scale of ``scales.GANNO_SCALES`` (the paper's is ``experiments/generalisation.py
+--scale paper``): tau = 20 optimiser steps per decision, 10 decisions per run (200 Adam steps, batch
+32), width-8 CNNs, IPPO with 8 env copies; evaluation over the paper's five initial LRs x 3 seeds,
+weight decay 0.1.
 """
 from __future__ import annotations
 
 import os
-import shutil
 import time
 
-from ganno_jax import evaluate, tasks, training
+from ganno_jax import tasks, training
 from ganno_jax.agents import IPPOConfig
 from ganno_jax.baselines import controllers
 from ganno_jax.experiment import evaluate_task
+from ganno_jax.runs import prepare_out, write_atomic
+from ganno_jax.scales import GANNO_SCALES, PAPER_INIT_LRS
 
-TASK_SETTINGS = dict(tau=20, horizon=10, batch_size=32, width=8, eval_batch=256)
+SCALE = GANNO_SCALES["cpu"]
 TRAIN_TASK = "digits-cnn2"
 EVAL_TASKS = ("digits-cnn3", "mnist1d-cnn2")
 BASELINES = ("constant", "step", "exponential", "linear", "quadratic", "cosine", "sgdr", "warmup_cosine",
              "onecycle_cosine", "random", "lion", "schedule_free_adamw", "prodigy")
-IPPO = IPPOConfig(num_envs=8, num_steps=16, total_timesteps=8 * 16 * 40, lr=1e-3)
-SEEDS = 3
 
 
-def evaluate_all(policy, out: str, eval_tasks=EVAL_TASKS, baselines=BASELINES, seeds: int = SEEDS,
-                 init_lrs=evaluate.PAPER_INIT_LRS, settings=None, progress: bool = True) -> dict:
+def evaluate_all(policy, out: str, eval_tasks=EVAL_TASKS, baselines=BASELINES, seeds: int = SCALE.seeds,
+                 init_lrs=PAPER_INIT_LRS, settings=None, progress: bool = True) -> dict:
     """Evaluates ``policy`` and ``baselines`` on each eval task; writes tables and plots; returns tables."""
-    settings = TASK_SETTINGS if settings is None else settings
+    settings = SCALE.task if settings is None else settings
     methods = [policy, *[controllers.get(b) for b in baselines]]
     return {name: evaluate_task(methods, tasks.get(name, **settings), init_lrs, seeds, os.path.join(out, name),
                                 plot_prefix="", progress=progress)[1]
             for name in eval_tasks}
 
 
-def run(out: str = "results/demo", overwrite: bool = False, ippo: IPPOConfig = IPPO, seeds: int = SEEDS,
-        baselines=BASELINES, init_lrs=evaluate.PAPER_INIT_LRS, progress: bool = True) -> dict:
+def run(out: str = "results/demo", overwrite: bool = False, ippo: IPPOConfig = SCALE.ippo, seeds: int = SCALE.seeds,
+        baselines=BASELINES, init_lrs=PAPER_INIT_LRS, progress: bool = True) -> dict:
     """The whole demo; returns {eval task: Markdown table}. Refuses to replace ``out`` without ``overwrite``."""
     start = time.perf_counter()
-    if os.path.exists(out) and os.listdir(out):
-        if not overwrite:
-            raise FileExistsError(f"{out!r} exists; pass --overwrite to replace it")
-        shutil.rmtree(out)
+    prepare_out(out, overwrite)
     run_dir = os.path.join(out, "agent")
-    train_task = tasks.get(TRAIN_TASK, **TASK_SETTINGS)
+    train_task = tasks.get(TRAIN_TASK, **SCALE.task)
     print(f"[demo] training GANNO on {train_task.name} ({ippo.total_timesteps} env steps, "
           f"{ippo.num_envs} envs, tau={train_task.tau}, difference reward)")
-    training.train_run(run_dir, train_task, ippo, chunk_updates=10, progress=progress)
+    training.train_run(run_dir, train_task, ippo, chunk_updates=SCALE.chunk_updates, progress=progress)
     train_secs = time.perf_counter() - start
     policy = training.load_policy(run_dir)
     print(f"[demo] trained in {train_secs:.0f}s; evaluating zero-shot on {', '.join(EVAL_TASKS)}")
@@ -57,7 +54,7 @@ def run(out: str = "results/demo", overwrite: bool = False, ippo: IPPOConfig = I
     report = [f"# GANNO demo ({elapsed / 60:.1f} min on this machine; training {train_secs / 60:.1f} min)\n"]
     for name, table in tables.items():
         report.append(f"\n## {name}: final test accuracy (%), mean ± std over {seeds} seeds\n\n{table}")
-    evaluate.write_atomic(os.path.join(out, "README.md"), "".join(report))
+    write_atomic(os.path.join(out, "README.md"), "".join(report))
     print("".join(report))
     print(f"[demo] wrote {out}/ (tables, results.json, plots) in {elapsed:.0f}s")
     return tables

@@ -1,74 +1,33 @@
 """Shared machinery of the ``experiments/*.py`` scripts (one script per GANNO paper result).
 
-Each script is a thin ``main(argv)`` over this module: common flags (``parser``), sizes per scale
-(``Scale``), input checks that fail before any training (``check_*``), training or reusing a GANNO
+Each script is a thin ``main(argv)`` over this module: common flags (``parser``), the scale
+(``scales.GannoScale``), input checks that fail before any training (``check_*``; initial-LR grids and
+seeds: ``scales.check_init_lrs`` / ``check_seeds``), training or reusing a GANNO
 run (``train_or_load``), evaluating controllers on a task and writing tables + plots
 (``evaluate_task``), and the final report (``finish``).
 
-Scales (``--scale`` / ``--smoke``):
-- ``smoke``: seconds per script (tests): tau=2, horizon=3, width 2, batch 16, 2 env copies x 8 steps.
-- ``cpu`` (default): the ``ganno demo`` sizes (tau=20, horizon=10, width 8, batch 32, 8 envs, 40
-  PPO updates): minutes on 2 CPU cores.
-- ``paper``: tau=100, each dataset's registry horizon/width/batch (e.g. CIFAR-10: 40 decisions x 100
-  Adam steps, width 32), ``IPPOConfig()`` paper defaults, 5 seeds: for an accelerator.
+Scales (``--scale`` / ``--smoke``, defined in ``scales.GANNO_SCALES``): ``smoke`` (seconds, tests),
+``cpu`` (default; the ``ganno demo`` sizes, minutes on 2 CPU cores), ``paper`` (an accelerator).
 
 Datasets: offline by default (``digits`` for training, ``digits``/``mnist1d`` for evaluation);
 ``--data-dir`` switches to the paper's Fashion-MNIST (training) and CIFAR-10 (evaluation) files.
-
-Initial-LR grids must be > 0, except where ``allow_zero`` is given: an initial LR of 0 is meaningful
-only for learned (or random) layerwise agents, whose additive actions (+0.0005, +0.001) can leave 0
-(the paper's "GANNO from LR = 0" warm-up case); a schedule scaled by 0 is 0 throughout.
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import os
-import shutil
 import sys
 import time
 from typing import Callable, Optional, Sequence
 
 from ganno_jax import evaluate, plots, tasks, training
-from ganno_jax.agents import IPPOConfig
 from ganno_jax.agents.sharding import use_cpu_cores
+from ganno_jax.runs import load_config, prepare_out, write_atomic
+from ganno_jax.scales import PAPER_INIT_LRS, GannoScale, check_seeds, ganno_scale
 from ganno_jax.baselines import controllers
 from ganno_jax.env.inner import InnerTrainer
-
-SCALES = ("smoke", "cpu", "paper")
-
-
-@dataclasses.dataclass(frozen=True)
-class Scale:
-    """Sizes of one scale: task overrides (train and eval), IPPO config, seeds, PPO updates per chunk."""
-
-    name: str
-    task: dict
-    ippo: IPPOConfig
-    seeds: int
-    chunk_updates: int
-
-
-def _demo_scale() -> Scale:
-    from ganno_jax import demo
-
-    return Scale("cpu", dict(demo.TASK_SETTINGS), demo.IPPO, demo.SEEDS, 10)
-
-
-def get_scale(name: str) -> Scale:
-    """The ``Scale`` called ``name`` (one of ``SCALES``)."""
-    if name == "smoke":
-        return Scale("smoke", dict(tau=2, horizon=3, width=2, batch_size=16, eval_batch=64),
-                     IPPOConfig(num_envs=2, num_steps=8, total_timesteps=2 * 8 * 2, lr=1e-3, num_minibatches=2,
-                                actor_layers=(16,), gru_size=8, actor_post_gru=8, critic_layers=(16,)), 1, 2)
-    if name == "cpu":
-        return _demo_scale()
-    if name == "paper":
-        return Scale("paper", dict(tau=100), IPPOConfig(), 5, 10)
-    raise ValueError(f"unknown scale {name!r}; valid scales: {', '.join(SCALES)}")
-
 
 # ----------------------------------------------------------------------------------------- checks
 def parse_floats(text: str) -> tuple:
@@ -85,22 +44,9 @@ def parse_names(text: str) -> tuple:
     return tuple(x for x in str(text).split(",") if x)
 
 
-def check_init_lrs(init_lrs: Sequence[float], allow_zero: bool = False, what: str = "init-LR grid") -> tuple:
-    """Validated grid: non-empty, finite, > 0 (``>= 0`` with ``allow_zero``); else ``ValueError``."""
-    lrs = tuple(float(x) for x in init_lrs)
-    if not lrs:
-        raise ValueError(f"the {what} is empty; give at least one learning rate, e.g. --init-lrs 1e-3")
-    for lr in lrs:
-        if not math.isfinite(lr) or lr < 0 or (lr == 0 and not allow_zero):
-            hint = ("; LR 0 is allowed only for learned agents (the paper's warm-up-from-zero case, see "
-                    "warmup.py / ablations.py)" if lr == 0 else "")
-            raise ValueError(f"the {what} contains {lr!r}; learning rates must be finite and > 0{hint}")
-    return lrs
-
-
-def seeds_of(args, scale: Scale) -> int:
-    """``--seeds`` if given, else the scale's; an integer >= 1 (else ``ValueError``, as ``evaluate``)."""
-    return evaluate.check_seeds(args.seeds if args.seeds is not None else scale.seeds)
+def seeds_of(args, scale: GannoScale) -> int:
+    """``--seeds`` if given, else the scale's; an integer >= 1 (else ``ValueError``)."""
+    return check_seeds(args.seeds if args.seeds is not None else scale.seeds)
 
 
 def check_names(names: Sequence[str], valid: Sequence[str], what: str) -> tuple:
@@ -118,26 +64,11 @@ def check_tasks(names: Sequence[str]) -> tuple:
     return tuple(names)
 
 
-def prepare_out(out: str, overwrite: bool, keep: Sequence[Optional[str]] = ()) -> None:
-    """Creates ``out``; an existing non-empty folder is a FileExistsError unless ``overwrite``.
-
-    ``keep``: run folders the experiment reuses (each must be a run folder); replacing an ``out`` that
-    contains one is refused.
-    """
-    for path in keep:
+def check_runs(paths: Sequence[Optional[str]]) -> None:
+    """Each given path is a training run folder (else ``FileNotFoundError`` naming it)."""
+    for path in paths:
         if path:
-            training.load_config(path)  # FileNotFoundError naming the folder if it is not a run
-    if os.path.exists(out) and os.listdir(out):
-        if not overwrite:
-            raise FileExistsError(f"results folder {out!r} exists; pass --overwrite to replace it "
-                                  f"(or choose another --out)")
-        root = os.path.abspath(out) + os.sep
-        for path in keep:
-            if path and (os.path.abspath(path) + os.sep).startswith(root):
-                raise ValueError(f"--train-run {path!r} lies inside --out {out!r}, which --overwrite would "
-                                 f"delete; copy the run elsewhere first")
-        shutil.rmtree(out)
-    os.makedirs(out, exist_ok=True)
+            load_config(path)
 
 
 # ----------------------------------------------------------------------------------------- flags
@@ -184,19 +115,19 @@ def run_options(args) -> dict:
     return dict(max_parallel_runs=args.max_parallel_runs, progress=not args.no_progress)
 
 
-def scale_of(args) -> Scale:
-    """The Scale selected by ``--smoke`` / ``--scale``."""
-    return get_scale("smoke" if args.smoke else args.scale)
+def scale_of(args) -> GannoScale:
+    """The GANNO scale selected by ``--smoke`` / ``--scale``."""
+    return ganno_scale("smoke" if args.smoke else args.scale)
 
 
-def default_init_lrs(args, smoke=(1e-3, 1e-2), full=evaluate.PAPER_INIT_LRS) -> tuple:
+def default_init_lrs(args, smoke=(1e-3, 1e-2), full=PAPER_INIT_LRS) -> tuple:
     """``--init-lrs`` if given, else the smoke or the paper grid."""
     if args.init_lrs is not None:
         return args.init_lrs
     return smoke if args.smoke else full
 
 
-def make_task(name: str, scale: Scale, args=None) -> "tasks.Task":
+def make_task(name: str, scale: GannoScale, args=None) -> "tasks.Task":
     """Task ``name`` at ``scale``, with ``args.data_dir`` (file-backed datasets) and ``args.test_chunk``."""
     overrides = dict(scale.task)
     for flag in ("data_dir", "test_chunk"):
@@ -216,7 +147,7 @@ def pick_tasks(args, offline_train: str, offline_eval: Sequence[str], files_trai
 
 
 # ------------------------------------------------------------------------------------- training
-def train_or_load(args, scale: Scale, train_task: str, folder: str, variant: str = "ganno",
+def train_or_load(args, scale: GannoScale, train_task: str, folder: str, variant: str = "ganno",
                   run_dir: Optional[str] = None):
     """The evaluation controller of ``run_dir`` if given, else of a run trained into ``folder``."""
     if run_dir:
@@ -229,10 +160,11 @@ def train_or_load(args, scale: Scale, train_task: str, folder: str, variant: str
     return training.load_policy(folder)
 
 
-def prepare_out_and_agent(args, scale: Scale, train_task: str):
-    """Prepares ``args.out`` (see ``prepare_out``; ``--train-run`` is kept) and returns the GANNO
+def prepare_out_and_agent(args, scale: GannoScale, train_task: str):
+    """Prepares ``args.out`` (``runs.prepare_out``; ``--train-run`` is protected) and returns the GANNO
     controller: reused from ``--train-run``, or trained into ``<out>/agent``."""
-    prepare_out(args.out, args.overwrite, keep=[args.train_run])
+    check_runs([args.train_run])
+    prepare_out(args.out, args.overwrite, protect=[args.train_run])
     return train_or_load(args, scale, train_task, os.path.join(args.out, "agent"), run_dir=args.train_run)
 
 
@@ -280,16 +212,16 @@ def finish(out: str, title: str, sections: Sequence[tuple[str, str]], start: flo
     text = [f"# {title}\n\n_{elapsed / 60:.1f} min on this machine_\n"]
     text += [f"\n## {heading}\n\n{table}" for heading, table in sections]
     report = "".join(text)
-    evaluate.write_atomic(os.path.join(out, "README.md"), report)
+    write_atomic(os.path.join(out, "README.md"), report)
     summary = {"title": title, "elapsed_s": elapsed, "sections": [{"heading": h, "table": t} for h, t in sections],
                **(extra or {})}
-    evaluate.write_atomic(os.path.join(out, "summary.json"), json.dumps(summary, indent=2))
+    write_atomic(os.path.join(out, "summary.json"), json.dumps(summary, indent=2))
     print(report)
     print(f"[experiment] wrote {out}/ (README.md, summary.json, results.{{json,md,csv}}, plots) in {elapsed:.0f}s")
     return report
 
 
-def scale_note(scale: Scale, seeds: int) -> str:
+def scale_note(scale: GannoScale, seeds: int) -> str:
     """One line naming the sizes used (for report headings)."""
     t = scale.task
     return (f"scale {scale.name}: tau={t.get('tau')}, horizon={t.get('horizon', 'registry')}, "

@@ -1,23 +1,21 @@
 """Chunked GANNO training runs with a run folder: progress bar, orbax checkpoints, resume.
 
-A run folder holds ``config.json`` (task, IPPO config, env params, variant, seed), ``metrics.csv``
+A run folder (``runs.py``) holds ``config.json`` (``runs.RunConfig``: task, IPPO config, every
+``EnvParams`` field, variant, seed), ``metrics.csv``
 (one row per PPO update) and ``checkpoints/<update>``. Training runs ``chunk_updates`` PPO updates
 per jitted call (``agents.make_train_pieces``), then writes metrics and a checkpoint, so a run
 killed mid-way (even during a save) resumes from its last complete checkpoint, drops the metrics rows
 written after it, and ends exactly as an uninterrupted run would (chunked and fused training give
 identical parameters for the same key; ``tests/test_resume.py`` kills ``ganno train`` for real).
 
-Variants (the paper's ablations): ``ganno`` (all observations), ``lr_only``, ``timestep_only``
-(observation masks) and ``single_agent`` (one agent, global observations, one global LR).
+Variants (the paper's ablations, ``env.wrappers.VARIANTS``): ``ganno`` (all observations), ``lr_only``,
+``timestep_only`` (observation masks) and ``single_agent`` (one agent, global observations, one global LR).
 """
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
-import json
 import os
-import shutil
 import time
 from typing import Optional
 
@@ -29,46 +27,20 @@ from ganno_jax import checkpoint
 from ganno_jax.agents import IPPOConfig, RunnerState, make_train_pieces, policy_from
 from ganno_jax.agents.sharding import mesh_for
 from ganno_jax.baselines.controllers import PolicyController, learned
-from ganno_jax.env import features
 from ganno_jax.env.layerwise import EnvParams, LayerwiseLREnv
-from ganno_jax.env.wrappers import SingleAgentLREnv
-from ganno_jax.evaluate import write_atomic
+from ganno_jax.env.wrappers import VARIANTS, variant_env
+from ganno_jax.runs import RunConfig, load_config, prepare_out, save_config, write_atomic
 from ganno_jax.tasks.config import Task
 
-VARIANTS = {
-    "ganno": (None, False),
-    "lr_only": (features.OBS_MASKS["lr_only"], False),
-    "timestep_only": (features.OBS_MASKS["timestep_only"], False),
-    "single_agent": (None, True),
-}
 METRIC_FIELDS = ("update", "env_steps", "mean_reward", "val_acc", "final_val_acc", "diverged_frac",
                  "loss_total", "loss_value", "loss_actor", "entropy", "approx_kl", "env_steps_per_s")
 COUNT_FIELDS = ("update", "env_steps")  # integer columns of metrics.csv
 
 
-def make_env(task: Task, variant: str = "ganno", reward_mode: str = "difference"):
-    """(env, env_params) of a training variant (see module docstring)."""
-    if variant not in VARIANTS:
-        raise ValueError(f"variant={variant!r} is not valid; allowed: {', '.join(VARIANTS)}")
-    obs_mask, single = VARIANTS[variant]
-    env = LayerwiseLREnv(task)
-    return (SingleAgentLREnv(env) if single else env), EnvParams(reward_mode=reward_mode, obs_mask=obs_mask)
-
-
-def _config_dict(task: Task, cfg: IPPOConfig, variant: str, reward_mode: str, seed: int) -> dict:
-    return {"task": dataclasses.asdict(task), "ippo": dataclasses.asdict(cfg), "variant": variant,
-            "reward_mode": reward_mode, "seed": seed}
-
-
-def load_config(run_dir: str) -> tuple[Task, IPPOConfig, str, str, int]:
-    """(task, cfg, variant, reward_mode, seed) stored in a run folder's config.json."""
-    path = os.path.join(run_dir, "config.json")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{run_dir!r} is not a run folder: {path} is missing")
-    with open(path) as f:
-        conf = json.load(f)
-    ippo = {k: tuple(v) if isinstance(v, list) else v for k, v in conf["ippo"].items()}
-    return Task(**conf["task"]), IPPOConfig(**ippo), conf["variant"], conf["reward_mode"], conf["seed"]
+def training_env(task: Task, variant: str = "ganno", params: Optional[EnvParams] = None):
+    """(env, env_params) a run of ``variant`` trains on: ``task``'s ``LayerwiseLREnv`` and ``params``
+    (default: the paper's ``EnvParams``), as the variant sets them (``env.wrappers.variant_env``)."""
+    return variant_env(LayerwiseLREnv(task), variant, EnvParams() if params is None else params)
 
 
 def _metric_rows(metrics: dict, first_update: int, cfg: IPPOConfig, seconds: float) -> list[dict]:
@@ -111,32 +83,30 @@ def _write_rows(path: str, rows: list[dict]) -> None:
 
 
 def train_run(out_dir: str, task: Optional[Task] = None, cfg: Optional[IPPOConfig] = None, variant: str = "ganno",
-              reward_mode: str = "difference", seed: int = 0, chunk_updates: int = 10, resume: bool = False,
+              env_params: Optional[EnvParams] = None, seed: int = 0, chunk_updates: int = 10, resume: bool = False,
               overwrite: bool = False, progress: bool = True, max_chunks: Optional[int] = None,
               devices: Optional[int] = None) -> RunnerState:
     """Trains (or, with ``resume``, continues) a run in ``out_dir``; returns the final ``RunnerState``.
 
-    With ``resume`` the configuration comes from ``out_dir/config.json``. ``max_chunks`` stops early
-    (as if killed) after that many chunks; a later ``resume`` finishes the run. ``devices``: split the
+    ``env_params``: the ``EnvParams`` trained on (default: the paper's, difference reward); the
+    variant sets its ``obs_mask``. With ``resume`` the configuration comes from ``out_dir/config.json``.
+    ``max_chunks`` stops early (as if killed) after that many chunks; a later ``resume`` finishes the run. ``devices``: split the
     env copies over that many devices (None: as many as divide ``cfg.num_envs``; results are the same
     up to float rounding, see ``agents.sharding``).
     """
     if chunk_updates < 1:
         raise ValueError(f"chunk_updates={chunk_updates!r} must be an integer >= 1")
     if resume:
-        task, cfg, variant, reward_mode, seed = load_config(out_dir)
+        config = load_config(out_dir)
     else:
-        if os.path.exists(out_dir) and os.listdir(out_dir):
-            if not overwrite:
-                raise FileExistsError(f"run folder {out_dir!r} exists; pass --resume to continue it or "
-                                      f"--overwrite to replace it")
-            shutil.rmtree(out_dir)
-        os.makedirs(out_dir, exist_ok=True)
-        write_atomic(os.path.join(out_dir, "config.json"),
-                     json.dumps(_config_dict(task, cfg, variant, reward_mode, seed), indent=2))
-    env, env_params = make_env(task, variant, reward_mode)
-    pieces = make_train_pieces(cfg, env, env_params, mesh_for(cfg.num_envs, devices))
-    runner_state = jax.jit(pieces.init)(jax.random.key(seed))
+        config = RunConfig(task, cfg, training_env(task, variant, env_params)[1], variant, seed)
+        prepare_out(out_dir, overwrite, what="run folder", hint="pass --resume to continue it or --overwrite to "
+                                                                 "replace it")
+        save_config(out_dir, config)
+    task, cfg, variant = config.task, config.ippo, config.variant
+    env, params = training_env(config.task, config.variant, config.env_params)
+    pieces = make_train_pieces(cfg, env, params, mesh_for(cfg.num_envs, devices))
+    runner_state = jax.jit(pieces.init)(jax.random.key(config.seed))
     ckpt_dir = os.path.join(out_dir, "checkpoints")
     done_updates = 0
     if resume and checkpoint.latest_step(ckpt_dir) is not None:
@@ -168,13 +138,14 @@ def train_run(out_dir: str, task: Optional[Task] = None, cfg: Optional[IPPOConfi
 
 def load_policy(run_dir: str, greedy: bool = True) -> PolicyController:
     """The evaluation controller of a trained run (its variant's mask / single-agent setting included)."""
-    task, cfg, variant, reward_mode, seed = load_config(run_dir)
-    env, env_params = make_env(task, variant, reward_mode)
-    like = jax.eval_shape(make_train_pieces(cfg, env, env_params).init, jax.random.key(seed))
+    config = load_config(run_dir)
+    env, params = training_env(config.task, config.variant, config.env_params)
+    like = jax.eval_shape(make_train_pieces(config.ippo, env, params).init, jax.random.key(config.seed))
     _, runner_state = checkpoint.restore(os.path.join(run_dir, "checkpoints"), like)
-    obs_mask, single = VARIANTS[variant]
-    name = "GANNO" if variant == "ganno" else f"GANNO-{variant.replace('_', '-')}"
-    return learned(name, policy_from(runner_state, cfg, greedy=greedy), obs_mask=obs_mask, single_agent=single)
+    obs_mask, single = VARIANTS[config.variant]
+    name = "GANNO" if config.variant == "ganno" else f"GANNO-{config.variant.replace('_', '-')}"
+    return learned(name, policy_from(runner_state, config.ippo, greedy=greedy), obs_mask=obs_mask,
+                   single_agent=single)
 
 
 def final_metrics(run_dir: str) -> dict:

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 from orbax.checkpoint.utils import TMP_DIR_SUFFIX
 
-from ganno_jax import checkpoint, training
+from ganno_jax import checkpoint, runs, training
 from ganno_jax.agents import make_train_pieces
 
 CHUNK, UPDATES = 2, 12  # 6 chunks: the kill after the first checkpoint leaves most of the run to do
@@ -86,9 +86,9 @@ def _rows(run):
 
 
 def _final_state(run):
-    task, cfg, variant, reward_mode, seed = training.load_config(run)
-    env, env_params = training.make_env(task, variant, reward_mode)
-    like = jax.eval_shape(make_train_pieces(cfg, env, env_params).init, jax.random.key(seed))
+    config = runs.load_config(run)
+    env, env_params = training.training_env(config.task, config.variant, config.env_params)
+    like = jax.eval_shape(make_train_pieces(config.ippo, env, env_params).init, jax.random.key(config.seed))
     return checkpoint.restore(os.path.join(run, "checkpoints"), like)
 
 

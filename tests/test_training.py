@@ -112,7 +112,7 @@ def test_trained_policy_evaluates(full_run):
 
 def test_unknown_variant_lists_valid_ones():
     with pytest.raises(ValueError, match="lr_only"):
-        training.make_env(TINY_TASK, "bogus")
+        training.training_env(TINY_TASK, "bogus")
 
 
 # ---------------------------------------------------------------- end to end
@@ -120,7 +120,7 @@ def test_unknown_variant_lists_valid_ones():
 
 @pytest.mark.parametrize("variant", ["single_agent", "timestep_only"])
 def test_variants_train(variant):
-    env, params = training.make_env(TINY_TASK, variant)
+    env, params = training.training_env(TINY_TASK, variant)
     cfg = IPPOConfig(num_envs=2, num_steps=8, total_timesteps=16, update_epochs=1, num_minibatches=1,
                      actor_layers=(8,), gru_size=4, actor_post_gru=4, critic_layers=(8,))
     out = jax.jit(make_train(cfg, env, params))(jax.random.key(0))
@@ -129,7 +129,7 @@ def test_variants_train(variant):
 
 def test_tiny_ganno_training_on_cnn2_with_difference_reward():
     task = gj.tasks.get("digits-cnn2", tau=2, horizon=3, batch_size=16, width=2, eval_batch=64)
-    env, params = training.make_env(task, "ganno", "difference")
+    env, params = training.training_env(task, "ganno")
     cfg = IPPOConfig(num_envs=2, num_steps=8, total_timesteps=32, update_epochs=1, num_minibatches=2,
                      actor_layers=(16,), gru_size=8, actor_post_gru=8, critic_layers=(16,))
     out = jax.jit(make_train(cfg, env, params))(jax.random.key(0))
@@ -156,14 +156,19 @@ def test_cli_train_then_evaluate(tmp_path, capsys):
              "--num-minibatches", "1", "--actor-layers", "8", "--gru-size", "4", "--actor-post-gru", "4",
              "--critic-layers", "8"]
     assert cli.main(["train", *task_flags, *small, "--out", run]) == 0
-    assert os.path.isfile(os.path.join(run, "metrics.csv"))
+    rows = list(csv.DictReader(open(os.path.join(run, "metrics.csv"))))
+    assert [r["update"] for r in rows] == ["1"] and int(rows[0]["env_steps"]) == 16  # 16 steps = one update
     assert cli.main(["train", *task_flags, *small, "--out", run]) == 2  # exists, no --overwrite
     assert "--overwrite" in capsys.readouterr().err
     res = str(tmp_path / "eval")
     assert cli.main(["evaluate", "--run", run, *task_flags, "--methods", "constant,random", "--init-lrs", "1e-3",
-                     "--seeds", "1", "--out", res]) == 0
+                     "--seeds", "1", "--out", res, "--no-progress"]) == 0
     assert {"results.md", "results.csv", "results.json", "accuracy_curves.png"} <= set(os.listdir(res))
-    assert "GANNO" in capsys.readouterr().out
+    saved = json.load(open(os.path.join(res, "results.json")))
+    assert [r["method"] for r in saved["results"]] == ["GANNO", "constant", "random"]
+    assert all(np.asarray(r["curves"]["test_acc"]).shape == (1, 1, 4) for r in saved["results"])
+    out = capsys.readouterr().out
+    assert "| GANNO |" in out and open(os.path.join(res, "results.md")).read() in out
 
 
 def test_cli_bad_method_lists_valid_names(tmp_path, capsys):

@@ -58,3 +58,21 @@ class SingleAgentLREnv(FunctionalEnv):
         """The wrapped env's ``step_schedule`` with obs [1, OBS_DIM]."""
         obs, state, terminated, info = self.env.step_schedule(key, state, per_step_lrs, params)
         return self._obs(obs), state, terminated, info
+
+
+#: The paper's training variants (ablations): variant -> (observation mask, single agent).
+VARIANTS = {
+    "ganno": (None, False),
+    "lr_only": (features.OBS_MASKS["lr_only"], False),
+    "timestep_only": (features.OBS_MASKS["timestep_only"], False),
+    "single_agent": (None, True),
+}
+
+
+def variant_env(env: LayerwiseLREnv, variant: str, params):
+    """(env, params) of a training ``variant`` (see ``VARIANTS``): ``params`` (``EnvParams``) with the
+    variant's ``obs_mask``, and ``env`` wrapped in ``SingleAgentLREnv`` for ``single_agent``."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant={variant!r} is not valid; allowed: {', '.join(VARIANTS)}")
+    obs_mask, single = VARIANTS[variant]
+    return (SingleAgentLREnv(env) if single else env), params.replace(obs_mask=obs_mask)

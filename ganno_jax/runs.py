@@ -1,0 +1,102 @@
+"""Run folders: atomic writes, refuse-or-replace an output folder, and a run's ``config.json``.
+
+Every command and script that writes a folder (``ganno train`` / ``evaluate`` / ``demo``, the
+``experiments/*.py`` scripts) prepares it with ``prepare_out`` and writes files with ``write_atomic``
+(temp file + ``os.replace``: a reader never sees half a file). A training run folder holds
+``config.json`` (``RunConfig``: task, IPPO config, every ``EnvParams`` field, variant, seed), which
+``save_config`` / ``load_config`` round-trip exactly.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from typing import Optional, Sequence
+
+from ganno_jax.agents.config import IPPOConfig
+from ganno_jax.env.layerwise import EnvParams
+from ganno_jax.tasks.config import Task
+
+CONFIG = "config.json"
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and ``os.replace`` (never half-written)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _inside(path: str, folder: str) -> bool:
+    return (os.path.abspath(path) + os.sep).startswith(os.path.abspath(folder) + os.sep)
+
+
+def prepare_out(path: str, overwrite: bool, protect: Sequence[Optional[str]] = (), what: str = "results folder",
+                hint: str = "pass --overwrite to replace it") -> str:
+    """Creates the folder ``path`` and returns it.
+
+    An existing non-empty folder is a ``FileExistsError`` (naming ``what`` and ``hint``) unless
+    ``overwrite``; then it is deleted first, except when one of the ``protect`` paths (folders the
+    caller still reads, e.g. a reused training run) lies inside it: that is a ``ValueError`` and
+    nothing is deleted. ``None`` entries of ``protect`` are ignored.
+    """
+    if os.path.exists(path) and os.listdir(path):
+        if not overwrite:
+            raise FileExistsError(f"{what} {path!r} exists; {hint}")
+        for kept in protect:
+            if kept and _inside(kept, path):
+                raise ValueError(f"{kept!r} lies inside --out {path!r}, which --overwrite would delete; "
+                                 f"copy it elsewhere first")
+        shutil.rmtree(path)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """What a training run folder's ``config.json`` holds: enough to resume it or rebuild its policy."""
+
+    task: Task
+    ippo: IPPOConfig
+    env_params: EnvParams
+    variant: str = "ganno"
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (``env_params``: every field, ``obs_mask`` as a list or null)."""
+        params = {f.name: getattr(self.env_params, f.name) for f in dataclasses.fields(EnvParams)}
+        return {"task": dataclasses.asdict(self.task), "ippo": dataclasses.asdict(self.ippo),
+                "env_params": params, "variant": self.variant, "seed": self.seed}
+
+    @classmethod
+    def from_dict(cls, conf: dict) -> "RunConfig":
+        """Inverse of ``to_dict``; folders written before ``env_params`` was saved give its defaults
+        with their ``reward_mode``."""
+        tuples = lambda d: {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}  # noqa: E731
+        params = conf.get("env_params") or {"reward_mode": conf.get("reward_mode", "difference")}
+        return cls(Task(**conf["task"]), IPPOConfig(**tuples(conf["ippo"])), EnvParams(**tuples(params)),
+                   conf["variant"], conf["seed"])
+
+
+def save_config(run_dir: str, config: RunConfig) -> None:
+    """Writes ``run_dir/config.json`` atomically."""
+    write_atomic(os.path.join(run_dir, CONFIG), json.dumps(config.to_dict(), indent=2))
+
+
+def load_config(run_dir: str) -> RunConfig:
+    """The ``RunConfig`` of a run folder; ``FileNotFoundError`` naming the folder if it is not one."""
+    path = os.path.join(run_dir, CONFIG)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{run_dir!r} is not a run folder: {path} is missing")
+    with open(path) as f:
+        return RunConfig.from_dict(json.load(f))

@@ -1,0 +1,130 @@
+"""How big a run is: every named scale of both papers, their paper grids, and the checks of user sizes.
+
+A *scale* names a set of sizes (``smoke``: seconds, for tests; ``cpu``: minutes on 2 CPU cores;
+``paper``: the paper's sizes, for an accelerator). It is defined once here and read by the demo, the
+``experiments/*.py`` scripts, the benchmarks and the tests.
+
+- ``GANNO_SCALES`` (``GannoScale``): task overrides (train and eval), IPPO config, evaluation seeds,
+  PPO updates per checkpointed chunk. ``cpu`` is what ``ganno demo`` runs.
+- ``SGD_SCHEDULER_SCALES`` (``SgdSchedulerScale``): the single-agent SGD-scheduler paper
+  (``experiments/sgd_scheduler.py``): task overrides, seeds, grid-search LRs and budget, the agent's
+  training budget (inner optimiser steps) and its PPO config.
+
+Initial-LR grids and seed counts given by users are validated here, once (``check_init_lrs``,
+``check_seeds``); the CLI, the scripts and the evaluation harness call these.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Sequence
+
+from ganno_jax.agents.config import IPPOConfig
+
+SCALE_NAMES = ("smoke", "cpu", "paper")
+#: GANNO paper's initial LRs of every evaluation grid.
+PAPER_INIT_LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+#: SGD-scheduler paper's initial LRs: the agent's PPO LR and the baselines' initial LR.
+PAPER_AGENT_LRS = (5e-4, 1e-3, 5e-3, 1e-2)
+
+
+@dataclasses.dataclass(frozen=True)
+class GannoScale:
+    """Sizes of a GANNO run: ``task`` overrides (``tasks.get(name, **task)``), ``ippo``, evaluation
+    ``seeds`` per initial LR, ``chunk_updates`` PPO updates between checkpoints."""
+
+    name: str
+    task: dict
+    ippo: IPPOConfig
+    seeds: int
+    chunk_updates: int = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class SgdSchedulerScale:
+    """Sizes of the SGD-scheduler paper's experiment: ``task`` overrides, evaluation ``seeds``,
+    ``grid_lrs`` LRs of the constant-LR grid search spending ``budget`` optimiser steps in all, the
+    agent's PPO config ``ppo`` trained on about ``agent_budget`` inner optimiser steps."""
+
+    name: str
+    task: dict
+    seeds: int
+    grid_lrs: int
+    budget: int
+    agent_budget: int
+    ppo: IPPOConfig
+
+
+GANNO_SCALES = {
+    "smoke": GannoScale("smoke", dict(tau=2, horizon=3, width=2, batch_size=16, eval_batch=64),
+                        IPPOConfig(num_envs=2, num_steps=8, total_timesteps=2 * 8 * 2, lr=1e-3, num_minibatches=2,
+                                   actor_layers=(16,), gru_size=8, actor_post_gru=8, critic_layers=(16,)),
+                        seeds=1, chunk_updates=2),
+    # tau = 20 optimiser steps per decision, 10 decisions per run (200 Adam steps, batch 32), width-8 CNNs,
+    # IPPO with 8 env copies, 40 PPO updates; 3 evaluation seeds
+    "cpu": GannoScale("cpu", dict(tau=20, horizon=10, batch_size=32, width=8, eval_batch=256),
+                      IPPOConfig(num_envs=8, num_steps=16, total_timesteps=8 * 16 * 40, lr=1e-3), seeds=3),
+    # tau = 100, each dataset's registry horizon/width/batch, IPPO paper defaults (Appendix D)
+    "paper": GannoScale("paper", dict(tau=100), IPPOConfig(), seeds=5),
+}
+
+SGD_SCHEDULER_SCALES = {
+    "smoke": SgdSchedulerScale(
+        "smoke", dict(model="mlp", width=2, batch_size=128, horizon=2, eval_batch=64), seeds=2, grid_lrs=10,
+        budget=1_000, agent_budget=160,
+        ppo=IPPOConfig(num_envs=2, num_steps=4, seq_len=4, total_timesteps=8, num_minibatches=2, update_epochs=1,
+                       recurrent=False, actor_layers=(8,), actor_post_gru=8, critic_layers=(8,))),
+    "cpu": SgdSchedulerScale(
+        "cpu", dict(model="mlp", width=16, batch_size=64, horizon=10, eval_batch=512), seeds=5, grid_lrs=50,
+        budget=10_000, agent_budget=10_000,
+        ppo=IPPOConfig(num_envs=4, num_steps=10, seq_len=10, total_timesteps=40, num_minibatches=2, update_epochs=4,
+                       recurrent=False, actor_layers=(64, 64), actor_post_gru=64, critic_layers=(64, 64),
+                       init_log_std=-0.5)),
+    "paper": SgdSchedulerScale(
+        "paper", dict(model="cnn2", width=32, batch_size=64, horizon=20, eval_batch=10_000), seeds=5, grid_lrs=100,
+        budget=10_000, agent_budget=500_000,
+        ppo=IPPOConfig(num_envs=8, num_steps=20, seq_len=20, total_timesteps=160, num_minibatches=4, update_epochs=4,
+                       recurrent=False, actor_layers=(64, 64), actor_post_gru=64, critic_layers=(64, 64),
+                       init_log_std=-0.5)),
+}
+
+
+def _lookup(table: dict, name: str):
+    if name not in table:
+        raise ValueError(f"unknown scale {name!r}; valid scales: {', '.join(table)}")
+    return table[name]
+
+
+def ganno_scale(name: str) -> GannoScale:
+    """The GANNO ``GannoScale`` called ``name`` (one of ``SCALE_NAMES``); else ``ValueError``."""
+    return _lookup(GANNO_SCALES, name)
+
+
+def sgd_scheduler_scale(name: str) -> SgdSchedulerScale:
+    """The SGD-scheduler ``SgdSchedulerScale`` called ``name`` (one of ``SCALE_NAMES``); else ``ValueError``."""
+    return _lookup(SGD_SCHEDULER_SCALES, name)
+
+
+def check_init_lrs(init_lrs: Sequence[float], allow_zero: bool = False, what: str = "init-LR grid") -> tuple:
+    """The grid as a tuple of floats if non-empty, finite and > 0 (``>= 0`` with ``allow_zero``); else
+    ``ValueError``. An initial LR of 0 is meaningful only for learned (or random) layerwise agents, whose
+    additive actions can leave 0 (the paper's warm-up-from-zero case); a schedule scaled by 0 stays 0."""
+    try:
+        lrs = tuple(float(x) for x in init_lrs)
+    except (TypeError, ValueError):
+        raise ValueError(f"the {what} {init_lrs!r} is not a list of numbers") from None
+    if not lrs:
+        raise ValueError(f"the {what} is empty; give at least one learning rate, e.g. --init-lrs 1e-3")
+    for lr in lrs:
+        if not math.isfinite(lr) or lr < 0 or (lr == 0 and not allow_zero):
+            hint = ("; LR 0 is allowed only for learned agents (the paper's warm-up-from-zero case, see "
+                    "warmup.py / ablations.py)" if lr == 0 else "")
+            raise ValueError(f"the {what} contains {lr!r}; learning rates must be finite and > 0{hint}")
+    return lrs
+
+
+def check_seeds(seeds) -> int:
+    """``seeds`` if it is an integer >= 1, else ``ValueError``."""
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ValueError(f"seeds={seeds!r} must be an integer >= 1")
+    return seeds
