@@ -42,7 +42,7 @@ def untrained_ganno(scale):
 
     from ganno_jax import tasks
     from ganno_jax.agents import make_train_pieces, policy_from
-    from ganno_jax.baselines import controllers
+    from ganno_jax.evaluation import controllers
     from ganno_jax.env import LayerwiseLREnv
 
     env = LayerwiseLREnv(tasks.get("digits-cnn2", **scale.task))
@@ -68,8 +68,8 @@ def main(argv=None) -> dict:
     p.add_argument("--json", help="also write the figures to this JSON file")
     args = p.parse_args(argv)
 
-    from ganno_jax import evaluate, scales, tasks, training
-    from ganno_jax.baselines import controllers
+    from ganno_jax import evaluate, scales, tasks
+    from ganno_jax.evaluation import controllers
 
     scale = scales.ganno_scale("cpu")
     with tempfile.TemporaryDirectory() as tmp:
@@ -83,7 +83,7 @@ def main(argv=None) -> dict:
             overrides["test_chunk"] = args.test_chunk
         task = tasks.get(args.task, **overrides)
         names = args.baselines.split(",") if args.baselines else default_baselines()
-        ganno = training.load_policy(args.train_run) if args.train_run else untrained_ganno(scale)
+        ganno = controllers.from_run(args.train_run) if args.train_run else untrained_ganno(scale)
         methods = [ganno, *[controllers.get(n) for n in names]]
         print(f"[eval_memory] {task.name}: tau={task.tau}, horizon={task.horizon}, width={task.width}, "
               f"batch={task.batch_size}, test_chunk={task.test_chunk}; {len(methods)} methods x "

@@ -19,6 +19,7 @@ import time
 
 from ganno_jax import experiment as ex
 from ganno_jax import scales
+from ganno_jax.evaluation import report
 from ganno_jax.env.wrappers import VARIANTS
 from ganno_jax.runs import prepare_out
 
@@ -64,10 +65,10 @@ def main(argv=None) -> dict:
     tables = {}
     for name in eval_tasks:
         task = ex.make_task(name, scale, args)
-        _, tables[name] = ex.evaluate_task(policies, task, init_lrs, seeds, os.path.join(args.out, name),
+        _, tables[name] = report.evaluate_task(policies, task, init_lrs, seeds, os.path.join(args.out, name),
                                            seed=args.seed, **ex.run_options(args))
     sections = [(f"{name}: final test accuracy (%) by initial LR", table) for name, table in tables.items()]
-    ex.finish(args.out, f"Ablations: agents trained on {train_task} ({ex.scale_note(scale, seeds)})", sections, start)
+    report.finish(args.out, f"Ablations: agents trained on {train_task} ({ex.scale_note(scale, seeds)})", sections, start)
     return tables
 
 

@@ -16,6 +16,7 @@ import time
 
 from ganno_jax import experiment as ex
 from ganno_jax import scales
+from ganno_jax.evaluation import report
 
 BASELINES = ("constant", "step", "exponential", "linear", "quadratic", "cosine", "sgdr", "random", "lion", "lamb",
              "schedule_free_adamw", "prodigy")
@@ -44,10 +45,10 @@ def main(argv=None) -> dict:
     tables, sections = {}, []
     for name in eval_tasks:
         task = ex.make_task(name, scale, args)
-        _, tables[name] = ex.evaluate_task([policy, *baselines], task, init_lrs, seeds,
+        _, tables[name] = report.evaluate_task([policy, *baselines], task, init_lrs, seeds,
                                            os.path.join(args.out, name), seed=args.seed, **ex.run_options(args))
         sections.append((f"{name}: final test accuracy (%), weight decay {task.weight_decay:g}", tables[name]))
-    ex.finish(args.out, f"Generalisation: GANNO trained on {train_task} ({ex.scale_note(scale, seeds)})",
+    report.finish(args.out, f"Generalisation: GANNO trained on {train_task} ({ex.scale_note(scale, seeds)})",
               sections, start)
     return tables
 

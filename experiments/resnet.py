@@ -20,6 +20,7 @@ import time
 
 from ganno_jax import experiment as ex
 from ganno_jax import scales
+from ganno_jax.evaluation import report
 
 BASELINES = ("random", "sgdr", "constant")
 WEIGHT_DECAYS = (0.01, 0.1)
@@ -59,11 +60,11 @@ def main(argv=None) -> dict:
     for name in eval_tasks:
         task = ex.make_task(name, scale, args)
         for wd in wds:
-            _, tables[f"{name} wd={wd:g}"] = ex.evaluate_task(
+            _, tables[f"{name} wd={wd:g}"] = report.evaluate_task(
                 [policy, *baselines], task, init_lrs, seeds, os.path.join(args.out, name), weight_decay=wd,
                 seed=args.seed, **ex.run_options(args), name=f"results_wd{wd:g}", plot_lr=init_lrs[0])
     sections = [(f"{key}: final test accuracy (%)", table) for key, table in tables.items()]
-    ex.finish(args.out, f"Deeper networks: GANNO trained on {train_task} ({ex.scale_note(scale, seeds)})",
+    report.finish(args.out, f"Deeper networks: GANNO trained on {train_task} ({ex.scale_note(scale, seeds)})",
               sections, start)
     return tables
 

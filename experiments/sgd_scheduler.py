@@ -38,11 +38,11 @@ import numpy as np
 from ganno_jax import experiment as ex
 from ganno_jax import tasks
 from ganno_jax.agents import IPPOConfig, make_train, policy_from
-from ganno_jax.baselines import sgd
 from ganno_jax.data import load_dataset
-from ganno_jax.plots import save_figure
+from ganno_jax.evaluation.plots import save_figure
 from ganno_jax.runs import prepare_out, write_atomic
 from ganno_jax.scales import PAPER_AGENT_LRS, check_init_lrs, check_seeds, sgd_scheduler_scale
+from ganno_jax.sgd_scheduler import baselines as sgd
 
 OPT_NAMES = {"sgd": "SGD", "adam": "Adam", "adadelta": "Adadelta"}
 SCHED_NAMES = {"constant_lr": "ConstantLR", "onecycle": "OneCycleLR"}
@@ -100,7 +100,7 @@ def csv_text(rows: list[dict]) -> str:
 
 def plot_schedules(path: str, init_lrs, agent_curves: dict, sls_curves: dict) -> None:
     """Learned LR schedule (seed 0, log scale) against its validation loss, one panel per agent LR."""
-    import matplotlib.pyplot as plt  # backend chosen by ganno_jax.plots (Agg)
+    import matplotlib.pyplot as plt  # backend chosen by ganno_jax.evaluation.plots (Agg)
 
     fig, axes = plt.subplots(1, len(init_lrs), figsize=(4 * len(init_lrs), 3.4), squeeze=False)
     epochs = np.arange(1, agent_curves["lr"].shape[-1] + 1)
@@ -133,15 +133,15 @@ def main(argv=None) -> dict:
     init_lrs = check_init_lrs(ex.parse_floats(args.init_lrs) if args.init_lrs
                               else PAPER_AGENT_LRS[::3] if args.smoke else PAPER_AGENT_LRS)
     optimizers = tuple(x.strip() for x in args.optimizers.split(",") if x.strip())
-    bad = [o for o in optimizers if o not in sgd.OPTIMIZERS]
+    bad = [o for o in optimizers if o not in sgd.BASELINE_OPTIMIZERS]
     if bad or not optimizers:
-        raise ValueError(f"--optimizers {args.optimizers!r}: allowed {', '.join(sgd.OPTIMIZERS)}")
+        raise ValueError(f"--optimizers {args.optimizers!r}: allowed {', '.join(sgd.BASELINE_OPTIMIZERS)}")
     dataset = args.dataset or ("mnist" if args.data_dir else "digits")
     prepare_out(args.out, args.overwrite)
 
     data = load_dataset(dataset, args.data_dir)
     task = tasks.Task(dataset=dataset, data_dir=args.data_dir, optimizer="sgd", **overrides)
-    envs = {name: sgd.make_env(task, name, data) for name in sorted(set(optimizers) | {"sgd"})}
+    envs = {name: sgd.optimizer_env(task, name, data) for name in sorted(set(optimizers) | {"sgd"})}
     env, params = envs["sgd"], envs["sgd"].default_params
     spe, horizon = env.steps_per_epoch, task.horizon
     k_train, k_eval, k_grid = jax.random.split(jax.random.key(args.seed), 3)

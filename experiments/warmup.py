@@ -18,6 +18,7 @@ import time
 
 from ganno_jax import experiment as ex
 from ganno_jax import scales
+from ganno_jax.evaluation import report
 from ganno_jax.baselines import schedule_names
 
 SCHEDULES = ("warmup_cosine", "onecycle_cosine", "warmup_linear")
@@ -51,15 +52,15 @@ def main(argv=None) -> dict:
     for name in eval_tasks:
         task = ex.make_task(name, scale, args)
         folder, options = os.path.join(args.out, name), ex.run_options(args)
-        _, tables[f"{name} schedules"] = ex.evaluate_task(schedules, task, peaks, seeds, folder, seed=args.seed,
+        _, tables[f"{name} schedules"] = report.evaluate_task(schedules, task, peaks, seeds, folder, seed=args.seed,
                                                           name="schedules", **options)
-        _, tables[f"{name} GANNO"] = ex.evaluate_task([policy], task, ganno_lrs, seeds, folder, seed=args.seed,
+        _, tables[f"{name} GANNO"] = report.evaluate_task([policy], task, ganno_lrs, seeds, folder, seed=args.seed,
                                                       name="ganno_from_zero", plot_lr=ganno_lrs[0], **options)
     sections = []
     for name in eval_tasks:
         sections.append((f"{name}: warm-up schedules, final test accuracy (%) by peak LR", tables[f"{name} schedules"]))
         sections.append((f"{name}: GANNO by initial LR", tables[f"{name} GANNO"]))
-    ex.finish(args.out, f"Warm-up: GANNO trained on {train_task} from LR 0 vs warm-up schedules "
+    report.finish(args.out, f"Warm-up: GANNO trained on {train_task} from LR 0 vs warm-up schedules "
                         f"({ex.scale_note(scale, seeds)})", sections, start)
     return tables
 

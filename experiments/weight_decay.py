@@ -13,9 +13,10 @@ from __future__ import annotations
 import os
 import time
 
-from ganno_jax import evaluate
 from ganno_jax import experiment as ex
 from ganno_jax import scales
+from ganno_jax.evaluation import report
+from ganno_jax.evaluation.tables import summary_rows
 from ganno_jax.runs import write_atomic
 
 BASELINES = ("constant", "cosine", "sgdr", "random", "lion")
@@ -62,15 +63,15 @@ def main(argv=None) -> dict:
         task = ex.make_task(name, scale, args)
         rows_by_wd = {}
         for wd in wds:
-            results, tables[f"{name} wd={wd:g}"] = ex.evaluate_task(
+            results, tables[f"{name} wd={wd:g}"] = report.evaluate_task(
                 [policy, *baselines], task, init_lrs, seeds, os.path.join(args.out, name), weight_decay=wd,
                 seed=args.seed, **ex.run_options(args), name=f"results_wd{wd:g}")
-            rows_by_wd[wd] = evaluate.summary_rows(results)
+            rows_by_wd[wd] = summary_rows(results)
         tables[f"{name} sensitivity"] = sensitivity_table(rows_by_wd)
         write_atomic(os.path.join(args.out, name, "sensitivity.md"), tables[f"{name} sensitivity"])
         sections.append((f"{name}: average final test accuracy (%) by weight decay", tables[f"{name} sensitivity"]))
         sections += [(f"{name}, weight decay {wd:g}", tables[f"{name} wd={wd:g}"]) for wd in wds]
-    ex.finish(args.out, f"Weight-decay sensitivity: GANNO trained on {train_task} ({ex.scale_note(scale, seeds)})",
+    report.finish(args.out, f"Weight-decay sensitivity: GANNO trained on {train_task} ({ex.scale_note(scale, seeds)})",
               sections, start)
     return tables
 

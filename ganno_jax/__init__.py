@@ -1,10 +1,12 @@
 """ganno_jax: learn learning-rate schedules with reinforcement learning, in JAX.
 
-Submodules: ``data`` (offline datasets), ``tasks`` (pytree task configs and models), ``env``
-(functional LayerwiseLREnv / GlobalLREnv), ``agents`` (IPPO/PPO), ``baselines`` (optax schedules and
-controllers), ``evaluate`` (init-LR x seed grids and tables), ``plots``, ``checkpoint``, ``training``
-(run folders for the ``ganno train`` command).
+Floors, top to bottom (every import points down): ``cli`` / ``demo`` / ``experiment`` (commands and
+scripts); ``training`` (chunked training runs) and ``evaluation`` (grids, controllers, tables, plots,
+reports); ``sgd_scheduler`` (the second paper); ``runs`` (run folders) and ``scales`` (sizes);
+``baselines`` (optax schedules, update rules); ``agents`` (IPPO/PPO); ``env`` (LayerwiseLREnv and the
+inner trainer); ``tasks``; ``data`` and ``checkpoint``. ``evaluate`` is the historical name of
+``evaluation``'s harness and tables.
 """
-from ganno_jax import agents, baselines, checkpoint, data, env, evaluate, tasks
+from ganno_jax import agents, baselines, checkpoint, data, env, evaluate, evaluation, sgd_scheduler, tasks
 
 __version__ = "0.1.0"

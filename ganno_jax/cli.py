@@ -71,18 +71,19 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from ganno_jax import scales, training
-    from ganno_jax.baselines import controllers
-    from ganno_jax.experiment import evaluate_task, parse_floats
-    from ganno_jax.runs import prepare_out
+    from ganno_jax import scales
+    from ganno_jax.evaluation import controllers
+    from ganno_jax.evaluation.report import evaluate_task
+    from ganno_jax.experiment import parse_floats
+    from ganno_jax.runs import check_out
 
     methods = [controllers.get(m) for m in args.methods.split(",") if m]
     init_lrs = scales.check_init_lrs(parse_floats(args.init_lrs), allow_zero=bool(args.run))
     seeds = scales.check_seeds(args.seeds)
     task = _task_from(args)
     if args.run:
-        methods.insert(0, training.load_policy(args.run))
-    prepare_out(args.out, args.overwrite, protect=[args.run])
+        methods.insert(0, controllers.from_run(args.run))
+    check_out(args.out, args.overwrite, protect=[args.run])  # files are written only once all runs end
     _, table = evaluate_task(methods, task, init_lrs, seeds, args.out,
                              weight_decay=args.weight_decay, plot_prefix="", max_parallel_runs=args.max_parallel_runs,
                              devices=args.devices, progress=not args.no_progress)

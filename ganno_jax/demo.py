@@ -14,8 +14,8 @@ import time
 
 from ganno_jax import tasks, training
 from ganno_jax.agents import IPPOConfig
-from ganno_jax.baselines import controllers
-from ganno_jax.experiment import evaluate_task
+from ganno_jax.evaluation import controllers
+from ganno_jax.evaluation.report import evaluate_task
 from ganno_jax.runs import prepare_out, write_atomic
 from ganno_jax.scales import GANNO_SCALES, PAPER_INIT_LRS
 
@@ -47,7 +47,7 @@ def run(out: str = "results/demo", overwrite: bool = False, ippo: IPPOConfig = S
           f"{ippo.num_envs} envs, tau={train_task.tau}, difference reward)")
     training.train_run(run_dir, train_task, ippo, chunk_updates=SCALE.chunk_updates, progress=progress)
     train_secs = time.perf_counter() - start
-    policy = training.load_policy(run_dir)
+    policy = controllers.from_run(run_dir)
     print(f"[demo] trained in {train_secs:.0f}s; evaluating zero-shot on {', '.join(EVAL_TASKS)}")
     tables = evaluate_all(policy, out, seeds=seeds, baselines=baselines, init_lrs=init_lrs, progress=progress)
     elapsed = time.perf_counter() - start

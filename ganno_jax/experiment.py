@@ -3,8 +3,8 @@
 Each script is a thin ``main(argv)`` over this module: common flags (``parser``), the scale
 (``scales.GannoScale``), input checks that fail before any training (``check_*``; initial-LR grids and
 seeds: ``scales.check_init_lrs`` / ``check_seeds``), training or reusing a GANNO
-run (``train_or_load``), evaluating controllers on a task and writing tables + plots
-(``evaluate_task``), and the final report (``finish``).
+run (``train_or_load``). Evaluating controllers on a task and writing its folder is
+``evaluation.report.evaluate_task``, the final report ``evaluation.report.finish``.
 
 Scales (``--scale`` / ``--smoke``, defined in ``scales.GANNO_SCALES``): ``smoke`` (seconds, tests),
 ``cpu`` (default; the ``ganno demo`` sizes, minutes on 2 CPU cores), ``paper`` (an accelerator).
@@ -15,19 +15,17 @@ Datasets: offline by default (``digits`` for training, ``digits``/``mnist1d`` fo
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
-import time
 from typing import Callable, Optional, Sequence
 
-from ganno_jax import evaluate, plots, tasks, training
+from ganno_jax import tasks, training
 from ganno_jax.agents.sharding import use_cpu_cores
-from ganno_jax.runs import load_config, prepare_out, write_atomic
+from ganno_jax.evaluation import controllers
+from ganno_jax.runs import load_config, prepare_out
 from ganno_jax.scales import PAPER_INIT_LRS, GannoScale, check_seeds, ganno_scale
-from ganno_jax.baselines import controllers
-from ganno_jax.env.inner import InnerTrainer
+
 
 # ----------------------------------------------------------------------------------------- checks
 def parse_floats(text: str) -> tuple:
@@ -111,7 +109,7 @@ def parser(prog: str, description: str, default_out: str,
 
 
 def run_options(args) -> dict:
-    """Keyword arguments of ``evaluate_task`` from the flags: runs at once, progress bar."""
+    """Keyword arguments of ``evaluation.report.evaluate_task`` from the flags: runs at once, progress bar."""
     return dict(max_parallel_runs=args.max_parallel_runs, progress=not args.no_progress)
 
 
@@ -151,13 +149,13 @@ def train_or_load(args, scale: GannoScale, train_task: str, folder: str, variant
                   run_dir: Optional[str] = None):
     """The evaluation controller of ``run_dir`` if given, else of a run trained into ``folder``."""
     if run_dir:
-        return training.load_policy(run_dir)
+        return controllers.from_run(run_dir)
     task = make_task(train_task, scale, args)
     print(f"[{scale.name}] training {variant} on {task.name}: {scale.ippo.total_timesteps} env steps, "
           f"{scale.ippo.num_envs} envs, tau={task.tau}, horizon={task.horizon}")
     training.train_run(folder, task, scale.ippo, variant=variant, seed=args.seed,
                        chunk_updates=scale.chunk_updates, progress=not args.no_progress)
-    return training.load_policy(folder)
+    return controllers.from_run(folder)
 
 
 def prepare_out_and_agent(args, scale: GannoScale, train_task: str):
@@ -171,54 +169,6 @@ def prepare_out_and_agent(args, scale: GannoScale, train_task: str):
 def baseline_controllers(names: Sequence[str]) -> list:
     """Controllers for baseline names (unknown names: ValueError listing ``controllers.names()``)."""
     return [controllers.get(n) for n in check_names(names, controllers.names(), "controller")]
-
-
-# ----------------------------------------------------------------------------------- evaluation
-def evaluate_task(methods: Sequence, task, init_lrs: Sequence[float], seeds: int, folder: str,
-                  weight_decay: Optional[float] = None, seed: int = 0, name: str = "results",
-                  plot_lr: Optional[float] = None, plot_prefix: Optional[str] = None,
-                  max_parallel_runs: Optional[int] = None, devices: Optional[int] = None,
-                  progress: bool = False) -> tuple[list, str]:
-    """Evaluates ``methods`` on ``task``; writes ``<name>.{json,md,csv}`` and PNG plots to ``folder``.
-
-    ``max_parallel_runs`` / ``devices`` / ``progress``: see ``evaluate.run_many``.
-
-    Returns (results, Markdown table). Plots, named ``<plot_prefix>accuracy_curves.png`` etc. (prefix
-    default ``<name>_``): accuracy curves at ``plot_lr`` (default: 1e-3 or the nearest grid LR), final
-    accuracy vs initial LR (grids of >= 2 LRs), and ``<prefix><method>_schedule.png``, the per-layer
-    schedule of the first learned policy (the first method when there is none).
-    """
-    results = evaluate.run_many(methods, task, init_lrs=init_lrs, seeds=seeds, weight_decay=weight_decay,
-                                seed=seed, max_parallel_runs=max_parallel_runs, devices=devices,
-                                progress=progress)
-    print(f"[evaluate] {task.name}: {results[0].plan.describe()}")
-    evaluate.save_results(results, folder, name)
-    prefix = f"{name}_" if plot_prefix is None else plot_prefix
-    lr = 1e-3 if plot_lr is None else plot_lr
-    plots.plot_accuracy_curves(results, os.path.join(folder, f"{prefix}accuracy_curves.png"), init_lr=lr)
-    if len(init_lrs) > 1:
-        plots.plot_final_vs_lr(results, os.path.join(folder, f"{prefix}final_vs_lr.png"))
-    shown = next((r for r, m in zip(results, methods) if isinstance(m, controllers.PolicyController)), results[0])
-    plots.plot_schedule(shown, os.path.join(folder, f"{prefix}{shown.method}_schedule.png"), init_lr=lr,
-                        layer_names=[l.name for l in InnerTrainer(task).layers])
-    return results, evaluate.markdown_table(evaluate.summary_rows(results))
-
-
-def finish(out: str, title: str, sections: Sequence[tuple[str, str]], start: float,
-           extra: Optional[dict] = None) -> str:
-    """Writes ``out/README.md`` (title, elapsed time, one section per (heading, table)) and
-    ``out/summary.json``; prints the report; returns it."""
-    elapsed = time.perf_counter() - start
-    text = [f"# {title}\n\n_{elapsed / 60:.1f} min on this machine_\n"]
-    text += [f"\n## {heading}\n\n{table}" for heading, table in sections]
-    report = "".join(text)
-    write_atomic(os.path.join(out, "README.md"), report)
-    summary = {"title": title, "elapsed_s": elapsed, "sections": [{"heading": h, "table": t} for h, t in sections],
-               **(extra or {})}
-    write_atomic(os.path.join(out, "summary.json"), json.dumps(summary, indent=2))
-    print(report)
-    print(f"[experiment] wrote {out}/ (README.md, summary.json, results.{{json,md,csv}}, plots) in {elapsed:.0f}s")
-    return report
 
 
 def scale_note(scale: GannoScale, seeds: int) -> str:

@@ -4,7 +4,8 @@ Every command and script that writes a folder (``ganno train`` / ``evaluate`` / 
 ``experiments/*.py`` scripts) prepares it with ``prepare_out`` and writes files with ``write_atomic``
 (temp file + ``os.replace``: a reader never sees half a file). A training run folder holds
 ``config.json`` (``RunConfig``: task, IPPO config, every ``EnvParams`` field, variant, seed), which
-``save_config`` / ``load_config`` round-trip exactly.
+``save_config`` / ``load_config`` round-trip exactly, and ``checkpoints/`` (orbax), from which
+``load_policy`` rebuilds the trained policy.
 """
 from __future__ import annotations
 
@@ -15,8 +16,12 @@ import shutil
 import tempfile
 from typing import Optional, Sequence
 
-from ganno_jax.agents.config import IPPOConfig
-from ganno_jax.env.layerwise import EnvParams
+import jax
+
+from ganno_jax import checkpoint
+from ganno_jax.agents import IPPOConfig, LearnedPolicy, make_train_pieces, policy_from
+from ganno_jax.env.layerwise import EnvParams, LayerwiseLREnv
+from ganno_jax.env.wrappers import VARIANTS, variant_env
 from ganno_jax.tasks.config import Task
 
 CONFIG = "config.json"
@@ -41,15 +46,12 @@ def _inside(path: str, folder: str) -> bool:
     return (os.path.abspath(path) + os.sep).startswith(os.path.abspath(folder) + os.sep)
 
 
-def prepare_out(path: str, overwrite: bool, protect: Sequence[Optional[str]] = (), what: str = "results folder",
-                hint: str = "pass --overwrite to replace it") -> str:
-    """Creates the folder ``path`` and returns it.
-
-    An existing non-empty folder is a ``FileExistsError`` (naming ``what`` and ``hint``) unless
-    ``overwrite``; then it is deleted first, except when one of the ``protect`` paths (folders the
-    caller still reads, e.g. a reused training run) lies inside it: that is a ``ValueError`` and
-    nothing is deleted. ``None`` entries of ``protect`` are ignored.
-    """
+def check_out(path: str, overwrite: bool, protect: Sequence[Optional[str]] = (), what: str = "results folder",
+              hint: str = "pass --overwrite to replace it") -> None:
+    """Checks, changing nothing, that ``prepare_out`` may use ``path``: an existing non-empty folder
+    is a ``FileExistsError`` (naming ``what`` and ``hint``) unless ``overwrite``, and a ``ValueError``
+    when one of the ``protect`` paths (folders the caller still reads, e.g. a reused training run)
+    lies inside it. ``None`` entries of ``protect`` are ignored."""
     if os.path.exists(path) and os.listdir(path):
         if not overwrite:
             raise FileExistsError(f"{what} {path!r} exists; {hint}")
@@ -57,6 +59,14 @@ def prepare_out(path: str, overwrite: bool, protect: Sequence[Optional[str]] = (
             if kept and _inside(kept, path):
                 raise ValueError(f"{kept!r} lies inside --out {path!r}, which --overwrite would delete; "
                                  f"copy it elsewhere first")
+
+
+def prepare_out(path: str, overwrite: bool, protect: Sequence[Optional[str]] = (), what: str = "results folder",
+                hint: str = "pass --overwrite to replace it") -> str:
+    """Creates the folder ``path`` after ``check_out`` (same arguments), deleting an existing one first
+    (only with ``overwrite``); returns ``path``."""
+    check_out(path, overwrite, protect, what, hint)
+    if os.path.exists(path) and os.listdir(path):
         shutil.rmtree(path)
     os.makedirs(path, exist_ok=True)
     return path
@@ -64,13 +74,25 @@ def prepare_out(path: str, overwrite: bool, protect: Sequence[Optional[str]] = (
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
-    """What a training run folder's ``config.json`` holds: enough to resume it or rebuild its policy."""
+    """What a training run folder's ``config.json`` holds: enough to resume it or rebuild its policy.
+
+    ``variant`` (``env.wrappers.VARIANTS``) is checked and sets ``env_params.obs_mask``.
+    """
 
     task: Task
     ippo: IPPOConfig
-    env_params: EnvParams
+    env_params: EnvParams = EnvParams()
     variant: str = "ganno"
     seed: int = 0
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant={self.variant!r} is not valid; allowed: {', '.join(VARIANTS)}")
+        object.__setattr__(self, "env_params", self.env_params.replace(obs_mask=VARIANTS[self.variant][0]))
+
+    def env(self):
+        """(env, env_params) the run trains on: the task's ``LayerwiseLREnv`` as its variant sets it."""
+        return variant_env(LayerwiseLREnv(self.task), self.variant, self.env_params)
 
     def to_dict(self) -> dict:
         """JSON-ready dict (``env_params``: every field, ``obs_mask`` as a list or null)."""
@@ -100,3 +122,13 @@ def load_config(run_dir: str) -> RunConfig:
         raise FileNotFoundError(f"{run_dir!r} is not a run folder: {path} is missing")
     with open(path) as f:
         return RunConfig.from_dict(json.load(f))
+
+
+def load_policy(run_dir: str, greedy: bool = True) -> tuple[LearnedPolicy, RunConfig]:
+    """(policy, config) of a trained run folder: the actor restored from its last checkpoint (greedy by
+    default); ``checkpoint.CheckpointError`` if the stored parameters do not fit ``config``."""
+    config = load_config(run_dir)
+    env, params = config.env()
+    like = jax.eval_shape(make_train_pieces(config.ippo, env, params).init, jax.random.key(config.seed))
+    _, runner_state = checkpoint.restore(os.path.join(run_dir, "checkpoints"), like)
+    return policy_from(runner_state, config.ippo, greedy=greedy), config

@@ -2,7 +2,8 @@
 
 A run folder (``runs.py``) holds ``config.json`` (``runs.RunConfig``: task, IPPO config, every
 ``EnvParams`` field, variant, seed), ``metrics.csv``
-(one row per PPO update) and ``checkpoints/<update>``. Training runs ``chunk_updates`` PPO updates
+(one row per PPO update) and ``checkpoints/<update>``; ``evaluation.controllers.from_run`` loads its
+policy for evaluation. Training runs ``chunk_updates`` PPO updates
 per jitted call (``agents.make_train_pieces``), then writes metrics and a checkpoint, so a run
 killed mid-way (even during a save) resumes from its last complete checkpoint, drops the metrics rows
 written after it, and ends exactly as an uninterrupted run would (chunked and fused training give
@@ -24,23 +25,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ganno_jax import checkpoint
-from ganno_jax.agents import IPPOConfig, RunnerState, make_train_pieces, policy_from
+from ganno_jax.agents import IPPOConfig, RunnerState, make_train_pieces
 from ganno_jax.agents.sharding import mesh_for
-from ganno_jax.baselines.controllers import PolicyController, learned
-from ganno_jax.env.layerwise import EnvParams, LayerwiseLREnv
-from ganno_jax.env.wrappers import VARIANTS, variant_env
+from ganno_jax.env.layerwise import EnvParams
 from ganno_jax.runs import RunConfig, load_config, prepare_out, save_config, write_atomic
 from ganno_jax.tasks.config import Task
 
 METRIC_FIELDS = ("update", "env_steps", "mean_reward", "val_acc", "final_val_acc", "diverged_frac",
                  "loss_total", "loss_value", "loss_actor", "entropy", "approx_kl", "env_steps_per_s")
 COUNT_FIELDS = ("update", "env_steps")  # integer columns of metrics.csv
-
-
-def training_env(task: Task, variant: str = "ganno", params: Optional[EnvParams] = None):
-    """(env, env_params) a run of ``variant`` trains on: ``task``'s ``LayerwiseLREnv`` and ``params``
-    (default: the paper's ``EnvParams``), as the variant sets them (``env.wrappers.variant_env``)."""
-    return variant_env(LayerwiseLREnv(task), variant, EnvParams() if params is None else params)
 
 
 def _metric_rows(metrics: dict, first_update: int, cfg: IPPOConfig, seconds: float) -> list[dict]:
@@ -90,21 +83,21 @@ def train_run(out_dir: str, task: Optional[Task] = None, cfg: Optional[IPPOConfi
 
     ``env_params``: the ``EnvParams`` trained on (default: the paper's, difference reward); the
     variant sets its ``obs_mask``. With ``resume`` the configuration comes from ``out_dir/config.json``.
-    ``max_chunks`` stops early (as if killed) after that many chunks; a later ``resume`` finishes the run. ``devices``: split the
-    env copies over that many devices (None: as many as divide ``cfg.num_envs``; results are the same
-    up to float rounding, see ``agents.sharding``).
+    ``max_chunks`` stops early (as if killed) after that many chunks; a later ``resume`` finishes the
+    run. ``devices``: split the env copies over that many devices (None: as many as divide
+    ``cfg.num_envs``; results are the same up to float rounding, see ``agents.sharding``).
     """
     if chunk_updates < 1:
         raise ValueError(f"chunk_updates={chunk_updates!r} must be an integer >= 1")
     if resume:
         config = load_config(out_dir)
     else:
-        config = RunConfig(task, cfg, training_env(task, variant, env_params)[1], variant, seed)
+        config = RunConfig(task, cfg, EnvParams() if env_params is None else env_params, variant, seed)
         prepare_out(out_dir, overwrite, what="run folder", hint="pass --resume to continue it or --overwrite to "
                                                                  "replace it")
         save_config(out_dir, config)
     task, cfg, variant = config.task, config.ippo, config.variant
-    env, params = training_env(config.task, config.variant, config.env_params)
+    env, params = config.env()
     pieces = make_train_pieces(cfg, env, params, mesh_for(cfg.num_envs, devices))
     runner_state = jax.jit(pieces.init)(jax.random.key(config.seed))
     ckpt_dir = os.path.join(out_dir, "checkpoints")
@@ -134,18 +127,6 @@ def train_run(out_dir: str, task: Optional[Task] = None, cfg: Optional[IPPOConfi
                         val_acc=f"{last['val_acc']:.3f}")
     bar.close()
     return runner_state
-
-
-def load_policy(run_dir: str, greedy: bool = True) -> PolicyController:
-    """The evaluation controller of a trained run (its variant's mask / single-agent setting included)."""
-    config = load_config(run_dir)
-    env, params = training_env(config.task, config.variant, config.env_params)
-    like = jax.eval_shape(make_train_pieces(config.ippo, env, params).init, jax.random.key(config.seed))
-    _, runner_state = checkpoint.restore(os.path.join(run_dir, "checkpoints"), like)
-    obs_mask, single = VARIANTS[config.variant]
-    name = "GANNO" if config.variant == "ganno" else f"GANNO-{config.variant.replace('_', '-')}"
-    return learned(name, policy_from(runner_state, config.ippo, greedy=greedy), obs_mask=obs_mask,
-                   single_agent=single)
 
 
 def final_metrics(run_dir: str) -> dict:

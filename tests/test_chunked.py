@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ganno_jax import chunked
+from ganno_jax.evaluation import chunked
 
 
 def _outer_run(scale, x):
@@ -80,7 +80,7 @@ SCRIPT = textwrap.dedent("""
     import jax, numpy as np
     import ganno_jax as gj
     from ganno_jax import evaluate
-    from ganno_jax.baselines import controllers
+    from ganno_jax.evaluation import controllers
     assert jax.device_count() == 4, jax.devices()
     task = gj.tasks.get("digits-mlp", tau=2, horizon=2, eval_batch=64)
     methods = [controllers.get("constant"), controllers.get("random")]

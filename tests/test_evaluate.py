@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 import ganno_jax as gj
-from ganno_jax import chunked, cli, evaluate
+from ganno_jax import cli, evaluate
+from ganno_jax.evaluation import chunked
 from ganno_jax.agents import ConstantPolicy
-from ganno_jax.baselines import controllers
+from ganno_jax.evaluation import controllers
 from ganno_jax.env.inner import InnerTrainer
 
 TASK = gj.tasks.get("digits-mlp", tau=4, horizon=3, eval_batch=64)

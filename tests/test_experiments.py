@@ -7,20 +7,19 @@ a persistent compilation cache (this module only) lets scripts that evaluate the
 """
 from __future__ import annotations
 
+import csv
+import json
 import os
-import runpy
 
 import jax
+import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from ganno_jax import evaluate
+
 SCRIPTS = ("generalisation", "resnet", "ablations", "warmup", "weight_decay")
 FAST = ["--smoke", "--no-progress", "--eval-tasks", "digits-mlp", "--init-lrs", "1e-3"]
-
-
-def script(name: str):
-    """The ``main`` of ``experiments/<name>.py`` (loaded without running it)."""
-    return runpy.run_path(os.path.join(ROOT, "experiments", f"{name}.py"))["main"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -38,18 +37,32 @@ def compilation_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def gen_out(tmp_path_factory):
+def gen_out(tmp_path_factory, experiment):
     out = str(tmp_path_factory.mktemp("exp") / "generalisation")
-    tables = script("generalisation")(["--out", out, "--train-task", "digits-mlp", "--baselines", "constant", *FAST])
+    tables = experiment("generalisation").main(["--out", out, "--train-task", "digits-mlp", "--baselines", "constant", *FAST])
     return out, tables
 
 
 def assert_written(out: str, folder: str, names=("results",)):
-    assert os.path.isfile(os.path.join(out, "README.md")) and os.path.isfile(os.path.join(out, "summary.json"))
+    """The report and each results table agree with the curves in ``<name>.json``; plots are images."""
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    report = open(os.path.join(out, "README.md")).read()
+    assert summary["sections"] and all(s["table"] in report for s in summary["sections"])
     for name in names:
-        for ext in ("json", "md", "csv"):
-            assert os.path.getsize(os.path.join(out, folder, f"{name}.{ext}")) > 0
-        assert os.path.isfile(os.path.join(out, folder, f"{name}_accuracy_curves.png"))
+        saved = json.load(open(os.path.join(out, folder, f"{name}.json")))
+        methods = [r["method"] for r in saved["results"]]
+        for res in saved["results"]:  # every run's final accuracy is a finite fraction
+            final = np.asarray(res["curves"]["test_acc"])[..., -1]
+            assert np.all((final >= 0) & (final <= 1)), res["method"]
+        assert [r["method"] for r in saved["summary"]] == methods
+        md = open(os.path.join(out, folder, f"{name}.md")).read()
+        assert md == evaluate.markdown_table(saved["summary"])
+        rows = list(csv.DictReader(open(os.path.join(out, folder, f"{name}.csv"))))
+        assert [r["method"] for r in rows] == methods
+        assert [float(r["avg_mean"]) for r in rows] == pytest.approx([r["avg_mean"] for r in saved["summary"]],
+                                                                     abs=1e-4)
+        image = plt.imread(os.path.join(out, folder, f"{name}_accuracy_curves.png"))
+        assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 0  # decodes, not blank
 
 
 def test_generalisation_writes_tables_and_plots(gen_out):
@@ -61,10 +74,20 @@ def test_generalisation_writes_tables_and_plots(gen_out):
     assert any(f.endswith("_schedule.png") for f in os.listdir(os.path.join(out, "digits-mlp")))
 
 
-def test_existing_results_folder_is_not_overwritten(gen_out):
+def test_existing_results_folder_is_not_overwritten(gen_out, experiment):
     out, _ = gen_out
     with pytest.raises(FileExistsError, match="--overwrite"):
-        script("generalisation")(["--out", out, *FAST])
+        experiment("generalisation").main(["--out", out, *FAST])
+
+
+def test_overwrite_never_deletes_a_reused_run(gen_out, experiment):
+    """--overwrite of a folder that holds the --train-run is refused, and the run survives."""
+    out, _ = gen_out
+    agent = os.path.join(out, "agent")
+    before = sorted(os.listdir(agent))
+    with pytest.raises(ValueError, match="lies inside --out"):
+        experiment("warmup").main(["--out", out, "--overwrite", "--train-run", agent, *FAST])
+    assert sorted(os.listdir(agent)) == before and os.path.isfile(os.path.join(out, "digits-mlp", "results.json"))
 
 
 @pytest.mark.parametrize("name,extra", [
@@ -77,9 +100,9 @@ def test_existing_results_folder_is_not_overwritten(gen_out):
     ("resnet", ["--seeds", "0"]),
     ("weight_decay", ["--weight-decays=-1"]),
 ])
-def test_bad_grid_is_a_value_error(tmp_path, name, extra):
+def test_bad_grid_is_a_value_error(tmp_path, name, extra, experiment):
     with pytest.raises(ValueError):
-        script(name)(["--smoke", "--out", str(tmp_path / "x"), *extra])
+        experiment(name).main(["--smoke", "--out", str(tmp_path / "x"), *extra])
     assert not (tmp_path / "x").exists()  # rejected before anything was written
 
 
@@ -89,16 +112,16 @@ def test_bad_grid_is_a_value_error(tmp_path, name, extra):
     ("resnet", ["--eval-tasks", "digits-resnet99"], "digits-resnet18"),
     ("ablations", ["--variants", "nope"], "timestep_only"),
 ])
-def test_unknown_names_list_the_valid_ones(tmp_path, name, extra, valid):
+def test_unknown_names_list_the_valid_ones(tmp_path, name, extra, valid, experiment):
     with pytest.raises(ValueError, match=valid):
-        script(name)(["--smoke", "--out", str(tmp_path / "x"), *extra])
+        experiment(name).main(["--smoke", "--out", str(tmp_path / "x"), *extra])
 
 
-def test_resnet_evaluates_a_real_resnet18_reusing_the_trained_run(gen_out, tmp_path):
+def test_resnet_evaluates_a_real_resnet18_reusing_the_trained_run(gen_out, tmp_path, experiment):
     """Smoke-sized ResNet-18 evaluation at both default weight decays (the second reuses the compiled
     programs); the GANNO agent trained on the MLP is reused, so nothing is trained here."""
     out = str(tmp_path / "resnet")
-    tables = script("resnet")(["--smoke", "--no-progress", "--out", out, "--train-run",
+    tables = experiment("resnet").main(["--smoke", "--no-progress", "--out", out, "--train-run",
                                os.path.join(gen_out[0], "agent"), "--baselines", "constant"])
     assert list(tables) == ["digits-resnet18 wd=0.01", "digits-resnet18 wd=0.1"]
     assert "| GANNO |" in tables["digits-resnet18 wd=0.1"] and "| constant |" in tables["digits-resnet18 wd=0.1"]
@@ -106,9 +129,9 @@ def test_resnet_evaluates_a_real_resnet18_reusing_the_trained_run(gen_out, tmp_p
     assert not os.path.exists(os.path.join(out, "agent"))  # nothing trained
 
 
-def test_weight_decay_sensitivity_table(gen_out, tmp_path):
+def test_weight_decay_sensitivity_table(gen_out, tmp_path, experiment):
     out = str(tmp_path / "wd")
-    tables = script("weight_decay")(["--out", out, "--train-run", os.path.join(gen_out[0], "agent"),
+    tables = experiment("weight_decay").main(["--out", out, "--train-run", os.path.join(gen_out[0], "agent"),
                                      "--baselines", "constant", "--weight-decays", "0.0001,0.1", *FAST])
     sens = tables["digits-mlp sensitivity"]
     assert "wd=0.0001" in sens and "wd=0.1" in sens and "| GANNO |" in sens
@@ -116,18 +139,18 @@ def test_weight_decay_sensitivity_table(gen_out, tmp_path):
     assert os.path.isfile(os.path.join(out, "digits-mlp", "sensitivity.md"))
 
 
-def test_warmup_ganno_from_zero(gen_out, tmp_path):
+def test_warmup_ganno_from_zero(gen_out, tmp_path, experiment):
     out = str(tmp_path / "warmup")
-    tables = script("warmup")(["--out", out, "--train-run", os.path.join(gen_out[0], "agent"),
+    tables = experiment("warmup").main(["--out", out, "--train-run", os.path.join(gen_out[0], "agent"),
                                "--schedules", "warmup_cosine", *FAST])
     assert "| warmup_cosine |" in tables["digits-mlp schedules"]
     assert "| 0 |" in tables["digits-mlp GANNO"]  # GANNO's column is initial LR 0
     assert_written(out, "digits-mlp", ("schedules", "ganno_from_zero"))
 
 
-def test_ablations_train_a_variant_and_include_lr_zero(gen_out, tmp_path):
+def test_ablations_train_a_variant_and_include_lr_zero(gen_out, tmp_path, experiment):
     out = str(tmp_path / "abl")
-    tables = script("ablations")(["--out", out, "--train-run", os.path.join(gen_out[0], "agent"),
+    tables = experiment("ablations").main(["--out", out, "--train-run", os.path.join(gen_out[0], "agent"),
                                   "--variants", "lr_only,ganno", "--train-task", "digits-mlp", *FAST[:4],
                                   "--init-lrs", "0"])
     table = tables["digits-mlp"]
@@ -138,15 +161,15 @@ def test_ablations_train_a_variant_and_include_lr_zero(gen_out, tmp_path):
 
 
 @pytest.mark.parametrize("name", SCRIPTS)
-def test_help_names_the_paper_result(name, capsys):
+def test_help_names_the_paper_result(name, capsys, experiment):
     with pytest.raises(SystemExit) as exit_info:
-        script(name)(["--help"])
+        experiment(name).main(["--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
     assert "GANNO paper" in text and "--scale" in text and "--overwrite" in text
 
 
-def test_train_run_that_is_not_a_run_folder_is_a_clear_error(tmp_path):
+def test_train_run_that_is_not_a_run_folder_is_a_clear_error(tmp_path, experiment):
     with pytest.raises(FileNotFoundError, match="not a run folder"):
-        script("warmup")(["--smoke", "--out", str(tmp_path / "x"), "--train-run", str(tmp_path)])
+        experiment("warmup").main(["--smoke", "--out", str(tmp_path / "x"), "--train-run", str(tmp_path)])
     assert not (tmp_path / "x").exists()

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import ganno_jax as gj
-from ganno_jax.env import (GLOBAL_OBS_DIM, MAX_LAYERS, GlobalEnvParams, GlobalLREnv, action_to_lr, divergence_penalty,
-                           global_reward, lr_to_action)
-from ganno_jax.env import global_lr
+from ganno_jax.sgd_scheduler import env as global_lr
+from ganno_jax.sgd_scheduler import (GLOBAL_OBS_DIM, MAX_LAYERS, GlobalEnvParams, GlobalLREnv, action_to_lr,
+                                     divergence_penalty, global_reward, lr_to_action)
 
 TASK = gj.tasks.get("digits-mlp", batch_size=256, horizon=3, eval_batch=64)  # optimizer "adam": env must ignore it
 ACT_1E3 = jnp.zeros((1, 1))  # action 0 -> LR 1e-3
@@ -17,16 +17,6 @@ ACT_1E3 = jnp.zeros((1, 1))  # action 0 -> LR 1e-3
 @pytest.fixture(scope="module")
 def env():
     return GlobalLREnv(TASK)
-
-
-@pytest.fixture(scope="module")
-def reset(env):
-    return jax.jit(env.reset)
-
-
-@pytest.fixture(scope="module")
-def step(env):
-    return jax.jit(env.step)
 
 
 def test_action_to_lr_ends_centre_clipping_and_round_trip():

@@ -8,8 +8,8 @@ import pytest
 
 import ganno_jax as gj
 from ganno_jax import evaluate
-from ganno_jax.baselines import controllers
-from ganno_jax.baselines.optimizers import OPTIMIZERS, make_update_rule
+from ganno_jax.evaluation import controllers
+from ganno_jax.baselines.optimizers import UPDATE_RULES, make_update_rule
 from ganno_jax.env.inner import InnerTrainer
 from optax_reference import optax_run
 
@@ -75,7 +75,7 @@ def test_owned_lr_baselines_run_through_the_evaluation_grid():
 
 
 def test_owned_lr_optimisers_are_named_and_checked():
-    assert {"schedule_free_adamw", "prodigy"} <= set(controllers.names()) and "prodigy" in OPTIMIZERS
+    assert {"schedule_free_adamw", "prodigy"} <= set(controllers.names()) and "prodigy" in UPDATE_RULES
     with pytest.raises(ValueError, match="optimizer 'prodigy' needs initial LRs > 0"):
         evaluate.run(controllers.get("prodigy"), TASK, init_lrs=(0.0, 1e-3), seeds=1)
     env = gj.env.LayerwiseLREnv(TASK, trainer=InnerTrainer(TASK, rule=make_update_rule("prodigy")))

@@ -87,7 +87,7 @@ def _rows(run):
 
 def _final_state(run):
     config = runs.load_config(run)
-    env, env_params = training.training_env(config.task, config.variant, config.env_params)
+    env, env_params = config.env()
     like = jax.eval_shape(make_train_pieces(config.ippo, env, env_params).init, jax.random.key(config.seed))
     return checkpoint.restore(os.path.join(run, "checkpoints"), like)
 

@@ -1,5 +1,4 @@
-"""Paper-000 baselines (ganno_jax.baselines.sgd) and the experiments/sgd_scheduler.py smoke run."""
-import importlib.util
+"""Paper-000 baselines (ganno_jax.sgd_scheduler.baselines) and the experiments/sgd_scheduler.py smoke run."""
 import json
 import os
 
@@ -11,16 +10,16 @@ import numpy as np
 import pytest
 
 import ganno_jax as gj
-from ganno_jax.baselines import sgd, torch_constant_lr, torch_onecycle_lr
-from ganno_jax.env import lr_to_action
+from ganno_jax.baselines import torch_constant_lr, torch_onecycle_lr
+from ganno_jax.sgd_scheduler import baselines as sgd
+from ganno_jax.sgd_scheduler import lr_to_action
 
 TASK = gj.tasks.get("digits-mlp", width=2, batch_size=128, horizon=2, eval_batch=64, optimizer="sgd")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
 def env():
-    return sgd.make_env(TASK, "sgd")
+    return sgd.optimizer_env(TASK, "sgd")
 
 
 def test_grid_search_spends_exactly_the_budget(env):
@@ -45,7 +44,7 @@ def test_schedule_tables_follow_pytorch_stepping():
     with pytest.raises(ValueError, match="schedule"):
         sgd.schedule_table("cosine", 0.1, 2, 3)
     with pytest.raises(ValueError, match="optimizer"):
-        sgd.make_env(TASK, "rmsprop")
+        sgd.optimizer_env(TASK, "rmsprop")
 
 
 @flax.struct.dataclass
@@ -81,15 +80,8 @@ def test_divergence_is_reported_not_raised(env):
     assert sgd.loss_summary(np.array([np.inf]))["best"] == np.inf
 
 
-def _experiment():
-    spec = importlib.util.spec_from_file_location("sgd_scheduler", os.path.join(ROOT, "experiments", "sgd_scheduler.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_smoke_run_writes_tables(tmp_path, capsys):
-    exp = _experiment()
+def test_smoke_run_writes_tables(tmp_path, capsys, experiment):
+    exp = experiment("sgd_scheduler")
     with pytest.raises(SystemExit) as info:
         exp.main(["--help"])
     assert info.value.code == 0

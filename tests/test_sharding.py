@@ -17,7 +17,8 @@ SCRIPT = textwrap.dedent("""
     from ganno_jax.agents.sharding import ENV_AXIS
     assert jax.device_count() == 4, jax.devices()
     task = gj.tasks.get("digits-mlp", tau=2, horizon=3, eval_batch=64)
-    env, params = training.training_env(task)
+    env = gj.env.LayerwiseLREnv(task)
+    params = env.default_params
     cfg = IPPOConfig(num_envs=4, num_steps=8, total_timesteps=4 * 8 * 2, num_minibatches=2, actor_layers=(16,),
                      gru_size=8, actor_post_gru=8, critic_layers=(16,))
     close = lambda a, b: jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6), a, b)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import ganno_jax as gj
-from ganno_jax import checkpoint, cli, evaluate, training
+from ganno_jax import checkpoint, cli, evaluate, runs, training
+from ganno_jax.evaluation import controllers
 from ganno_jax.agents import IPPOConfig, make_train
 
 TINY_TASK = gj.tasks.get("digits-mlp", tau=3, horizon=4, batch_size=16, width=2, eval_batch=64)
@@ -99,12 +100,12 @@ def test_mismatched_checkpoint_is_a_clear_error(full_run, tmp_path):
         json.dump(conf, f)
     os.symlink(os.path.join(out, "checkpoints"), os.path.join(other, "checkpoints"))
     with pytest.raises(checkpoint.CheckpointError, match="does not match"):
-        training.load_policy(other)
+        controllers.from_run(other)
 
 
 def test_trained_policy_evaluates(full_run):
     out, _ = full_run
-    policy = training.load_policy(out)
+    policy = controllers.from_run(out)
     res = evaluate.run(policy, TINY_TASK, init_lrs=(1e-3,), seeds=2)
     assert res.method == "GANNO"
     assert res.final_acc.shape == (1, 2) and np.all(np.isfinite(res.final_acc))
@@ -112,7 +113,7 @@ def test_trained_policy_evaluates(full_run):
 
 def test_unknown_variant_lists_valid_ones():
     with pytest.raises(ValueError, match="lr_only"):
-        training.training_env(TINY_TASK, "bogus")
+        runs.RunConfig(TINY_TASK, TINY_CFG, variant="bogus")
 
 
 # ---------------------------------------------------------------- end to end
@@ -120,7 +121,7 @@ def test_unknown_variant_lists_valid_ones():
 
 @pytest.mark.parametrize("variant", ["single_agent", "timestep_only"])
 def test_variants_train(variant):
-    env, params = training.training_env(TINY_TASK, variant)
+    env, params = runs.RunConfig(TINY_TASK, TINY_CFG, variant=variant).env()
     cfg = IPPOConfig(num_envs=2, num_steps=8, total_timesteps=16, update_epochs=1, num_minibatches=1,
                      actor_layers=(8,), gru_size=4, actor_post_gru=4, critic_layers=(8,))
     out = jax.jit(make_train(cfg, env, params))(jax.random.key(0))
@@ -129,7 +130,8 @@ def test_variants_train(variant):
 
 def test_tiny_ganno_training_on_cnn2_with_difference_reward():
     task = gj.tasks.get("digits-cnn2", tau=2, horizon=3, batch_size=16, width=2, eval_batch=64)
-    env, params = training.training_env(task, "ganno")
+    env = gj.env.LayerwiseLREnv(task)
+    params = env.default_params
     cfg = IPPOConfig(num_envs=2, num_steps=8, total_timesteps=32, update_epochs=1, num_minibatches=2,
                      actor_layers=(16,), gru_size=8, actor_post_gru=8, critic_layers=(16,))
     out = jax.jit(make_train(cfg, env, params))(jax.random.key(0))

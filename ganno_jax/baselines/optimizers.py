@@ -3,7 +3,7 @@
 =====================  =========================================================================
 name                   update rule
 =====================  =========================================================================
-task                   the task's own optimiser (``scale_by_adam`` for adam, identity for sgd)
+None                   the task's own optimiser (``scale_by_adam`` for adam, identity for sgd)
 lion                   ``optax.scale_by_lion()`` direction x LR
 lamb                   ``scale_by_adam(eps=1e-6)``, ``add_decayed_weights(wd)``, then
                        ``scale_by_trust_ratio()``, x LR: ``optax.lamb`` and the LAMB paper
@@ -12,7 +12,7 @@ schedule_free_adamw    ``optax.contrib.schedule_free_adamw(lr, weight_decay=wd)`
 prodigy                ``optax.contrib.prodigy(lr / init_lr, estim_lr0=init_lr, weight_decay=wd)``
 =====================  =========================================================================
 
-The direction optimisers (task, lion, lamb) take per-layer LRs. Task and Lion add decoupled weight
+The direction optimisers (the task's, lion, lamb) take per-layer LRs. Task and Lion add decoupled weight
 decay ``lr * wd * theta`` like the env (``optax.adamw`` / ``optax.lion``); LAMB decays inside its
 trust ratio, so the layer's step is ``lr * ||theta|| / ||adam + wd theta|| * (adam + wd theta)``. Schedule-free AdamW and Prodigy own part of their step size, so
 they run with one global LR per step (``update_rules.OptimizerRule``) and apply their own AdamW-style
@@ -23,6 +23,8 @@ schedule is Prodigy as published (``learning_rate = 1``) and the grid probes its
 ``d0``. Prodigy's reported LR is the adapted ``d`` times the schedule.
 """
 from __future__ import annotations
+
+from typing import Optional
 
 import optax
 
@@ -48,12 +50,12 @@ def _prodigy_lr(state, lrs, init_lr):
 
 #: Optimisers whose initial LR must be > 0 (Prodigy divides by its initial step-size estimate).
 POSITIVE_INIT_LR = ("prodigy",)
-OPTIMIZERS = ("task", "lion", "lamb", "schedule_free_adamw", "prodigy")
+UPDATE_RULES = ("lion", "lamb", "schedule_free_adamw", "prodigy")
 
 
-def make_update_rule(optimizer: str):
-    """``InnerTrainer`` rule for ``optimizer`` (one of ``OPTIMIZERS``; None: the task's own adam/sgd)."""
-    if optimizer == "task":
+def make_update_rule(optimizer: Optional[str]):
+    """``InnerTrainer`` rule for ``optimizer`` (one of ``UPDATE_RULES``; None: the task's own adam/sgd)."""
+    if optimizer is None:
         return None
     if optimizer == "lion":
         return DirectionRule(optax.scale_by_lion())
@@ -63,10 +65,11 @@ def make_update_rule(optimizer: str):
         return OptimizerRule(optimizer, _schedule_free_adamw, eval_params=optax.contrib.schedule_free_eval_params)
     if optimizer == "prodigy":
         return OptimizerRule(optimizer, _prodigy, effective_lr=_prodigy_lr)
-    raise ValueError(f"optimizer={optimizer!r} is not valid; allowed: {', '.join(OPTIMIZERS)}")
+    raise ValueError(f"optimizer={optimizer!r} is not valid; allowed: None (the task's own), "
+                     f"{', '.join(UPDATE_RULES)}")
 
 
-def check_init_lrs(optimizer: str, init_lrs) -> None:
+def check_optimizer_init_lrs(optimizer: Optional[str], init_lrs) -> None:
     """``ValueError`` when ``optimizer`` needs initial LRs > 0 and ``init_lrs`` holds one <= 0."""
     bad = [lr for lr in init_lrs if lr <= 0]
     if optimizer in POSITIVE_INIT_LR and bad:

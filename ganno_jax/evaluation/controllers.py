@@ -1,12 +1,13 @@
 """Controllers for evaluation: learned or simple policies acting every env step, and handcrafted
 schedules / other optimisers acting every optimiser step. ``get(name)`` builds the named ones.
 
-- ``PolicyController``: any ``ganno_jax.agents.Controller`` (learned GANNO policy, random agent,
+- ``PolicyController``: any ``ganno_jax.agents.Policy`` (learned GANNO policy, random agent,
   constant no-op) choosing the Appendix D actions every ``tau`` steps; ``obs_mask`` and
-  ``single_agent`` select the paper's ablation variants.
+  ``single_agent`` select the paper's ablation variants. ``from_run`` loads a trained run's.
 - ``ScheduleController``: an optax schedule from ``baselines.SCHEDULES`` evaluated at every
-  optimiser step, with the task's optimiser or another from ``baselines.optimizers`` (Lion, LAMB,
-  schedule-free AdamW, Prodigy). Weight decay is AdamW-style (scaled by the step size) for all.
+  optimiser step, with the task's optimiser (``optimizer=None``) or another from
+  ``baselines.optimizers`` (Lion, LAMB, schedule-free AdamW, Prodigy). Weight decay is AdamW-style
+  (scaled by the step size) for all.
 
 VeLO needs downloaded weights and is left out.
 """
@@ -16,8 +17,12 @@ from typing import Any, Optional
 
 import flax.struct
 
+from ganno_jax.agents import RandomPolicy
 from ganno_jax.baselines.optimizers import make_update_rule
 from ganno_jax.baselines.schedules import SCHEDULES
+from ganno_jax.env.features import NUM_ACTIONS
+from ganno_jax.env.wrappers import VARIANTS
+from ganno_jax.runs import load_policy
 
 #: Optimiser baselines ``get`` knows, with the schedule each runs under: Lion, LAMB and Prodigy at a
 #: constant LR; schedule-free AdamW with the linear warm-up its authors recommend (no decay).
@@ -31,7 +36,7 @@ class ScheduleController:
 
     name: str = flax.struct.field(pytree_node=False)
     schedule: str = flax.struct.field(pytree_node=False, default="constant")
-    optimizer: str = flax.struct.field(pytree_node=False, default="task")
+    optimizer: Optional[str] = flax.struct.field(pytree_node=False, default=None)  # None: the task's own
 
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
@@ -41,7 +46,7 @@ class ScheduleController:
 
 @flax.struct.dataclass
 class PolicyController:
-    """A policy (``agents.Controller``) choosing LR actions every env step."""
+    """A policy (``agents.Policy``) choosing LR actions every env step."""
 
     name: str = flax.struct.field(pytree_node=False)
     policy: Any = None
@@ -55,10 +60,7 @@ def names() -> list[str]:
 
 
 def get(name: str):
-    """The controller called ``name`` (see ``names()``); learned policies come from ``learned``."""
-    from ganno_jax.agents import RandomPolicy
-    from ganno_jax.env.features import NUM_ACTIONS
-
+    """The controller called ``name`` (see ``names()``); learned policies come from ``learned`` / ``from_run``."""
     if name in SCHEDULES:
         return ScheduleController(name, schedule=name)
     if name == "random":
@@ -71,3 +73,12 @@ def get(name: str):
 def learned(name: str, policy, obs_mask: Optional[tuple] = None, single_agent: bool = False) -> PolicyController:
     """Controller for a trained policy (e.g. ``agents.policy_from(out)``) and its training variant."""
     return PolicyController(name, policy, obs_mask=obs_mask, single_agent=single_agent)
+
+
+def from_run(run_dir: str, greedy: bool = True) -> PolicyController:
+    """The controller of a trained run folder (``ganno train``, an experiment's ``<out>/agent``): its
+    policy (greedy by default) with its variant's observation mask / single-agent setting."""
+    policy, config = load_policy(run_dir, greedy=greedy)
+    obs_mask, single = VARIANTS[config.variant]
+    name = "GANNO" if config.variant == "ganno" else f"GANNO-{config.variant.replace('_', '-')}"
+    return learned(name, policy, obs_mask=obs_mask, single_agent=single)

@@ -1,14 +1,14 @@
 """Baselines of the single-agent SGD-scheduler paper (seed ``000``) on ``GlobalLREnv``'s epoch structure.
 
 Every method trains the same network with the same minibatches: a run from key ``k`` starts from
-``env.reset_env(split(k)[0])`` and epoch ``e`` uses the key ``split(split(k)[1], E)[e]``, split into
-(permutation, validation, -) exactly as ``GlobalLREnv.step_env`` does, so an agent rolled out with
-``step_env`` and a schedule run by ``run_schedule`` see identical epochs (common random numbers).
+``env.reset_env(split(k)[0])`` and epoch ``e`` uses the key ``split(split(k)[1], E)[e]``, which
+``GlobalLREnv.step_env`` (an agent) and ``GlobalLREnv.step_schedule`` (a schedule, ``run_schedule``)
+split alike, so every method sees identical epochs (common random numbers).
 
-- Optimisers (``OPTIMIZERS``): ``sgd``, ``adam``, ``adadelta``: the optax direction transforms
+- Optimisers (``BASELINE_OPTIMIZERS``): ``sgd``, ``adam``, ``adadelta``: the optax direction transforms
   ``identity``, ``scale_by_adam()``, ``scale_by_adadelta()`` (PyTorch's defaults: Adam betas
   (0.9, 0.999), eps 1e-8; Adadelta rho 0.9, eps 1e-6) inside ``InnerTrainer``; the LR multiplies them.
-- Schedules (``SCHEDULES``): ``fixed`` (the LR itself), ``constant_lr`` (PyTorch ``ConstantLR`` with
+- Schedules (``BASELINE_SCHEDULES``): ``fixed`` (the LR itself), ``constant_lr`` (PyTorch ``ConstantLR`` with
   its defaults factor 1/3, total_iters 5, stepped once per *epoch* as in pytorch/examples/mnist) and
   ``onecycle`` (PyTorch ``OneCycleLR`` with ``max_lr`` = the initial LR, stepped once per *batch* over
   ``epochs * steps_per_epoch`` steps, as PyTorch documents).
@@ -36,21 +36,22 @@ import optax
 from ganno_jax.baselines.torch_schedules import torch_constant_lr, torch_onecycle_lr
 from ganno_jax.data import Dataset
 from ganno_jax.env import features
-from ganno_jax.env.global_lr import GlobalEnvParams, GlobalEnvState, GlobalLREnv
 from ganno_jax.env.inner import InnerTrainer
+from ganno_jax.sgd_scheduler.env import GlobalEnvParams, GlobalLREnv
 from ganno_jax.tasks.config import Task
 
-OPTIMIZERS = {"sgd": optax.identity, "adam": optax.scale_by_adam, "adadelta": optax.scale_by_adadelta}
-SCHEDULES = ("fixed", "constant_lr", "onecycle")
+BASELINE_OPTIMIZERS = {"sgd": optax.identity, "adam": optax.scale_by_adam, "adadelta": optax.scale_by_adadelta}
+BASELINE_SCHEDULES = ("fixed", "constant_lr", "onecycle")
 PAPER_BUDGET = 10_000
 CURVE_KEYS = ("val_loss", "train_loss", "lr", "diverged")
 
 
-def make_env(task: Task, optimizer: str = "sgd", dataset: Optional[Dataset] = None) -> GlobalLREnv:
-    """``GlobalLREnv`` whose inner optimiser is ``optimizer`` (one of ``OPTIMIZERS``) at the scheduled LR."""
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer={optimizer!r} is not valid; allowed: {', '.join(OPTIMIZERS)}")
-    return GlobalLREnv(task, trainer=InnerTrainer(task, dataset, direction=OPTIMIZERS[optimizer]()))
+def optimizer_env(task: Task, optimizer: str = "sgd", dataset: Optional[Dataset] = None) -> GlobalLREnv:
+    """``GlobalLREnv`` whose inner optimiser is ``optimizer`` (one of ``BASELINE_OPTIMIZERS``) at the
+    scheduled LR."""
+    if optimizer not in BASELINE_OPTIMIZERS:
+        raise ValueError(f"optimizer={optimizer!r} is not valid; allowed: {', '.join(BASELINE_OPTIMIZERS)}")
+    return GlobalLREnv(task, trainer=InnerTrainer(task, dataset, direction=BASELINE_OPTIMIZERS[optimizer]()))
 
 
 def schedule_table(schedule: str, lr, epochs: int, steps_per_epoch: int) -> jax.Array:
@@ -63,29 +64,12 @@ def schedule_table(schedule: str, lr, epochs: int, steps_per_epoch: int) -> jax.
     if schedule == "onecycle":
         steps = epochs * steps_per_epoch
         return torch_onecycle_lr(lr, steps)(jnp.arange(steps)).reshape(epochs, steps_per_epoch).astype(jnp.float32)
-    raise ValueError(f"schedule={schedule!r} is not valid; allowed: {', '.join(SCHEDULES)}")
+    raise ValueError(f"schedule={schedule!r} is not valid; allowed: {', '.join(BASELINE_SCHEDULES)}")
 
 
 def _keys(key: jax.Array, epochs: int):
     k_reset, k_run = jax.random.split(key)
     return k_reset, jax.random.split(k_run, epochs)
-
-
-def epoch_step(env: GlobalLREnv, state: GlobalEnvState, lrs: jax.Array, key: jax.Array, params: GlobalEnvParams):
-    """One epoch at per-step LRs ``lrs [steps_per_epoch]`` (same minibatches as ``env.step_env(key, ...)``).
-
-    Returns ``(obs [1, d], state, info)`` with scalar ``info`` keys of ``CURVE_KEYS`` (``lr``: epoch mean).
-    """
-    k_perm, k_eval, _ = jax.random.split(key, 3)
-    per_agent = jnp.broadcast_to(lrs[:, None], (lrs.shape[0], env.trainer.num_agents))
-    inner, stats = env.trainer.train(state.inner, per_agent, params.weight_decay, k_perm, env.epoch_indices(k_perm))
-    metrics = env.trainer.measure(env.trainer.eval_params(inner), k_eval)
-    val_loss = features.safe_loss(metrics.val_loss)
-    state = GlobalEnvState(inner=inner, lr=lrs[-1], epoch=state.epoch + 1, val_loss=val_loss,
-                           best_loss=jnp.minimum(state.best_loss, val_loss), grad_norm=stats.grad_norm)
-    info = {"val_loss": val_loss, "train_loss": features.safe_loss(stats.train_loss), "lr": lrs.mean(),
-            "diverged": stats.diverged | ~jnp.isfinite(metrics.val_loss)}
-    return env.get_obs(state, params), state, info
 
 
 def _cumulative(curves: dict) -> dict:
@@ -98,8 +82,9 @@ def run_schedule(env: GlobalLREnv, params: GlobalEnvParams, lrs: jax.Array, key:
     _, state = env.reset_env(k_reset, params)
 
     def body(state, inputs):
-        _, state, info = epoch_step(env, state, *inputs, params)
-        return state, info
+        lrs, k = inputs
+        _, state, _, info = env.step_schedule(k, state, lrs, params)
+        return state, {name: info[name] for name in CURVE_KEYS}
 
     _, curves = jax.lax.scan(body, state, (lrs, keys))
     return _cumulative(curves)

@@ -222,28 +222,47 @@ class GlobalLREnv(FunctionalEnv):
         size = self.steps_per_epoch * self.task.batch_size
         return jax.random.permutation(key, n)[:size].reshape(self.steps_per_epoch, self.task.batch_size)
 
-    def step_env(self, key: jax.Array, state: GlobalEnvState, action: jax.Array, params: GlobalEnvParams):
-        """One epoch of SGD at the action's LR, without auto-reset; reward [1]."""
+    def _epoch(self, key: jax.Array, state: GlobalEnvState, per_step_lrs: jax.Array, params: GlobalEnvParams):
+        """One epoch of training at ``per_step_lrs [steps_per_epoch]``: (state, diverged, info, penalty key).
+
+        ``info``'s ``lr`` is the LR the state keeps (the epoch's last); callers report their own."""
         k_perm, k_eval, k_penalty = jax.random.split(key, 3)
-        lr = action_to_lr(jnp.reshape(action, ()), params.lr_min, params.lr_max)
-        lrs = jnp.full((self.steps_per_epoch, self.trainer.num_agents), lr)
+        lrs = jnp.broadcast_to(per_step_lrs[:, None], (self.steps_per_epoch, self.trainer.num_agents))
         inner, stats = self.trainer.train(state.inner, lrs, params.weight_decay, k_perm, self.epoch_indices(k_perm))
         metrics = self.trainer.measure(self.trainer.eval_params(inner), k_eval)
         diverged = stats.diverged | ~jnp.isfinite(metrics.val_loss)
         val_loss = features.safe_loss(metrics.val_loss)
-        epoch = state.epoch + 1
-        reward = global_reward(val_loss, state.best_loss, self.task.horizon - epoch, params.reward_gamma,
-                               params.reward_lambda, params.reward_mode)
-        reward = jnp.where(diverged, divergence_penalty(k_penalty), reward)
-        new_state = GlobalEnvState(inner=inner, lr=lr, epoch=epoch, val_loss=val_loss,
+        new_state = GlobalEnvState(inner=inner, lr=per_step_lrs[-1], epoch=state.epoch + 1, val_loss=val_loss,
                                    best_loss=jnp.minimum(state.best_loss, val_loss), grad_norm=stats.grad_norm)
-        terminated = diverged | (epoch >= self.task.horizon)
         info = {
             "val_loss": val_loss, "val_acc": metrics.val_acc, "train_loss": features.safe_loss(stats.train_loss),
-            "lr": lr, "diverged": diverged, "epoch": epoch,
+            "lr": per_step_lrs[-1], "diverged": diverged, "epoch": new_state.epoch,
         }
         if params.track_test:
             test_loss, test_acc = self.trainer.test_metrics(self.trainer.eval_params(inner))
             info.update(test_loss=features.safe_loss(test_loss), test_acc=test_acc)
+        return new_state, diverged, info, k_penalty
+
+    def step_env(self, key: jax.Array, state: GlobalEnvState, action: jax.Array, params: GlobalEnvParams):
+        """One epoch of SGD at the action's LR, without auto-reset; reward [1]."""
+        lr = action_to_lr(jnp.reshape(action, ()), params.lr_min, params.lr_max)
+        new_state, diverged, info, k_penalty = self._epoch(key, state, jnp.full((self.steps_per_epoch,), lr), params)
+        reward = global_reward(new_state.val_loss, state.best_loss, self.task.horizon - new_state.epoch,
+                               params.reward_gamma, params.reward_lambda, params.reward_mode)
+        reward = jnp.where(diverged, divergence_penalty(k_penalty), reward)
+        terminated = diverged | (new_state.epoch >= self.task.horizon)
         reward = jnp.reshape(reward, (1,)).astype(jnp.float32)
         return self.get_obs(new_state, params), new_state, reward, terminated, jnp.bool_(False), info
+
+    def step_schedule(self, key: jax.Array, state: GlobalEnvState, per_step_lrs: jax.Array,
+                      params: GlobalEnvParams):
+        """One epoch at externally given LRs ``[steps_per_epoch]`` (handcrafted schedules).
+
+        Same training and measurements as ``step_env`` with the same key (common random numbers), no
+        reward, no auto-reset. Returns (obs [1, GLOBAL_OBS_DIM], state, terminated, info); ``info["lr"]``
+        is the epoch's mean LR.
+        """
+        new_state, diverged, info, _ = self._epoch(key, state, jnp.asarray(per_step_lrs, jnp.float32), params)
+        info["lr"] = jnp.mean(per_step_lrs)
+        terminated = diverged | (new_state.epoch >= self.task.horizon)
+        return self.get_obs(new_state, params), new_state, terminated, info

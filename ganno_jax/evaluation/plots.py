@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ganno_jax.evaluate import EvalResult  # noqa: E402
+from ganno_jax.evaluation.harness import EvalResult  # noqa: E402
 
 
 def save_figure(fig, path: str) -> str:

@@ -10,8 +10,8 @@ XLA batches a matmul differently).
 
 Choosing ``C`` (``RunMapper.plan``):
 - start from ``max_parallel_runs`` when given (the user's override, honoured), else from all runs,
-  capped on CPU at ``CPU_RUNS_PER_DEVICE`` runs per device: XLA:CPU gains nothing from wider vmaps
-  once a device's core is busy (measured in ``benchmarks/eval_memory.py``), and only pays memory;
+  capped on CPU at ``CPU_RUNS_PER_DEVICE`` runs per device: one XLA:CPU device runs on about one
+  core, which a real-size run already keeps busy, so a wider vmap only costs memory;
 - compile, read the program's footprint from ``compiled.memory_analysis()`` (arguments + outputs +
   temporaries, per device) and compare it with the device's budget: ``MEMORY_FRACTION`` of its free
   memory (accelerators: ``memory_stats``; CPU: the available RAM, cgroup limits included, shared by

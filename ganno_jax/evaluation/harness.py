@@ -1,0 +1,235 @@
+"""Evaluation harness: run any controller over an initial-LR x seed grid, vmapped in chunks that fit memory.
+
+``run`` / ``run_many`` return ``EvalResult`` curves; ``tables`` turns them into the paper's tables,
+``plots`` into figures, ``report`` writes a task's results folder.
+
+Every method is trained by the same inner code (``LayerwiseLREnv``) with the same keys: seed ``s``
+gives the same network initialisation and the same minibatches to every method (common random
+numbers), so differences between methods are not sampling noise. Test metrics are measured on
+the whole test split after every env step (``tau`` optimiser steps), ``task.test_chunk`` examples
+at a time. The grid is a flat axis of runs executed by ``evaluation.chunked.RunMapper``: as many runs at once
+as the free memory allows (or ``max_parallel_runs``), split over all devices; a grid that cannot fit
+one run is refused before it starts (``evaluation.chunked.InsufficientMemoryError``).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from ganno_jax.agents.sharding import env_mesh
+from ganno_jax.baselines.optimizers import check_optimizer_init_lrs, make_update_rule
+from ganno_jax.baselines.schedules import make_schedule
+from ganno_jax.env.inner import InnerTrainer
+from ganno_jax.env.layerwise import EnvParams, LayerwiseLREnv
+from ganno_jax.env.wrappers import SingleAgentLREnv
+from ganno_jax.evaluation.chunked import ChunkPlan, RunMapper
+from ganno_jax.evaluation.controllers import PolicyController, ScheduleController
+from ganno_jax.scales import PAPER_INIT_LRS, check_init_lrs, check_seeds
+from ganno_jax.tasks.config import Task
+
+CURVE_KEYS = ("test_acc", "test_loss", "val_acc", "train_loss", "lrs", "diverged")
+
+
+@dataclass
+class EvalResult:
+    """Curves of one method over the grid: arrays [L init LRs, S seeds, T env steps (, N layers)]."""
+
+    method: str
+    task: str
+    init_lrs: tuple
+    weight_decay: float
+    curves: dict = field(repr=False)
+    plan: Optional[ChunkPlan] = None  # how the grid was run (runs at once, devices, memory estimate)
+
+    @property
+    def final_acc(self) -> np.ndarray:
+        """Final test accuracy, [L, S]."""
+        return self.curves["test_acc"][..., -1]
+
+    @property
+    def diverged_runs(self) -> int:
+        """Number of runs (of L*S) in which some optimiser step diverged."""
+        return int(np.any(self.curves["diverged"], axis=-1).sum())
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (curves as nested lists)."""
+        return {"method": self.method, "task": self.task, "init_lrs": list(self.init_lrs),
+                "weight_decay": self.weight_decay, "diverged_runs": self.diverged_runs,
+                "plan": None if self.plan is None else dataclasses.asdict(self.plan),
+                "curves": {k: np.asarray(v).tolist() for k, v in self.curves.items()}}
+
+
+@lru_cache(maxsize=32)
+def _env_for(task: Task, optimizer: Optional[str], single_agent: bool):
+    env = LayerwiseLREnv(task, trainer=InnerTrainer(task, rule=make_update_rule(optimizer)))
+    return SingleAgentLREnv(env) if single_agent else env
+
+
+def _rollout(env, params, policy_step, carry, key):
+    """Reset, then ``task.horizon`` env steps; ``policy_step(t, key, obs, state, carry, params)`` advances
+    one step and returns (obs, state, carry, info). Returns the infos stacked on a leading [T] axis."""
+    k_reset, k_steps = jax.random.split(key)
+    obs, state = env.reset_env(k_reset, params)
+
+    def body(loop, inputs):
+        t, k = inputs
+        obs, state, carry, info = policy_step(t, k, *loop, params)
+        return (obs, state, carry), info
+
+    horizon = env.task.horizon
+    _, infos = jax.lax.scan(body, (obs, state, carry), (jnp.arange(horizon), jax.random.split(k_steps, horizon)))
+    return infos
+
+
+@lru_cache(maxsize=32)
+def _schedule_runs(task: Task, optimizer: str, schedules: tuple) -> RunMapper:
+    """Runs of schedules sharing one optimiser: ``fn(wd, (index, init_lr, key)) -> infos [T, ...]``
+    (one program for all of them, ``lax.switch`` over the schedule index); cached with its compiled
+    programs, so another weight decay or grid of the same shape reuses them."""
+    env = _env_for(task, optimizer, False)
+    layers = _num_layers(env)
+
+    def run(weight_decay, inputs):
+        index, init_lr, key = inputs
+        fns = [make_schedule(name, init_lr, task.total_inner_steps) for name in schedules]
+
+        def step(t, k, obs, state, carry, params):
+            lrs = jax.lax.switch(index, fns, t * task.tau + jnp.arange(task.tau))
+            per_step = jnp.broadcast_to(lrs[:, None], (task.tau, layers)).astype(jnp.float32)
+            obs, state, _, info = env.step_schedule(jax.random.split(k)[1], state, per_step, params)
+            return obs, state, carry, info
+
+        params = EnvParams(reward_mode="accuracy", track_test=True).fixed_start(init_lr, weight_decay)
+        return _rollout(env, params, step, (), key)
+
+    return RunMapper(run, f"{task.name}: {', '.join(schedules)}", _memory_hint(task))
+
+
+@lru_cache(maxsize=32)
+def _policy_runs(task: Task, single_agent: bool, obs_mask: Optional[tuple]) -> RunMapper:
+    """Runs of a policy: ``fn((policy, wd), (init_lr, key)) -> infos [T, ...]``; the policy is an
+    input, so the compiled programs are reused for every policy of the same structure (cached)."""
+    env = _env_for(task, None, single_agent)
+
+    def run(shared, inputs):
+        policy, weight_decay = shared
+        init_lr, key = inputs
+
+        def step(t, k, obs, state, carry, params):
+            k_act, k_env = jax.random.split(k)
+            action, carry = policy.act(k_act, obs, carry, jnp.bool_(False))
+            obs, state, _, _, _, info = env.step_env(k_env, state, action, params)
+            return obs, state, carry, info
+
+        params = EnvParams(reward_mode="accuracy", track_test=True, obs_mask=obs_mask)
+        params = params.fixed_start(init_lr, weight_decay)
+        # the rollout key is the schedules' one: same network init and minibatches for every method
+        return _rollout(env, params, step, policy.init(jax.random.fold_in(key, 1), env.num_agents), key)
+
+    return RunMapper(run, f"{task.name}: learned/random policy", _memory_hint(task))
+
+
+def _memory_hint(task: Task) -> str:
+    return (f"One run's memory grows with the task's test_chunk (now {task.test_chunk}; e.g. "
+            f"task.replace(test_chunk={max(1, task.test_chunk // 4)})), eval_batch (now {task.eval_batch}) "
+            f"and batch_size (now {task.batch_size}).")
+
+
+def _num_layers(env) -> int:
+    return env.env.num_agents if isinstance(env, SingleAgentLREnv) else env.num_agents
+
+
+def _result(name: str, task: Task, init_lrs, wd: float, infos, plan: ChunkPlan) -> EvalResult:
+    return EvalResult(name, task.name, init_lrs, wd, {k: np.asarray(infos[k]) for k in CURVE_KEYS}, plan)
+
+
+def _grid_mesh(devices: Optional[int]):
+    """Mesh the grid is split over: ``devices`` devices (None: all); None for one device."""
+    mesh = env_mesh(devices)
+    return mesh if mesh.size > 1 else None
+
+
+def run_many(controllers: Sequence, task: Task, init_lrs: Sequence[float] = PAPER_INIT_LRS, seeds: int = 5,
+             weight_decay: Optional[float] = None, seed: int = 0, max_parallel_runs: Optional[int] = None,
+             devices: Optional[int] = None, progress: bool = False) -> list[EvalResult]:
+    """Evaluate several controllers on ``task`` over ``init_lrs`` x ``seeds`` (see ``run``).
+
+    Schedules sharing an optimiser run as one program (vmapped over a schedule index with
+    ``lax.switch``), so adding a handcrafted baseline costs no extra compilation. Every program runs
+    its grid in chunks of runs that fit memory (``chunked.RunMapper``), split over ``devices``
+    devices (default: all). Results keep the order of ``controllers``.
+    """
+    init_lrs = check_init_lrs(init_lrs, allow_zero=True, what="init_lrs")
+    check_seeds(seeds)
+    wd = jnp.float32(task.weight_decay if weight_decay is None else weight_decay)
+    num_lrs = len(init_lrs)
+    lrs, keys = jnp.asarray(init_lrs, jnp.float32), jax.random.split(jax.random.key(seed), seeds)
+    lr_of, seed_of = np.repeat(np.arange(num_lrs), seeds), np.tile(np.arange(seeds), num_lrs)  # run r = (l, s)
+    groups: dict[str, list[int]] = {}
+    policies = []
+    for i, c in enumerate(controllers):
+        if isinstance(c, ScheduleController):
+            check_optimizer_init_lrs(c.optimizer, init_lrs)
+            groups.setdefault(c.optimizer, []).append(i)
+        elif isinstance(c, PolicyController):
+            policies.append(i)
+        else:
+            raise TypeError(f"controller {c!r} is neither a ScheduleController nor a PolicyController")
+    mesh = _grid_mesh(devices)
+    bar = tqdm(total=len(controllers) * num_lrs * seeds, unit="run", desc=f"evaluate {task.name}",
+               disable=not progress, dynamic_ncols=True)
+    grid_shape = (num_lrs, seeds)
+    results = {}
+    with bar:
+        for i in policies:
+            c = controllers[i]
+            bar.set_postfix_str(f"{c.name}: compiling/running")
+            infos, plan = _policy_runs(task, c.single_agent, c.obs_mask)(
+                (c.policy, wd), (lrs[lr_of], keys[seed_of]), mesh, max_parallel_runs, bar.update)
+            infos = jax.tree.map(lambda x: x.reshape(*grid_shape, *x.shape[1:]), infos)
+            results[i] = _result(c.name, task, init_lrs, float(wd), infos, plan)
+        for optimizer, members in groups.items():
+            group = [controllers[i] for i in members]
+            bar.set_postfix_str(f"{', '.join(c.name for c in group)}: compiling/running")
+            index = np.repeat(np.arange(len(group)), num_lrs * seeds)
+            runs = (jnp.asarray(index, jnp.int32), lrs[np.tile(lr_of, len(group))], keys[np.tile(seed_of, len(group))])
+            infos, plan = _schedule_runs(task, optimizer, tuple(c.schedule for c in group))(
+                wd, runs, mesh, max_parallel_runs, bar.update)
+            infos = jax.tree.map(lambda x: x.reshape(len(group), *grid_shape, *x.shape[1:]), infos)
+            for j, i in enumerate(members):
+                member = jax.tree.map(lambda x: x[j], infos)
+                results[i] = _result(group[j].name, task, init_lrs, float(wd), member, plan)
+    return [results[i] for i in range(len(controllers))]
+
+
+def run(controller, task: Task, init_lrs: Sequence[float] = PAPER_INIT_LRS, seeds: int = 5,
+        weight_decay: Optional[float] = None, seed: int = 0, max_parallel_runs: Optional[int] = None,
+        devices: Optional[int] = None, progress: bool = False) -> EvalResult:
+    """Evaluate ``controller`` on ``task`` over ``init_lrs`` x ``seeds``, vmapped in memory-sized chunks.
+
+    Args:
+      controller: ``ScheduleController`` or ``PolicyController`` (see ``evaluation.controllers``).
+      task: the evaluation task (its ``horizon`` x ``tau`` optimiser steps per run; ``test_chunk``
+        test examples measured at once).
+      init_lrs: initial learning rates, each >= 0.
+      seeds: runs per initial LR; seed ``s`` uses the same network init and minibatches for every method.
+      weight_decay: decoupled weight decay (default ``task.weight_decay``).
+      seed: master seed of the grid.
+      max_parallel_runs: runs vmapped at once (None: the most that fit the free memory, see ``evaluation.chunked``);
+        results do not depend on it beyond float round-off.
+      devices: devices the runs are split over (None: all).
+      progress: a tqdm bar over runs.
+    Returns:
+      ``EvalResult`` with curves [L, S, T] (``lrs``: [L, S, T, num_layers]).
+    Raises:
+      ``evaluation.chunked.InsufficientMemoryError`` before running if one run cannot fit.
+    """
+    return run_many([controller], task, init_lrs, seeds, weight_decay, seed, max_parallel_runs, devices,
+                    progress)[0]

@@ -1,0 +1,66 @@
+"""A task's results folder: evaluate controllers and write tables + plots (``evaluate_task``); an
+experiment's report over several tasks (``finish``: ``README.md`` + ``summary.json``).
+
+Used by ``ganno evaluate``, ``ganno demo`` and every ``experiments/*.py`` script, so their folders
+have one layout: ``<name>.{json,md,csv}`` and ``<prefix>accuracy_curves.png`` /
+``<prefix>final_vs_lr.png`` / ``<prefix><method>_schedule.png`` per task.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Optional, Sequence
+
+from ganno_jax.env.inner import InnerTrainer
+from ganno_jax.evaluation import plots
+from ganno_jax.evaluation.controllers import PolicyController
+from ganno_jax.evaluation.harness import run_many
+from ganno_jax.evaluation.tables import markdown_table, save_results, summary_rows
+from ganno_jax.runs import write_atomic
+
+
+def evaluate_task(methods: Sequence, task, init_lrs: Sequence[float], seeds: int, folder: str,
+                  weight_decay: Optional[float] = None, seed: int = 0, name: str = "results",
+                  plot_lr: Optional[float] = None, plot_prefix: Optional[str] = None,
+                  max_parallel_runs: Optional[int] = None, devices: Optional[int] = None,
+                  progress: bool = False) -> tuple[list, str]:
+    """Evaluates ``methods`` on ``task``; writes ``<name>.{json,md,csv}`` and PNG plots to ``folder``.
+
+    ``max_parallel_runs`` / ``devices`` / ``progress``: see ``harness.run_many``.
+
+    Returns (results, Markdown table). Plots, named ``<plot_prefix>accuracy_curves.png`` etc. (prefix
+    default ``<name>_``): accuracy curves at ``plot_lr`` (default: 1e-3 or the nearest grid LR), final
+    accuracy vs initial LR (grids of >= 2 LRs), and ``<prefix><method>_schedule.png``, the per-layer
+    schedule of the first learned policy (the first method when there is none).
+    """
+    results = run_many(methods, task, init_lrs=init_lrs, seeds=seeds, weight_decay=weight_decay, seed=seed,
+                       max_parallel_runs=max_parallel_runs, devices=devices, progress=progress)
+    print(f"[evaluate] {task.name}: {results[0].plan.describe()}")
+    save_results(results, folder, name)
+    prefix = f"{name}_" if plot_prefix is None else plot_prefix
+    lr = 1e-3 if plot_lr is None else plot_lr
+    plots.plot_accuracy_curves(results, os.path.join(folder, f"{prefix}accuracy_curves.png"), init_lr=lr)
+    if len(init_lrs) > 1:
+        plots.plot_final_vs_lr(results, os.path.join(folder, f"{prefix}final_vs_lr.png"))
+    shown = next((r for r, m in zip(results, methods) if isinstance(m, PolicyController)), results[0])
+    plots.plot_schedule(shown, os.path.join(folder, f"{prefix}{shown.method}_schedule.png"), init_lr=lr,
+                        layer_names=[l.name for l in InnerTrainer(task).layers])
+    return results, markdown_table(summary_rows(results))
+
+
+def finish(out: str, title: str, sections: Sequence[tuple[str, str]], start: float,
+           extra: Optional[dict] = None) -> str:
+    """Writes ``out/README.md`` (title, elapsed time, one section per (heading, table)) and
+    ``out/summary.json``; prints the report; returns it."""
+    elapsed = time.perf_counter() - start
+    text = [f"# {title}\n\n_{elapsed / 60:.1f} min on this machine_\n"]
+    text += [f"\n## {heading}\n\n{table}" for heading, table in sections]
+    report = "".join(text)
+    write_atomic(os.path.join(out, "README.md"), report)
+    summary = {"title": title, "elapsed_s": elapsed, "sections": [{"heading": h, "table": t} for h, t in sections],
+               **(extra or {})}
+    write_atomic(os.path.join(out, "summary.json"), json.dumps(summary, indent=2))
+    print(report)
+    print(f"[experiment] wrote {out}/ (README.md, summary.json, results.{{json,md,csv}}, plots) in {elapsed:.0f}s")
+    return report

@@ -1,0 +1,83 @@
+"""Tables of evaluation results, as in the paper, and the files ``save_results`` writes.
+
+Per method: mean +- std (over seeds) of the final test accuracy (%) per initial LR, the average over
+LRs (mean +- std over seeds of each seed's average) and, to judge robustness to the initial LR, the
+std across LRs of the per-LR means, plus the diverged runs. ``summary_rows`` computes them,
+``markdown_table`` / ``csv_table`` format them, ``save_results`` writes ``<name>.{json,md,csv}``.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from typing import Sequence
+
+import numpy as np
+
+from ganno_jax.evaluation.harness import EvalResult
+from ganno_jax.runs import write_atomic
+
+
+def summary_rows(results: Sequence[EvalResult]) -> list[dict]:
+    """Per method: mean/std final test accuracy (%) per init LR, average, std across LRs, divergences."""
+    rows = []
+    for res in results:
+        acc = 100.0 * np.asarray(res.final_acc, np.float64)  # [L, S]
+        per_seed_avg = acc.mean(axis=0)
+        rows.append({
+            "method": res.method, "init_lrs": list(res.init_lrs),
+            "mean": acc.mean(axis=1).tolist(), "std": acc.std(axis=1).tolist(),
+            "avg_mean": float(per_seed_avg.mean()), "avg_std": float(per_seed_avg.std()),
+            "lr_std": float(acc.mean(axis=1).std()), "diverged_runs": res.diverged_runs, "runs": int(acc.size),
+        })
+    return rows
+
+
+def _cells(row: dict) -> list[str]:
+    cells = [f"{m:.2f} ± {s:.2f}" for m, s in zip(row["mean"], row["std"])]
+    return [row["method"], *cells, f"{row['avg_mean']:.2f} ± {row['avg_std']:.2f}", f"{row['lr_std']:.2f}",
+            f"{row['diverged_runs']}/{row['runs']}"]
+
+
+def _header(rows: list[dict]) -> list[str]:
+    return ["Method", *[f"{lr:g}" for lr in rows[0]["init_lrs"]], "Average", "Std across LRs", "Diverged"]
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """Paper-style Markdown table; the best mean in each column is bold."""
+    header = _header(rows)
+    table = [_cells(r) for r in rows]
+    columns = [r["mean"] for r in rows]
+    for j in range(len(rows[0]["mean"])):
+        best = int(np.argmax([c[j] for c in columns]))
+        table[best][1 + j] = f"**{table[best][1 + j]}**"
+    best_avg = int(np.argmax([r["avg_mean"] for r in rows]))
+    table[best_avg][-3] = f"**{table[best_avg][-3]}**"
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in table]
+    return "\n".join(lines) + "\n"
+
+
+def csv_table(rows: list[dict]) -> str:
+    """The same table as CSV (numbers unformatted: mean and std columns per init LR)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    lrs = rows[0]["init_lrs"]
+    writer.writerow(["method", *[f"{k}_{lr:g}" for lr in lrs for k in ("mean", "std")],
+                     "avg_mean", "avg_std", "lr_std", "diverged_runs", "runs"])
+    for r in rows:
+        pairs = [v for m, s in zip(r["mean"], r["std"]) for v in (f"{m:.4f}", f"{s:.4f}")]
+        writer.writerow([r["method"], *pairs, f"{r['avg_mean']:.4f}", f"{r['avg_std']:.4f}", f"{r['lr_std']:.4f}",
+                         r["diverged_runs"], r["runs"]])
+    return out.getvalue()
+
+
+def save_results(results: Sequence[EvalResult], folder: str, name: str = "results") -> dict:
+    """Writes ``<name>.json`` (all curves), ``<name>.md`` and ``<name>.csv`` (table) atomically; returns paths."""
+    rows = summary_rows(results)
+    paths = {ext: os.path.join(folder, f"{name}.{ext}") for ext in ("json", "md", "csv")}
+    write_atomic(paths["json"], json.dumps({"summary": rows, "results": [r.to_dict() for r in results]}))
+    write_atomic(paths["md"], markdown_table(rows))
+    write_atomic(paths["csv"], csv_table(rows))
+    return paths
