@@ -84,7 +84,7 @@ def main(argv=None) -> dict:
         task = tasks.get(args.task, **overrides)
         names = args.baselines.split(",") if args.baselines else default_baselines()
         ganno = controllers.from_run(args.train_run) if args.train_run else untrained_ganno(scale)
-        methods = [ganno, *[controllers.get(n) for n in names]]
+        methods = [ganno, *[controllers.baseline(n) for n in names]]
         print(f"[eval_memory] {task.name}: tau={task.tau}, horizon={task.horizon}, width={task.width}, "
               f"batch={task.batch_size}, test_chunk={task.test_chunk}; {len(methods)} methods x "
               f"{len(scales.PAPER_INIT_LRS)} init LRs x {args.seeds} seeds")

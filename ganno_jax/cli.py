@@ -13,7 +13,7 @@ import sys
 
 from ganno_jax.agents import IPPOConfig
 from ganno_jax.agents.sharding import use_cpu_cores
-from ganno_jax.env.layerwise import EnvParams
+from ganno_jax.env.layerwise import REWARD_MODES, EnvParams
 
 
 def _ippo_args(parser: argparse.ArgumentParser) -> None:
@@ -44,6 +44,25 @@ def _task_args(parser: argparse.ArgumentParser, default: str = "digits-cnn2") ->
                                                        "(default: the task's, 500; lower it to save memory)")
 
 
+def _env_args(parser: argparse.ArgumentParser) -> None:
+    """One ``--field`` per ``EnvParams`` range and the reward mode (defaults: the paper's)."""
+    group = parser.add_argument_group("environment (EnvParams; defaults: GANNO paper)")
+    defaults = EnvParams()
+    for name in ("init_lr_min", "init_lr_max", "init_wd_min", "init_wd_max", "lr_min", "lr_max"):
+        group.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name),
+                           help=f"(default: {getattr(defaults, name)})")
+    group.add_argument("--init-lr", type=float, help="fixed initial LR instead of sampling the range")
+    group.add_argument("--init-wd", type=float, help="fixed weight decay instead of sampling the range")
+    group.add_argument("--reward-mode", default=defaults.reward_mode, choices=REWARD_MODES,
+                       help=f"(default: {defaults.reward_mode})")
+
+
+def _env_params_from(args) -> EnvParams:
+    names = ("init_lr_min", "init_lr_max", "init_wd_min", "init_wd_max", "lr_min", "lr_max", "init_lr", "init_wd",
+             "reward_mode")
+    return EnvParams(**{name: getattr(args, name) for name in names})
+
+
 def _task_from(args):
     import ganno_jax as gj
 
@@ -62,8 +81,7 @@ def _cmd_train(args) -> int:
     if not args.out:
         raise SystemExit("ganno train: --out is required (or --resume RUN)")
     cfg = IPPOConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(IPPOConfig)})
-    training.train_run(args.out, _task_from(args), cfg, variant=args.variant,
-                       env_params=EnvParams(reward_mode=args.reward_mode),
+    training.train_run(args.out, _task_from(args), cfg, variant=args.variant, env_params=_env_params_from(args),
                        seed=args.seed, chunk_updates=args.chunk_updates, overwrite=args.overwrite,
                        devices=args.devices)
     print(f"trained; run folder: {args.out} ({training.final_metrics(args.out)})")
@@ -77,7 +95,7 @@ def _cmd_evaluate(args) -> int:
     from ganno_jax.experiment import parse_floats
     from ganno_jax.runs import check_out
 
-    methods = [controllers.get(m) for m in args.methods.split(",") if m]
+    methods = [controllers.baseline(m) for m in args.methods.split(",") if m]
     init_lrs = scales.check_init_lrs(parse_floats(args.init_lrs), allow_zero=bool(args.run))
     seeds = scales.check_seeds(args.seeds)
     task = _task_from(args)
@@ -112,11 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last checkpoint")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     train.add_argument("--variant", default="ganno", help="ganno | lr_only | timestep_only | single_agent")
-    train.add_argument("--reward-mode", default="difference", help="accuracy | difference | per_agent_difference")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--chunk-updates", type=int, default=10, help="PPO updates between checkpoints")
     train.add_argument("--devices", type=int, help="split the env copies over this many devices (default: as "
                                                    "many as divide --num-envs; on CPU one device per core)")
+    _env_args(train)
     _ippo_args(train)
     train.set_defaults(func=_cmd_train)
 

@@ -30,7 +30,7 @@ def evaluate_all(policy, out: str, eval_tasks=EVAL_TASKS, baselines=BASELINES, s
                  init_lrs=PAPER_INIT_LRS, settings=None, progress: bool = True) -> dict:
     """Evaluates ``policy`` and ``baselines`` on each eval task; writes tables and plots; returns tables."""
     settings = SCALE.task if settings is None else settings
-    methods = [policy, *[controllers.get(b) for b in baselines]]
+    methods = [policy, *[controllers.baseline(b) for b in baselines]]
     return {name: evaluate_task(methods, tasks.get(name, **settings), init_lrs, seeds, os.path.join(out, name),
                                 plot_prefix="", progress=progress)[1]
             for name in eval_tasks}

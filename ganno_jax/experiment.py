@@ -167,8 +167,8 @@ def prepare_out_and_agent(args, scale: GannoScale, train_task: str):
 
 
 def baseline_controllers(names: Sequence[str]) -> list:
-    """Controllers for baseline names (unknown names: ValueError listing ``controllers.names()``)."""
-    return [controllers.get(n) for n in check_names(names, controllers.names(), "controller")]
+    """Controllers for baseline names (unknown names: ValueError listing ``controllers.baseline_names()``)."""
+    return [controllers.baseline(n) for n in check_names(names, controllers.baseline_names(), "controller")]
 
 
 def scale_note(scale: GannoScale, seeds: int) -> str:

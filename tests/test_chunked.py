@@ -83,7 +83,7 @@ SCRIPT = textwrap.dedent("""
     from ganno_jax.evaluation import controllers
     assert jax.device_count() == 4, jax.devices()
     task = gj.tasks.get("digits-mlp", tau=2, horizon=2, eval_batch=64)
-    methods = [controllers.get("constant"), controllers.get("random")]
+    methods = [controllers.baseline("constant"), controllers.baseline("random")]
     grid = dict(init_lrs=(1e-3, 3e-3, 1e-2), seeds=1)  # 3 runs per program: padded to 4 devices
     split = evaluate.run_many(methods, task, **grid)
     single = evaluate.run_many(methods, task, devices=1, **grid)

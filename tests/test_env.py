@@ -16,16 +16,6 @@ def env():
     return LayerwiseLREnv(TASK)
 
 
-@pytest.fixture(scope="module")
-def step_env(env):
-    return jax.jit(env.step_env)
-
-
-@pytest.fixture(scope="module")
-def reset(env):
-    return jax.jit(env.reset)
-
-
 def test_vmapped_shapes_dtypes_and_spaces(env):
     n = 4
     params = env.default_params
@@ -74,8 +64,10 @@ def test_reset_samples_initial_conditions_in_ranges(env, reset):
     assert bool(jnp.all((states.weight_decay >= 1e-5) & (states.weight_decay <= 1e-1)))
     assert float(jnp.std(jnp.log10(states.init_lr))) > 0.5  # spread over orders of magnitude
     np.testing.assert_array_equal(states.lrs, jnp.broadcast_to(states.init_lr[:, None], states.lrs.shape))
-    _, fixed = reset(jax.random.key(4), params.fixed_start(0.0, 0.1))
-    assert float(fixed.init_lr) == 0.0 and np.isclose(float(fixed.weight_decay), 0.1)
+    fixed_params = params.fixed_start(0.0, 0.1)  # explicit values; the sampling ranges stay as they were
+    assert (fixed_params.init_lr, fixed_params.init_wd, fixed_params.init_lr_max) == (0.0, 0.1, params.init_lr_max)
+    _, fixed = reset(jax.random.key(4), fixed_params)
+    assert float(fixed.init_lr) == 0.0 and float(fixed.weight_decay) == np.float32(0.1)
 
 
 def test_determinism_under_fixed_key(env, step_env, reset):
@@ -171,6 +163,8 @@ def test_layer_features_identify_agents(env, reset):
     (dict(obs_mask=("current_lr", "colour")), "unknown groups.*colour"),
     (dict(init_lr_min=0.1, init_lr_max=0.01), "init_lr_min=0.1 must not exceed init_lr_max"),
     (dict(lr_max=-1.0), "lr_max=-1.0 must be a finite number >= 0"),
+    (dict(init_lr_min=0.0), "init_lr_min=0.0 must be a finite number > 0 .*init_lr"),
+    (dict(init_wd=-1.0), "init_wd=-1.0 must be a finite number >= 0"),
 ])
 def test_env_params_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):

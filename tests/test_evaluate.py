@@ -17,7 +17,7 @@ TASK = gj.tasks.get("digits-mlp", tau=4, horizon=3, eval_batch=64)
 
 @pytest.fixture(scope="module")
 def constant_result():
-    return evaluate.run(controllers.get("constant"), TASK, init_lrs=(1e-3, 1e30), seeds=2)
+    return evaluate.run(controllers.baseline("constant"), TASK, init_lrs=(1e-3, 1e30), seeds=2)
 
 
 def test_grid_shapes_and_divergence_counting(constant_result):
@@ -37,7 +37,7 @@ def test_noop_policy_equals_constant_schedule(constant_result):
 
 
 def test_schedule_acts_every_optimiser_step():
-    res = evaluate.run(controllers.get("linear"), TASK, init_lrs=(1e-3,), seeds=1)
+    res = evaluate.run(controllers.baseline("linear"), TASK, init_lrs=(1e-3,), seeds=1)
     total = TASK.total_inner_steps
     expected_last = [1e-3 * (1 - ((t + 1) * TASK.tau - 1) / total) for t in range(TASK.horizon)]
     np.testing.assert_allclose(res.curves["lrs"][0, 0, :, 0], expected_last, rtol=1e-5)
@@ -67,19 +67,19 @@ def test_table_formatting_from_known_numbers(tmp_path):
 ])
 def test_bad_grid_is_a_value_error(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        evaluate.run(controllers.get("constant"), TASK, **kwargs)
+        evaluate.run(controllers.baseline("constant"), TASK, **kwargs)
 
 
 def test_unknown_controller_lists_valid_names():
     with pytest.raises(ValueError, match="valid names: constant, step"):
-        controllers.get("adamw-magic")
+        controllers.baseline("adamw-magic")
     with pytest.raises(ValueError, match="optimizer='sophia'"):
         controllers.ScheduleController("x", optimizer="sophia")
 
 
 def test_chunked_grid_equals_all_at_once(capsys):
     """Runs in chunks of 3 (the last padded) give the curves of every program's runs at once."""
-    methods = [controllers.get("constant"), controllers.get("cosine"), controllers.get("random")]
+    methods = [controllers.baseline("constant"), controllers.baseline("cosine"), controllers.baseline("random")]
     grid = dict(init_lrs=(1e-3, 1e-2), seeds=2, devices=1)
     whole = evaluate.run_many(methods, TASK, max_parallel_runs=100, **grid)
     parts = evaluate.run_many(methods, TASK, max_parallel_runs=3, progress=True, **grid)

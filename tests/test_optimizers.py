@@ -60,7 +60,7 @@ def test_prodigy_matches_optax_with_d0_at_the_initial_lr():
 
 
 def test_owned_lr_baselines_run_through_the_evaluation_grid():
-    res = evaluate.run_many([controllers.get("schedule_free_adamw"), controllers.get("prodigy")], TASK,
+    res = evaluate.run_many([controllers.baseline("schedule_free_adamw"), controllers.baseline("prodigy")], TASK,
                             init_lrs=(1e-4, 1e-2), seeds=2)
     for r in res:
         assert r.curves["test_acc"].shape == (2, 2, TASK.horizon) and r.diverged_runs == 0
@@ -75,9 +75,9 @@ def test_owned_lr_baselines_run_through_the_evaluation_grid():
 
 
 def test_owned_lr_optimisers_are_named_and_checked():
-    assert {"schedule_free_adamw", "prodigy"} <= set(controllers.names()) and "prodigy" in UPDATE_RULES
+    assert {"schedule_free_adamw", "prodigy"} <= set(controllers.baseline_names()) and "prodigy" in UPDATE_RULES
     with pytest.raises(ValueError, match="optimizer 'prodigy' needs initial LRs > 0"):
-        evaluate.run(controllers.get("prodigy"), TASK, init_lrs=(0.0, 1e-3), seeds=1)
+        evaluate.run(controllers.baseline("prodigy"), TASK, init_lrs=(0.0, 1e-3), seeds=1)
     env = gj.env.LayerwiseLREnv(TASK, trainer=InnerTrainer(TASK, rule=make_update_rule("prodigy")))
     params = env.default_params
     obs, state = env.reset(jax.random.key(0), params)

@@ -1,5 +1,6 @@
 """Run folders, orbax checkpoints, resume, the ``ganno`` command and tiny end-to-end GANNO training."""
 import csv
+import dataclasses
 import json
 import os
 
@@ -157,7 +158,15 @@ def test_cli_train_then_evaluate(tmp_path, capsys):
     small = ["--num-envs", "2", "--num-steps", "8", "--total-timesteps", "16", "--update-epochs", "1",
              "--num-minibatches", "1", "--actor-layers", "8", "--gru-size", "4", "--actor-post-gru", "4",
              "--critic-layers", "8"]
-    assert cli.main(["train", *task_flags, *small, "--out", run]) == 0
+    env_flags = ["--init-lr-min", "1e-4", "--init-wd", "0.01", "--lr-max", "0.05", "--reward-mode", "accuracy"]
+    assert cli.main(["train", *task_flags, *small, *env_flags, "--out", run]) == 0
+    saved_params = json.load(open(os.path.join(run, "config.json")))["env_params"]  # every EnvParams field
+    assert saved_params == {**saved_params, "init_lr_min": 1e-4, "init_lr_max": 1e-2, "init_lr": None, "init_wd": 0.01,
+                            "lr_min": 0.0, "lr_max": 0.05, "reward_mode": "accuracy", "obs_mask": None}
+    assert set(saved_params) == {f.name for f in dataclasses.fields(gj.env.EnvParams)}
+    assert runs.load_config(run).env_params == gj.env.EnvParams(init_lr_min=1e-4, init_wd=0.01, lr_max=0.05,
+                                                                reward_mode="accuracy")
+    assert controllers.from_run(run).lr_bounds == (0.0, 0.05)  # `ganno evaluate` clips LRs as in training
     rows = list(csv.DictReader(open(os.path.join(run, "metrics.csv"))))
     assert [r["update"] for r in rows] == ["1"] and int(rows[0]["env_steps"]) == 16  # 16 steps = one update
     assert cli.main(["train", *task_flags, *small, "--out", run]) == 2  # exists, no --overwrite

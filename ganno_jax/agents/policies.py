@@ -1,13 +1,15 @@
-"""Controllers: one protocol for the learned policy and the simple reference agents.
+"""Policies: one protocol (``Policy``) for the learned policy and the simple reference agents.
 
-A controller is a pytree (``flax.struct`` dataclass) with two pure, jit/vmap-able methods:
+A policy is a pytree (``flax.struct`` dataclass) with two pure, jit/vmap-able methods:
 
 - ``init(key, num_agents) -> carry``
 - ``act(key, obs [num_agents, obs_dim], carry, done) -> (action [num_agents] int32, carry)``
   (a ``LearnedPolicy`` with a Gaussian head returns ``[num_agents, D] float32`` actions instead)
 
 ``done`` (bool scalar or ``[num_agents]``) says that ``obs`` starts a new episode (the previous step
-ended one); recurrent controllers reset their state there. Evaluation code treats all controllers alike.
+ended one); recurrent policies reset their state there. Evaluation wraps any policy in an
+``evaluation.controllers.PolicyController`` (a controller is what the evaluation harness runs: a policy
+or a schedule).
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from ganno_jax.agents.networks import ActorCritic, action_space_of, init_hidden,
 from ganno_jax.agents.normalize import RunningMeanStd, sanitize
 
 
-class Controller(Protocol):
+class Policy(Protocol):
     """Anything that picks one discrete action per agent from observations."""
 
     def init(self, key: jax.Array, num_agents: int) -> Any:
@@ -90,7 +92,7 @@ class ConstantPolicy:
 
 def policy_from(source, cfg: IPPOConfig | None = None, *, greedy: bool = True, seed_index: int | None = None,
                 obs_stats: RunningMeanStd | None = None) -> LearnedPolicy:
-    """The learned controller from a ``TrainOutput`` (config read from it), a ``RunnerState`` or network
+    """The learned policy from a ``TrainOutput`` (config read from it), a ``RunnerState`` or network
     parameters (both need ``cfg``; parameters also need ``obs_stats`` when ``cfg.normalize_obs``).
     ``seed_index`` picks one seed from an output of ``jax.vmap(train)``."""
     if isinstance(source, TrainOutput):

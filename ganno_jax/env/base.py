@@ -6,10 +6,9 @@ import jax.numpy as jnp
 
 
 def log_uniform(key: jax.Array, low, high) -> jax.Array:
-    """Sample from log-uniform[low, high]; returns ``low`` exactly when ``low == high`` (0 allowed then)."""
-    safe_low, safe_high = jnp.maximum(low, 1e-30), jnp.maximum(high, 1e-30)
-    sample = jnp.exp(jax.random.uniform(key, (), jnp.float32, jnp.log(safe_low), jnp.log(safe_high)))
-    return jnp.where(low == high, jnp.asarray(low, jnp.float32), sample)
+    """A float32 scalar from log-uniform[low, high], ``0 < low <= high`` (a fixed value is not a range:
+    see ``EnvParams.init_lr``)."""
+    return jnp.exp(jax.random.uniform(key, (), jnp.float32, jnp.log(low), jnp.log(high)))
 
 
 class FunctionalEnv:

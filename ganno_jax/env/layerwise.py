@@ -57,14 +57,18 @@ def apply_actions(lrs: jax.Array, actions: jax.Array, lr_min, lr_max) -> jax.Arr
 class EnvParams:
     """Environment parameters. Float fields are leaves (vmappable: e.g. a grid of initial LRs).
 
-    ``init_lr_*``/``init_wd_*``: log-uniform ranges of the initial LR and weight decay sampled at
-    reset (paper: [1e-5, 1e-2] and [1e-5, 1e-1]); equal bounds give that exact value (0 allowed).
+    ``init_lr_*``/``init_wd_*``: log-uniform ranges (bounds > 0) of the initial LR and weight decay
+    sampled at reset (paper: [1e-5, 1e-2] and [1e-5, 1e-1]); ``init_lr``/``init_wd``: a fixed initial
+    LR / weight decay (>= 0; 0 is the paper's warm-up-from-zero case) used instead of sampling when not
+    None (evaluation: ``fixed_start``). ``lr_min``/``lr_max``: clip range of the per-layer LRs.
     """
 
     init_lr_min: float = 1e-5
     init_lr_max: float = 1e-2
     init_wd_min: float = 1e-5
     init_wd_max: float = 1e-1
+    init_lr: Optional[float] = None
+    init_wd: Optional[float] = None
     lr_min: float = 0.0
     lr_max: float = 0.1
     reward_mode: str = struct.field(pytree_node=False, default="difference")
@@ -75,7 +79,12 @@ class EnvParams:
         if self.reward_mode not in REWARD_MODES:
             raise ValueError(f"reward_mode={self.reward_mode!r} is not valid; allowed: {', '.join(REWARD_MODES)}")
         features.feature_mask(self.obs_mask)  # validates group names
-        for field in ("init_lr_min", "init_lr_max", "init_wd_min", "init_wd_max", "lr_min", "lr_max"):
+        for field in ("init_lr_min", "init_lr_max", "init_wd_min", "init_wd_max"):
+            value = getattr(self, field)
+            if isinstance(value, (int, float)) and not 0.0 < value < float("inf"):
+                raise ValueError(f"{field}={value!r} must be a finite number > 0 (a log-uniform range; "
+                                 f"fix a value with init_lr / init_wd)")
+        for field in ("init_lr", "init_wd", "lr_min", "lr_max"):
             value = getattr(self, field)
             if isinstance(value, (int, float)) and not 0.0 <= value < float("inf"):
                 raise ValueError(f"{field}={value!r} must be a finite number >= 0")
@@ -86,8 +95,7 @@ class EnvParams:
 
     def fixed_start(self, init_lr, weight_decay) -> "EnvParams":
         """Params whose resets use exactly this initial LR and weight decay (evaluation)."""
-        return self.replace(init_lr_min=init_lr, init_lr_max=init_lr, init_wd_min=weight_decay,
-                            init_wd_max=weight_decay)
+        return self.replace(init_lr=init_lr, init_wd=weight_decay)
 
 
 @struct.dataclass
@@ -143,10 +151,12 @@ class LayerwiseLREnv(FunctionalEnv):
 
     # ------------------------------------------------------------------ dynamics
     def reset_env(self, key: jax.Array, params: EnvParams):
-        """New inner run with sampled initial LR (all layers) and weight decay."""
+        """New inner run with the initial LR (all layers) and weight decay of ``params``: fixed, or sampled."""
         k_net, k_lr, k_wd, k_eval = jax.random.split(key, 4)
-        init_lr = log_uniform(k_lr, params.init_lr_min, params.init_lr_max)
-        wd = log_uniform(k_wd, params.init_wd_min, params.init_wd_max)
+        init_lr = (log_uniform(k_lr, params.init_lr_min, params.init_lr_max) if params.init_lr is None
+                   else jnp.asarray(params.init_lr, jnp.float32))
+        wd = (log_uniform(k_wd, params.init_wd_min, params.init_wd_max) if params.init_wd is None
+              else jnp.asarray(params.init_wd, jnp.float32))
         inner = self.trainer.init(k_net, init_lr)
         zeros = jnp.zeros(self.num_agents, jnp.float32)
         state = EnvState(

@@ -1,5 +1,5 @@
 """Controllers for evaluation: learned or simple policies acting every env step, and handcrafted
-schedules / other optimisers acting every optimiser step. ``get(name)`` builds the named ones.
+schedules / other optimisers acting every optimiser step. ``baseline(name)`` builds the named ones.
 
 - ``PolicyController``: any ``ganno_jax.agents.Policy`` (learned GANNO policy, random agent,
   constant no-op) choosing the Appendix D actions every ``tau`` steps; ``obs_mask`` and
@@ -24,7 +24,7 @@ from ganno_jax.env.features import NUM_ACTIONS
 from ganno_jax.env.wrappers import VARIANTS
 from ganno_jax.runs import load_policy
 
-#: Optimiser baselines ``get`` knows, with the schedule each runs under: Lion, LAMB and Prodigy at a
+#: Optimiser baselines ``baseline`` knows, with the schedule each runs under: Lion, LAMB and Prodigy at a
 #: constant LR; schedule-free AdamW with the linear warm-up its authors recommend (no decay).
 OPTIMIZER_BASELINES = {"lion": "constant", "lamb": "constant", "schedule_free_adamw": "warmup_linear",
                        "prodigy": "constant"}
@@ -52,33 +52,40 @@ class PolicyController:
     policy: Any = None
     obs_mask: Optional[tuple] = flax.struct.field(pytree_node=False, default=None)
     single_agent: bool = flax.struct.field(pytree_node=False, default=False)
+    # LR clip range (lr_min, lr_max) the policy was trained with; None: EnvParams' default
+    lr_bounds: Optional[tuple] = flax.struct.field(pytree_node=False, default=None)
 
 
-def names() -> list[str]:
-    """Names ``get`` understands: every schedule, ``random`` and the optimiser baselines."""
+def baseline_names() -> list[str]:
+    """Names ``baseline`` understands: every schedule, ``random`` and the optimiser baselines."""
     return [*SCHEDULES, "random", *OPTIMIZER_BASELINES]
 
 
-def get(name: str):
-    """The controller called ``name`` (see ``names()``); learned policies come from ``learned`` / ``from_run``."""
+def baseline(name: str):
+    """The baseline controller called ``name`` (see ``baseline_names()``); learned policies come from
+    ``learned`` / ``from_run``."""
     if name in SCHEDULES:
         return ScheduleController(name, schedule=name)
     if name == "random":
         return PolicyController("random", RandomPolicy(NUM_ACTIONS))
     if name in OPTIMIZER_BASELINES:
         return ScheduleController(name, schedule=OPTIMIZER_BASELINES[name], optimizer=name)
-    raise ValueError(f"unknown controller {name!r}; valid names: {', '.join(names())}")
+    raise ValueError(f"unknown controller {name!r}; valid names: {', '.join(baseline_names())}")
 
 
-def learned(name: str, policy, obs_mask: Optional[tuple] = None, single_agent: bool = False) -> PolicyController:
-    """Controller for a trained policy (e.g. ``agents.policy_from(out)``) and its training variant."""
-    return PolicyController(name, policy, obs_mask=obs_mask, single_agent=single_agent)
+def learned(name: str, policy, obs_mask: Optional[tuple] = None, single_agent: bool = False,
+            lr_bounds: Optional[tuple] = None) -> PolicyController:
+    """Controller for a trained policy (e.g. ``agents.policy_from(out)``), its training variant and the
+    LR clip range ``(lr_min, lr_max)`` it was trained with (None: ``EnvParams``' default)."""
+    return PolicyController(name, policy, obs_mask=obs_mask, single_agent=single_agent, lr_bounds=lr_bounds)
 
 
 def from_run(run_dir: str, greedy: bool = True) -> PolicyController:
     """The controller of a trained run folder (``ganno train``, an experiment's ``<out>/agent``): its
-    policy (greedy by default) with its variant's observation mask / single-agent setting."""
+    policy (greedy by default) with its variant's observation mask / single-agent setting and the LR
+    clip range of its ``EnvParams`` (read back from ``config.json``)."""
     policy, config = load_policy(run_dir, greedy=greedy)
     obs_mask, single = VARIANTS[config.variant]
     name = "GANNO" if config.variant == "ganno" else f"GANNO-{config.variant.replace('_', '-')}"
-    return learned(name, policy, obs_mask=obs_mask, single_agent=single)
+    bounds = (config.env_params.lr_min, config.env_params.lr_max)
+    return learned(name, policy, obs_mask=obs_mask, single_agent=single, lr_bounds=bounds)

@@ -113,7 +113,7 @@ def _schedule_runs(task: Task, optimizer: str, schedules: tuple) -> RunMapper:
 
 
 @lru_cache(maxsize=32)
-def _policy_runs(task: Task, single_agent: bool, obs_mask: Optional[tuple]) -> RunMapper:
+def _policy_runs(task: Task, single_agent: bool, obs_mask: Optional[tuple], lr_bounds: Optional[tuple]) -> RunMapper:
     """Runs of a policy: ``fn((policy, wd), (init_lr, key)) -> infos [T, ...]``; the policy is an
     input, so the compiled programs are reused for every policy of the same structure (cached)."""
     env = _env_for(task, None, single_agent)
@@ -129,6 +129,8 @@ def _policy_runs(task: Task, single_agent: bool, obs_mask: Optional[tuple]) -> R
             return obs, state, carry, info
 
         params = EnvParams(reward_mode="accuracy", track_test=True, obs_mask=obs_mask)
+        if lr_bounds is not None:
+            params = params.replace(lr_min=lr_bounds[0], lr_max=lr_bounds[1])
         params = params.fixed_start(init_lr, weight_decay)
         # the rollout key is the schedules' one: same network init and minibatches for every method
         return _rollout(env, params, step, policy.init(jax.random.fold_in(key, 1), env.num_agents), key)
@@ -191,7 +193,7 @@ def run_many(controllers: Sequence, task: Task, init_lrs: Sequence[float] = PAPE
         for i in policies:
             c = controllers[i]
             bar.set_postfix_str(f"{c.name}: compiling/running")
-            infos, plan = _policy_runs(task, c.single_agent, c.obs_mask)(
+            infos, plan = _policy_runs(task, c.single_agent, c.obs_mask, c.lr_bounds)(
                 (c.policy, wd), (lrs[lr_of], keys[seed_of]), mesh, max_parallel_runs, bar.update)
             infos = jax.tree.map(lambda x: x.reshape(*grid_shape, *x.shape[1:]), infos)
             results[i] = _result(c.name, task, init_lrs, float(wd), infos, plan)

@@ -15,7 +15,7 @@ from typing import Optional
 from flax import struct
 
 MODELS = ("mlp", "cnn2", "cnn3", "cnn5", "resnet9", "resnet18")
-OPTIMIZERS = ("adam", "sgd")
+INNER_OPTIMIZERS = ("adam", "sgd")
 
 
 def _check_range(field: str, value, low, high, integer: bool = False) -> None:
@@ -70,7 +70,7 @@ class Task:
 
         _check_choice("dataset", self.dataset, DATASETS)
         _check_choice("model", self.model, MODELS)
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("optimizer", self.optimizer, INNER_OPTIMIZERS)
         _check_range("width", self.width, 1, 4096, integer=True)
         _check_range("batch_size", self.batch_size, 1, 1 << 16, integer=True)
         _check_range("tau", self.tau, 1, 1_000_000, integer=True)
