@@ -102,10 +102,15 @@ def free_memory(device) -> Optional[int]:
     return None
 
 
+def _mesh_devices(mesh: Optional[Mesh]) -> list:
+    """Devices a program runs on: the mesh's, or the default device without a mesh."""
+    return list(mesh.devices.flat) if mesh is not None else [jax.devices()[0]]
+
+
 def device_budget(mesh: Optional[Mesh]) -> Optional[int]:
     """Bytes one device's share of a program may use: ``MEMORY_FRACTION`` of its free memory
     (CPU devices share the host's RAM, so it is divided among the mesh's devices)."""
-    devices = list(mesh.devices.flat) if mesh is not None else [jax.devices()[0]]
+    devices = _mesh_devices(mesh)
     free = [free_memory(d) for d in devices]
     if any(f is None for f in free):
         return None
@@ -179,7 +184,7 @@ class RunMapper:
         cap = max_parallel_runs
         if cap is None:
             cap = num_runs
-            if (mesh.devices.flat[0] if mesh is not None else jax.devices()[0]).platform == "cpu":
+            if _mesh_devices(mesh)[0].platform == "cpu":
                 cap = min(cap, CPU_RUNS_PER_DEVICE * devices)
         chunk = -(-min(cap, num_runs) // devices) * devices
         while True:
