@@ -1,4 +1,4 @@
-"""InnerTrainer.train (env/inner.py) against optax: per-layer LRs, AdamW semantics, divergence masking."""
+"""InnerTrainer.train (env/inner.py) against optax: per-layer LRs, AdamW and L2 weight decay, divergence masking."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -38,6 +38,13 @@ def _layer_names(params):
     return sorted(params)
 
 
+def _per_layer_reference(params, layer_lrs, make):
+    """optax.multi_transform giving layer ``name`` the optimiser ``make(lr)`` of its LR."""
+    names = _layer_names(params)
+    labels = {name: jax.tree.map(lambda _: name, params[name]) for name in names}
+    return optax.multi_transform({name: make(float(lr)) for name, lr in zip(names, layer_lrs)}, labels)
+
+
 def test_per_layer_lr_moves_only_its_layer(trainer, train, start, batch_indices):
     for agent in range(trainer.num_agents):
         lrs = jnp.zeros((STEPS, trainer.num_agents)).at[:, agent].set(1e-2)
@@ -55,9 +62,7 @@ def test_adam_with_decoupled_decay_equals_optax_adamw_per_layer(trainer, train, 
     layer_lrs = np.array([1e-3, 3e-3, 1e-2], np.float32)
     state, stats = train(start, jnp.broadcast_to(layer_lrs, (STEPS, 3)), WD, jax.random.key(2), batch_indices)
     names = _layer_names(start.params)
-    labels = {name: jax.tree.map(lambda _: name, start.params[name]) for name in names}
-    reference = optax.multi_transform(
-        {name: optax.adamw(float(lr), weight_decay=WD) for name, lr in zip(names, layer_lrs)}, labels)
+    reference = _per_layer_reference(start.params, layer_lrs, lambda lr: optax.adamw(lr, weight_decay=WD))
     params, opt_state = optax_run(trainer, start.params, batch_indices, reference)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-7), state.params, params)
     np.testing.assert_array_equal(state.opt_state.count, STEPS)
@@ -67,6 +72,34 @@ def test_adam_with_decoupled_decay_equals_optax_adamw_per_layer(trainer, train, 
             jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6 * np.abs(b).max()),
                          getattr(state.opt_state, moment)[name], getattr(adam, moment)[name])
     assert not bool(stats.diverged)
+
+
+@pytest.mark.parametrize("optimizer,direction", [("adam", optax.scale_by_adam), ("sgd", optax.identity)])
+def test_l2_decay_equals_decayed_weights_before_the_direction_per_layer_and_vmapped_over_decays(
+        optimizer, direction, batch_indices):
+    task = TASK.replace(optimizer=optimizer, weight_decay_mode="l2")
+    trainer = InnerTrainer(task)
+    start = trainer.init(jax.random.key(0))
+    layer_lrs = np.array([1e-3, 3e-3, 1e-2], np.float32)
+    decays = jnp.array([0.0, WD, 0.5])
+    states, _ = jax.jit(jax.vmap(trainer.train, in_axes=(None, None, 0, None, None)))(
+        start, jnp.broadcast_to(layer_lrs, (STEPS, 3)), decays, jax.random.key(2), batch_indices)
+    for i, wd in enumerate(decays.tolist()):
+        reference = _per_layer_reference(start.params, layer_lrs, lambda lr: optax.chain(
+            optax.add_decayed_weights(wd), direction(), optax.scale(-lr)))
+        params, _ = optax_run(trainer, start.params, batch_indices, reference)
+        got = jax.tree.map(lambda x: x[i], states.params)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-7), got, params)
+    # the decay changes the run (the test could fail): wd 0 and wd 0.5 end apart
+    first, last = (jax.tree.map(lambda x: x[j], states.params) for j in (0, 2))
+    assert not np.allclose(first["L00_dense"]["kernel"], last["L00_dense"]["kernel"])
+
+
+def test_l2_and_decoupled_decay_differ_for_adam(start, batch_indices):
+    lrs = jnp.full((STEPS, 3), 1e-2)
+    runs = [jax.jit(InnerTrainer(TASK.replace(weight_decay_mode=m)).train)(start, lrs, 0.5, jax.random.key(2),
+                                                                           batch_indices)[0] for m in ("l2", "decoupled")]
+    assert not np.allclose(runs[0].params["L00_dense"]["kernel"], runs[1].params["L00_dense"]["kernel"], atol=1e-6)
 
 
 def test_diverging_step_leaves_params_and_optimizer_state_as_after_the_previous_step(trainer, train, start,

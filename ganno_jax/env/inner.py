@@ -3,8 +3,11 @@
 Shared by ``LayerwiseLREnv``, ``GlobalLREnv``, the baselines and evaluation, so every method is
 trained by the same code. Per-layer learning rates are *data*: one optax direction transform
 (``scale_by_adam`` for Adam, identity for SGD, any other for Lion, LAMB, ...) gives an update
-``u``; each parameter then moves by ``-lr[agent] * (u + weight_decay * theta)`` (decoupled weight
-decay, AdamW-style), with ``lr[agent]`` gathered from a ``[num_agents]`` array. So runs with
+``u``; each parameter then moves by ``-lr[agent] * u``, with ``lr[agent]`` gathered from a
+``[num_agents]`` array. The weight decay follows ``task.weight_decay_mode``: ``l2`` adds
+``weight_decay * theta`` to the gradient the transform sees (the GANNO paper's objective), ``decoupled``
+moves by ``-lr[agent] * (u + weight_decay * theta)`` (AdamW); the ``||g||`` statistic is always the
+loss gradient's. So runs with
 different LRs vmap and nothing recompiles when an LR changes. Optimisers that own part of their
 step size (schedule-free AdamW, Prodigy) plug in as an ``OptimizerRule`` with one global LR
 (see ``update_rules.py``).
@@ -67,8 +70,10 @@ class InnerTrainer:
       task: the ``Task``.
       dataset: a loaded ``Dataset`` (default: ``load_dataset(task.dataset, task.data_dir)``).
       direction: optax transform giving the update direction before the learning rate
-        (default: ``scale_by_adam()`` for ``adam``, identity for ``sgd``).
-      rule: an update rule instead of ``direction`` (e.g. an ``update_rules.OptimizerRule``).
+        (default: ``scale_by_adam()`` for ``adam``, identity for ``sgd``); its weight decay follows
+        ``task.weight_decay_mode``.
+      rule: an update rule instead of ``direction`` (e.g. an ``update_rules.OptimizerRule``), which
+        applies the decay as it defines it.
     """
 
     def __init__(self, task: Task, dataset: Optional[Dataset] = None,
@@ -85,7 +90,8 @@ class InnerTrainer:
         owners = jax.tree.leaves(self._leaf_agent)
         self._agent_leaves = [[i for i, a in enumerate(owners) if a == agent] for agent in range(self.num_agents)]
         if rule is None:
-            rule = DirectionRule(direction if direction is not None else _default_direction(task.optimizer))
+            rule = DirectionRule(direction if direction is not None else _default_direction(task.optimizer),
+                                 task.weight_decay_mode)
         self.rule = rule
 
     # ----------------------------------------------------------------- building blocks
@@ -136,7 +142,7 @@ class InnerTrainer:
         Args:
           state: ``InnerState`` at the start of the segment.
           lrs: per-step, per-agent learning rates [T, num_agents].
-          weight_decay: decoupled weight decay (scalar, may be traced).
+          weight_decay: weight decay (scalar, may be traced), applied as the rule's mode says.
           key: PRNG key for minibatch sampling (ignored when ``batch_indices`` is given).
           batch_indices: optional [T, batch_size] train-split indices (e.g. an epoch's permutation).
         Returns:

@@ -3,8 +3,10 @@
 Two kinds, one protocol (``init``, ``apply``, ``eval_params``, ``effective_lr``, ``per_layer_lrs``):
 
 - ``DirectionRule`` (the env's rule, GANNO): an optax transform gives a direction ``u`` and each
-  parameter moves by ``-lr[layer] * (u + weight_decay * theta)``. Learning rates are per layer and
-  are plain data, so the optimiser state never depends on them.
+  parameter moves by ``-lr[layer] * u``. The decay enters as the rule's ``weight_decay_mode`` says:
+  ``l2`` feeds ``g + weight_decay * theta`` to the transform (GANNO's J(theta; lambda), PyTorch's
+  ``Adam(weight_decay=...)``); ``decoupled`` moves by ``-lr[layer] * (u + weight_decay * theta)``
+  (AdamW). Learning rates are per layer and are plain data, so the optimiser state never depends on them.
   ``DecayedDirectionRule`` is its variant whose direction already holds the decay (LAMB's trust
   ratio scales the decayed step): each parameter moves by ``-lr[layer] * u``.
 - ``OptimizerRule``: a whole optax optimiser that owns part of its step size (schedule-free AdamW
@@ -12,6 +14,9 @@ Two kinds, one protocol (``init``, ``apply``, ``eval_params``, ``effective_lr``,
   from ``make(lr, init_lr, weight_decay)`` with the step's *global* LR (the same for all layers), the
   run's initial LR and the weight decay, all of which may be traced: so a grid of initial LRs still
   vmaps and nothing recompiles. The optimiser applies its own (AdamW-style, LR-scaled) decay.
+
+Every rule names how its decay is applied in ``weight_decay_mode`` (``l2`` or ``decoupled``), which the
+evaluation tables print.
 """
 from __future__ import annotations
 
@@ -22,23 +27,41 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from ganno_jax.tasks.config import WEIGHT_DECAY_MODES
+
 
 class DirectionRule:
-    """Per-layer LRs times an optax direction, with decoupled weight decay (``lr * wd * theta``)."""
+    """Per-layer LRs times an optax direction, with L2 (``g + wd * theta``) or decoupled (``lr * wd * theta``)
+    weight decay.
+
+    Args:
+      direction: optax transform from a gradient to the direction ``u`` (e.g. ``scale_by_adam()``).
+      weight_decay_mode: ``decoupled`` (default, AdamW) or ``l2`` (decay added to the gradient first).
+    """
 
     per_layer_lrs = True
 
-    def __init__(self, direction: optax.GradientTransformation):
+    def __init__(self, direction: optax.GradientTransformation, weight_decay_mode: str = "decoupled"):
+        if weight_decay_mode not in WEIGHT_DECAY_MODES:
+            raise ValueError(f"weight_decay_mode={weight_decay_mode!r} is not valid; allowed: "
+                             f"{', '.join(WEIGHT_DECAY_MODES)}")
         self.direction = direction
+        self.weight_decay_mode = weight_decay_mode
 
     def init(self, params, init_lr=None) -> optax.OptState:
         """Direction state for ``params`` (``init_lr`` is not needed)."""
         return self.direction.init(params)
 
     def apply(self, grads, opt_state, params, lr_leaves, weight_decay):
-        """(new params, new state, direction u); ``lr_leaves``: one LR per parameter leaf (tree of scalars)."""
-        direction, opt_state = self.direction.update(grads, opt_state, params)
-        new = jax.tree.map(lambda p, u, lr: p - lr * (u + weight_decay * p), params, direction, lr_leaves)
+        """(new params, new state, direction u); ``lr_leaves``: one LR per parameter leaf (tree of scalars);
+        ``weight_decay``: scalar, may be traced."""
+        if self.weight_decay_mode == "l2":
+            grads = jax.tree.map(lambda g, p: g + weight_decay * p, grads, params)
+            direction, opt_state = self.direction.update(grads, opt_state, params)
+            new = jax.tree.map(lambda p, u, lr: p - lr * u, params, direction, lr_leaves)
+        else:
+            direction, opt_state = self.direction.update(grads, opt_state, params)
+            new = jax.tree.map(lambda p, u, lr: p - lr * (u + weight_decay * p), params, direction, lr_leaves)
         return new, opt_state, direction
 
     def eval_params(self, params, opt_state):
@@ -60,7 +83,7 @@ class DecayedDirectionRule(DirectionRule):
     """
 
     def __init__(self, make: Callable):
-        super().__init__(make(0.0))
+        super().__init__(make(0.0), weight_decay_mode="decoupled")
         self.make = make
 
     def apply(self, grads, opt_state, params, lr_leaves, weight_decay):
@@ -90,6 +113,7 @@ class OptimizerRule:
     """
 
     per_layer_lrs = False
+    weight_decay_mode = "decoupled"
 
     def __init__(self, name: str, make: Callable, eval_params: Optional[Callable] = None,
                  effective_lr: Optional[Callable] = None):

@@ -2,8 +2,9 @@
 
 A task names a dataset and a model and fixes how the inner network is trained: minibatch size,
 ``tau`` optimiser steps per environment step, ``horizon`` environment steps per episode, the inner
-optimiser (``adam`` or ``sgd``), the default weight decay used by evaluation and baselines, and the
-number of examples used to measure train/validation metrics after each environment step.
+optimiser (``adam`` or ``sgd``), the default weight decay used by evaluation and baselines and how it
+enters the step (``weight_decay_mode``), and the number of examples used to measure train/validation
+metrics after each environment step.
 
 Every field is static (hashable), so a task can be closed over by jitted functions and used as a
 dict key; new tasks are made with ``task.replace(...)``, never by subclassing.
@@ -14,8 +15,12 @@ from typing import Optional
 
 from flax import struct
 
-MODELS = ("mlp", "cnn2", "cnn3", "cnn5", "resnet9", "resnet18")
+MODELS = ("mlp", "cnn2", "cnn3", "cnn5", "torch_mnist_cnn", "resnet9", "resnet18")
 INNER_OPTIMIZERS = ("adam", "sgd")
+#: ``l2``: ``weight_decay * theta`` is added to the gradient before the optimiser (GANNO's J(theta; lambda),
+#: ``torch.optim.Adam(weight_decay=...)``); ``decoupled``: ``lr * weight_decay * theta`` is subtracted
+#: after it (AdamW).
+WEIGHT_DECAY_MODES = ("l2", "decoupled")
 
 
 def _check_range(field: str, value, low, high, integer: bool = False) -> None:
@@ -45,7 +50,11 @@ class Task:
       tau: inner optimiser steps per environment step (paper: 100).
       horizon: environment steps per episode; one episode = ``tau * horizon`` optimiser steps.
       optimizer: ``adam`` (GANNO) or ``sgd`` (single-agent scheduler paper).
-      weight_decay: decoupled weight decay used by evaluation and baselines (paper: 0.1).
+      weight_decay: weight decay used by evaluation and baselines (paper: 0.1).
+      weight_decay_mode: how the task's own optimiser (and the env's per-layer-LR rule) applies the
+        decay, one of ``WEIGHT_DECAY_MODES``: ``l2`` (paper: added to the gradient) or ``decoupled``
+        (AdamW-style, the default so older run folders keep their meaning). Baseline optimisers that
+        define their own decay (Lion, LAMB, schedule-free AdamW, Prodigy) keep it whatever this says.
       eval_batch: examples used to measure train and validation metrics after each env step
         (the whole split when it is smaller).
       test_chunk: test-split examples measured at once when evaluation tracks the whole test split
@@ -61,6 +70,7 @@ class Task:
     horizon: int = struct.field(pytree_node=False, default=10)
     optimizer: str = struct.field(pytree_node=False, default="adam")
     weight_decay: float = struct.field(pytree_node=False, default=0.1)
+    weight_decay_mode: str = struct.field(pytree_node=False, default="decoupled")
     eval_batch: int = struct.field(pytree_node=False, default=512)
     test_chunk: int = struct.field(pytree_node=False, default=500)
     data_dir: Optional[str] = struct.field(pytree_node=False, default=None)
@@ -71,6 +81,7 @@ class Task:
         _check_choice("dataset", self.dataset, DATASETS)
         _check_choice("model", self.model, MODELS)
         _check_choice("optimizer", self.optimizer, INNER_OPTIMIZERS)
+        _check_choice("weight_decay_mode", self.weight_decay_mode, WEIGHT_DECAY_MODES)
         _check_range("width", self.width, 1, 4096, integer=True)
         _check_range("batch_size", self.batch_size, 1, 1 << 16, integer=True)
         _check_range("tau", self.tau, 1, 1_000_000, integer=True)
