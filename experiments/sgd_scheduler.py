@@ -1,18 +1,26 @@
-"""Single-agent PPO learning-rate scheduler for SGD (paper ``000``, Tables 1-9, Figures 3-6).
+"""Single-agent PPO learning-rate scheduler for SGD (paper ``000``, Tables 1-9, Figures 1 and 3-6).
 
 A PPO agent (feed-forward, Gaussian head) sets SGD's global LR once per epoch on ``GlobalLREnv``
-(reward eq. (1), divergence penalty). The paper's initial LRs (5e-4, 1e-3, 5e-3, 1e-2) are the
-agent's own PPO learning rate ("Agent LR") and the initial LR of the baselines: SGD, Adam and
-Adadelta with PyTorch's ConstantLR and OneCycleLR (max_lr = initial LR), a constant-LR grid search
-per optimiser over LRs log-spaced in [1e-6, 1] at a budget of 10,000 optimiser steps in total, and
-SGD with a stochastic Armijo line search (SLS). Every method trains the same network on the same
-minibatches per seed (5 seeds, all vmapped). The agent trains for the same 10,000 inner optimiser
-steps (``--agent-budget``) and is evaluated greedily (its mean action) on the evaluation seeds.
+(reward eq. (1) or, ``--reward val_loss``, the appendix A.8 ablation; divergence penalty). The paper's
+initial LRs (5e-4, 1e-3, 5e-3, 1e-2) are the agent's own PPO learning rate ("Agent LR") and the
+initial LR of the baselines: SGD, Adam, Adadelta and Adagrad with PyTorch's ConstantLR and OneCycleLR
+(max_lr = initial LR), a constant-LR grid search per optimiser (``--grid linear``: the paper's [0, 1]
+range, or ``log``) with its best LR rerun on the evaluation seeds, and SGD with a stochastic Armijo
+line search (SLS). Every method trains the same network on the same minibatches per seed (5 seeds, all
+vmapped).
+
+Equal budgets (docs/decisions_sgd_scheduler.md): every run of every row trains for one episode of
+``--epochs`` epochs; the grid search trains ``--grid-lrs`` such runs, and each agent trains on the same
+number of epochs (``--grid-lrs`` x ``--epochs`` env steps), so both spend the same optimiser steps. The
+paper's 100 LRs x 100 epochs = 10,000 ("total optimizer steps = 10000", one per epoch) and the agents
+after "10K training iterations" (Fig. 3). The steps each row and each budget actually ran are counted
+from the runs and written with the results. The agent is evaluated greedily (its mean action).
 
 Outputs in ``--out``: ``README.md`` (one paper-style table per initial LR: best final loss, average
-final loss over the non-diverged runs, diverged runs, "divergent case exists"; plus an overview),
-``results.csv`` / ``results.json``, ``schedule.png`` (the learned LR schedules against the validation
-loss, with SLS's step sizes), and the elapsed time.
+final loss over the non-diverged runs, diverged runs, "divergent case exists", optimiser steps per run;
+plus the budgets), ``results.csv`` / ``results.json`` (with the resolved configuration), ``schedule.png``
+(the learned LR schedules against the validation loss, with SLS's step sizes), and the elapsed time.
+``--print-config`` prints the resolved configuration as JSON and exits without training.
 
 Datasets: offline ``digits`` by default; ``--data-dir DIR`` reads MNIST (IDX files) from DIR, or
 CIFAR-100 (python pickles) with ``--dataset cifar100``.
@@ -43,39 +51,123 @@ from ganno_jax.evaluation.plots import save_figure
 from ganno_jax.runs import prepare_out, write_atomic
 from ganno_jax.scales import PAPER_AGENT_LRS, check_init_lrs, check_seeds, sgd_scheduler_scale
 from ganno_jax.sgd_scheduler import baselines as sgd
+from ganno_jax.sgd_scheduler import env as sgd_env
 
-OPT_NAMES = {"sgd": "SGD", "adam": "Adam", "adadelta": "Adadelta"}
+OPT_NAMES = {"sgd": "SGD", "adam": "Adam", "adadelta": "Adadelta", "adagrad": "Adagrad"}
 SCHED_NAMES = {"constant_lr": "ConstantLR", "onecycle": "OneCycleLR"}
+REWARDS = {"eq1": "eq1", "val_loss": "val_loss"}  # flag -> GlobalEnvParams.reward_mode
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Command-line flags."""
     p = ex.base_parser("sgd_scheduler.py", __doc__, "results/sgd_scheduler",
-                       "cpu: minutes on 2 CPU cores (digits MLP, 10 epochs); paper: CNN, 20 epochs, 100 grid "
-                       "LRs, agent trained on 500,000 inner steps (an accelerator)")
+                       "cpu: minutes on 2 CPU cores (digits MLP, 10 epochs, 48 grid LRs); paper: PyTorch's MNIST "
+                       "example CNN, 100 epochs, 100 grid LRs, agents trained on 10,000 epochs (an accelerator)")
     p.add_argument("--dataset", default=None, help="dataset (default: digits; mnist with --data-dir)")
     p.add_argument("--data-dir", help="folder with the MNIST IDX files or the cifar-100-python pickles")
     p.add_argument("--init-lrs", default=None, help="comma-separated initial LRs (default: 5e-4,1e-3,5e-3,1e-2)")
     p.add_argument("--seeds", type=int, help="evaluation seeds (default: 5; smoke 2)")
-    p.add_argument("--budget", type=int, help="grid-search optimiser steps in total (default: 10000)")
-    p.add_argument("--grid-lrs", type=int, help="grid-search LRs (default: 50; paper scale 100)")
-    p.add_argument("--agent-budget", type=int, help="inner optimiser steps of the agent's PPO training")
-    p.add_argument("--optimizers", default="sgd,adam,adadelta", help="baseline optimisers (default: all three)")
+    p.add_argument("--epochs", type=int, help="epochs of every run (default: the scale's; paper 100)")
+    p.add_argument("--grid-lrs", type=int, help="grid-search LRs; the agent trains on as many runs' epochs "
+                                                "(default: the scale's; paper 100)")
+    p.add_argument("--grid", choices=sgd.GRID_SPACINGS, help="grid-search LRs: linear = k/N for k=1..N (the "
+                                                             "paper's [0, 1]), log = log-spaced in [1e-6, 1] "
+                                                             "(default: linear)")
+    p.add_argument("--reward", choices=tuple(REWARDS), default="eq1",
+                   help="agent reward: eq1 = the paper's eq. (1), val_loss = appendix A.8's ablation (default: eq1)")
+    p.add_argument("--optimizers", default=",".join(sgd.BASELINE_OPTIMIZERS),
+                   help="baseline optimisers (default: sgd,adam,adadelta,adagrad)")
     p.add_argument("--seed", type=int, default=0, help="master seed (default: 0)")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved configuration as one JSON object and exit without training")
     return p
 
 
-def agent_config(base: IPPOConfig, agent_lr: float, agent_budget: int, steps_per_epoch: int) -> IPPOConfig:
-    """PPO config at ``agent_lr`` whose training spends at most ``agent_budget`` inner optimiser steps
-    (at least one update)."""
+def agent_config(base: IPPOConfig, agent_lr: float, env_steps: int) -> IPPOConfig:
+    """PPO config at ``agent_lr`` training on exactly ``env_steps`` env steps (epochs); ``ValueError``
+    unless they are a whole number of PPO updates (``num_envs * num_steps`` env steps each)."""
     per_update = base.num_envs * base.num_steps
-    env_steps = max(agent_budget // steps_per_epoch // per_update, 1) * per_update
+    if env_steps % per_update:
+        raise ValueError(f"the agent's budget of {env_steps} epochs (grid LRs x epochs) is not a multiple of "
+                         f"num_envs * num_steps = {per_update} env steps per PPO update; pick --grid-lrs/--epochs "
+                         f"whose product is one")
     return dataclasses.replace(base, lr=agent_lr, total_timesteps=env_steps)
 
 
-def row(init_lr, method: str, final_loss) -> dict:
-    """One table row: best/avg final loss (finite runs), diverged runs, whether a divergent case exists."""
-    return {"init_lr": float(init_lr), "method": method, **sgd.loss_summary(final_loss)}
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """Everything a run is made of, resolved from the flags and the scale (no training)."""
+
+    scale: str
+    task: tasks.Task
+    params: sgd_env.GlobalEnvParams
+    envs: dict  # optimiser -> GlobalLREnv
+    ppo: IPPOConfig  # the agents' config (``lr`` set per agent LR)
+    seeds: int
+    init_lrs: tuple
+    optimizers: tuple
+    grid_lrs: int
+    grid: str
+
+    @property
+    def env(self) -> sgd_env.GlobalLREnv:
+        """The SGD env (the agent's)."""
+        return self.envs["sgd"]
+
+    @property
+    def episode_steps(self) -> int:
+        """Optimiser steps of one run (every row of every table)."""
+        return self.task.horizon * self.env.steps_per_epoch
+
+
+def setup(args) -> Setup:
+    """The resolved configuration of ``args`` (checks every input before any training)."""
+    scale = sgd_scheduler_scale("smoke" if args.smoke else args.scale)
+    seeds = check_seeds(scale.seeds if args.seeds is None else args.seeds)
+    init_lrs = check_init_lrs(ex.parse_floats(args.init_lrs) if args.init_lrs
+                              else PAPER_AGENT_LRS[::3] if args.smoke else PAPER_AGENT_LRS)
+    optimizers = ex.check_names(ex.parse_names(args.optimizers.replace(" ", "")), tuple(sgd.BASELINE_OPTIMIZERS),
+                                "optimizer")
+    if not optimizers:
+        raise ValueError(f"--optimizers {args.optimizers!r}: give at least one of {', '.join(sgd.BASELINE_OPTIMIZERS)}")
+    grid_lrs = scale.grid_lrs if args.grid_lrs is None else args.grid_lrs
+    if grid_lrs < 1:
+        raise ValueError(f"--grid-lrs {grid_lrs} must be >= 1")
+    dataset = args.dataset or ("mnist" if args.data_dir else "digits")
+    overrides = dict(scale.task, **({} if args.epochs is None else {"horizon": args.epochs}))
+    task = tasks.Task(dataset=dataset, data_dir=args.data_dir, optimizer="sgd", **overrides)
+    data = load_dataset(dataset, args.data_dir)
+    envs = {name: sgd.optimizer_env(task, name, data) for name in sorted(set(optimizers) | {"sgd"})}
+    params = envs["sgd"].default_params.replace(reward_mode=REWARDS[args.reward])
+    ppo = agent_config(scale.ppo, scale.ppo.lr, grid_lrs * task.horizon)
+    return Setup(scale.name, task, params, envs, ppo, seeds, init_lrs, optimizers, grid_lrs,
+                 args.grid or scale.grid)
+
+
+def resolved_config(s: Setup) -> dict:
+    """The configuration as JSON-ready data: ``task``, ``env_params``, ``ppo`` (``lr``: one agent per
+    initial LR), ``seeds``, ``init_lrs``, ``optimizers``, ``grid`` (LRs, steps per point) and the
+    planned ``budgets`` (optimiser steps)."""
+    lrs = [float(f"{x:.6g}") for x in np.asarray(sgd.grid_lrs(s.grid, s.grid_lrs, s.params.lr_min, s.params.lr_max))]
+    return {
+        "scale": s.scale, "task": dataclasses.asdict(s.task), "env_params": dataclasses.asdict(s.params),
+        "ppo": {**dataclasses.asdict(s.ppo), "lr": list(s.init_lrs)}, "seeds": s.seeds, "init_lrs": list(s.init_lrs),
+        "optimizers": list(s.optimizers), "schedules": list(SCHED_NAMES),
+        "grid": {"spacing": s.grid, "lrs": lrs, "steps_per_point": s.episode_steps},
+        "budgets": {"steps_per_epoch": s.env.steps_per_epoch, "epochs_per_run": s.task.horizon,
+                    "steps_per_evaluation_run": s.episode_steps, "grid_search_steps": s.grid_lrs * s.episode_steps,
+                    "agent_training_env_steps": s.ppo.total_timesteps, "agent_ppo_updates": s.ppo.num_updates,
+                    "agent_training_steps": s.ppo.total_timesteps * s.env.steps_per_epoch},
+    }
+
+
+def row(init_lr, method: str, final_loss, steps) -> dict:
+    """One table row: best/avg final loss (finite runs), diverged runs, whether a divergent case exists,
+    and the optimiser steps every run of the row trained for (``steps``: per run, all equal)."""
+    steps = np.asarray(steps).ravel()
+    if steps.min() != steps.max():
+        raise RuntimeError(f"the runs of {method!r} trained for different numbers of steps: {sorted(set(steps))}")
+    return {"init_lr": float(init_lr), "method": method, **sgd.loss_summary(final_loss), "steps": int(steps[0])}
 
 
 def _fmt(x: float) -> str:
@@ -83,18 +175,19 @@ def _fmt(x: float) -> str:
 
 
 def markdown(rows: list[dict]) -> str:
-    """Paper-style table (Tables 2-9) of ``rows``."""
-    lines = ["| Method | Best final loss | Avg final loss | Diverged runs | Divergent case exists |", "|---|---|---|---|---|"]
+    """Paper-style table (Tables 2-9) of ``rows``, plus each row's optimiser steps per run."""
+    lines = ["| Method | Best final loss | Avg final loss | Diverged runs | Divergent case exists | Steps/run |",
+             "|---|---|---|---|---|---|"]
     lines += [f"| {r['method']} | {_fmt(r['best'])} | {_fmt(r['avg'])} | {r['diverged_runs']}/{r['runs']} | "
-              f"{'yes' if r['divergent'] else 'no'} |" for r in rows]
+              f"{'yes' if r['divergent'] else 'no'} | {r['steps']} |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
 def csv_text(rows: list[dict]) -> str:
     """All rows as CSV."""
-    head = "init_lr,method,best_final_loss,avg_final_loss,diverged_runs,runs,divergent_case_exists"
+    head = "init_lr,method,best_final_loss,avg_final_loss,diverged_runs,runs,divergent_case_exists,steps"
     body = [f"{r['init_lr']:g},{r['method']},{r['best']:.6g},{r['avg']:.6g},{r['diverged_runs']},{r['runs']},"
-            f"{'yes' if r['divergent'] else 'no'}" for r in rows]
+            f"{'yes' if r['divergent'] else 'no'},{r['steps']}" for r in rows]
     return "\n".join([head, *body]) + "\n"
 
 
@@ -121,84 +214,84 @@ def plot_schedules(path: str, init_lrs, agent_curves: dict, sls_curves: dict) ->
     save_figure(fig, path)
 
 
+def train_agents(s: Setup, key: jax.Array):
+    """One agent per initial LR (its PPO LR) x ``s.seeds`` training seeds (vmapped); returns the stacked
+    greedy policies (leaves ``[L, S, ...]``) and the optimiser steps each trained agent ran ``[L, S]``."""
+    policies, steps = [], []
+    for lr in s.init_lrs:
+        cfg = dataclasses.replace(s.ppo, lr=lr)
+        out = jax.block_until_ready(jax.jit(jax.vmap(make_train(cfg, s.env, s.params)))(jax.random.split(key, s.seeds)))
+        policies.append(policy_from(out).replace(cfg=cfg))
+        steps.append(np.asarray(out.metrics["steps"]).reshape(s.seeds, -1).sum(axis=1))
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *policies), np.stack(steps)
+
+
 def main(argv=None) -> dict:
-    """Runs the experiment; returns ``{"rows": [...], "budgets": {...}, "elapsed_s": float}``."""
+    """Runs the experiment; returns ``{"rows", "budgets", "config", "elapsed_s", ...}`` (``--print-config``:
+    prints the configuration and returns it)."""
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
-    scale = sgd_scheduler_scale("smoke" if args.smoke else args.scale)
-    overrides, base_cfg = scale.task, scale.ppo
-    seeds = check_seeds(scale.seeds if args.seeds is None else args.seeds)
-    grid_lrs, budget = args.grid_lrs or scale.grid_lrs, args.budget or scale.budget
-    agent_budget = args.agent_budget or scale.agent_budget
-    init_lrs = check_init_lrs(ex.parse_floats(args.init_lrs) if args.init_lrs
-                              else PAPER_AGENT_LRS[::3] if args.smoke else PAPER_AGENT_LRS)
-    optimizers = tuple(x.strip() for x in args.optimizers.split(",") if x.strip())
-    bad = [o for o in optimizers if o not in sgd.BASELINE_OPTIMIZERS]
-    if bad or not optimizers:
-        raise ValueError(f"--optimizers {args.optimizers!r}: allowed {', '.join(sgd.BASELINE_OPTIMIZERS)}")
-    dataset = args.dataset or ("mnist" if args.data_dir else "digits")
+    s = setup(args)
+    config = resolved_config(s)
+    if args.print_config:
+        print(json.dumps(config, indent=1))
+        return config
     prepare_out(args.out, args.overwrite)
-
-    data = load_dataset(dataset, args.data_dir)
-    task = tasks.Task(dataset=dataset, data_dir=args.data_dir, optimizer="sgd", **overrides)
-    envs = {name: sgd.optimizer_env(task, name, data) for name in sorted(set(optimizers) | {"sgd"})}
-    env, params = envs["sgd"], envs["sgd"].default_params
-    spe, horizon = env.steps_per_epoch, task.horizon
+    env, params, spe, horizon = s.env, s.params, s.env.steps_per_epoch, s.task.horizon
     k_train, k_eval, k_grid = jax.random.split(jax.random.key(args.seed), 3)
-    print(f"[sgd_scheduler] {task.name}: {spe} steps/epoch x {horizon} epochs, {seeds} seeds, init LRs {init_lrs}")
+    print(f"[sgd_scheduler] {s.task.name}: {spe} steps/epoch x {horizon} epochs, {s.seeds} seeds, "
+          f"init LRs {s.init_lrs}")
 
-    rows, finals = [], {}
-    # handcrafted optimiser x scheduler baselines (vmapped over schedules x init LRs x seeds) + grid search
-    grids = {}
-    for opt in optimizers:
-        res = jax.block_until_ready(jax.jit(lambda k, kg, e=envs[opt]: sgd.run_baselines(
-            e, params, init_lrs, seeds, k, kg, tuple(SCHED_NAMES), budget, grid_lrs))(k_eval, k_grid))
+    # handcrafted optimiser x scheduler baselines (vmapped over schedules x init LRs x seeds), grid search
+    # and its best LR on the evaluation seeds
+    finals, grids = {}, {}
+    for opt in s.optimizers:
+        res = jax.block_until_ready(jax.jit(lambda k, kg, e=s.envs[opt]: sgd.run_baselines(
+            e, params, s.init_lrs, s.seeds, k, kg, tuple(SCHED_NAMES), s.grid_lrs, s.grid))(k_eval, k_grid))
         grids[opt] = res["grid"]
+        best = (sgd.final_losses(res["grid_best"]), sgd.run_steps(res["grid_best"]))  # [S]: the same for every LR
+        finals[f"{OPT_NAMES[opt]} grid-search best LR"] = tuple(np.broadcast_to(x, (len(s.init_lrs),) + x.shape)
+                                                                 for x in best)
         for sched, name in SCHED_NAMES.items():
-            finals[f"{OPT_NAMES[opt]}-{name}"] = np.asarray(sgd.final_losses(res[sched]))
+            finals[f"{OPT_NAMES[opt]}-{name}"] = (sgd.final_losses(res[sched]), sgd.run_steps(res[sched]))
         print(f"[sgd_scheduler] {OPT_NAMES[opt]}: schedules and grid search done ({time.perf_counter() - start:.0f}s)")
-    sls = jax.block_until_ready(jax.jit(jax.vmap(lambda k: sgd.run_sls(env, params, k)))(jax.random.split(k_eval, seeds)))
+    sls = jax.block_until_ready(jax.jit(jax.vmap(lambda k: sgd.run_sls(env, params, k)))(jax.random.split(k_eval, s.seeds)))
     print(f"[sgd_scheduler] SLS done ({time.perf_counter() - start:.0f}s)")
 
     # PPO agents: one per agent LR, `seeds` training seeds vmapped; greedy evaluation on the eval seeds
-    policies, agent_steps = [], 0
-    for lr in init_lrs:
-        cfg = agent_config(base_cfg, lr, agent_budget, spe)
-        out = jax.block_until_ready(jax.jit(jax.vmap(make_train(cfg, env, params)))(jax.random.split(k_train, seeds)))
-        policies.append(policy_from(out).replace(cfg=base_cfg))
-        agent_steps = cfg.total_timesteps * spe
-        print(f"[sgd_scheduler] agent LR {lr:g} trained ({cfg.num_updates} PPO updates, "
-              f"{agent_steps} inner steps; {time.perf_counter() - start:.0f}s)")
-    stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *policies)
+    stacked, agent_steps = train_agents(s, k_train)
+    print(f"[sgd_scheduler] agents trained ({s.ppo.num_updates} PPO updates each; {time.perf_counter() - start:.0f}s)")
     evaluate_agents = jax.jit(jax.vmap(jax.vmap(lambda pol, k: sgd.run_policy(env, params, pol, k)), in_axes=(0, None)))
-    agent_curves = jax.tree.map(np.asarray, evaluate_agents(stacked, jax.random.split(k_eval, seeds)))
-    agent_final = np.asarray(sgd.final_losses(agent_curves))
+    agent_curves = jax.tree.map(np.asarray, evaluate_agents(stacked, jax.random.split(k_eval, s.seeds)))
 
-    for i, lr in enumerate(init_lrs):
-        rows.append(row(lr, "Agent (PPO)", agent_final[i]))
-        rows += [row(lr, f"{OPT_NAMES[o]} grid search", g["final_loss"]) for o, g in grids.items()]
-        rows += [row(lr, m, f[i]) for m, f in finals.items()]
-        rows.append(row(lr, "SGD-SLS", sgd.final_losses(sls)))
+    rows = []
+    for i, lr in enumerate(s.init_lrs):
+        rows.append(row(lr, "Agent (PPO)", sgd.final_losses(agent_curves)[i], sgd.run_steps(agent_curves)[i]))
+        rows += [row(lr, f"{OPT_NAMES[o]} grid search", g["final_loss"], g["steps"]) for o, g in grids.items()]
+        rows += [row(lr, m, final[i], steps[i]) for m, (final, steps) in finals.items()]
+        rows.append(row(lr, "SGD-SLS", sgd.final_losses(sls), sgd.run_steps(sls)))
 
-    sls_np = jax.tree.map(np.asarray, sls)
-    plot_schedules(os.path.join(args.out, "schedule.png"), init_lrs, agent_curves, sls_np)
-    budgets = {"grid_steps_per_optimizer": {o: int(np.sum(g["steps"])) for o, g in grids.items()},
-               "grid_lrs": grid_lrs, "agent_training_inner_steps": agent_steps,
-               "episode_steps": spe * horizon}
+    plot_schedules(os.path.join(args.out, "schedule.png"), s.init_lrs, agent_curves, jax.tree.map(np.asarray, sls))
+    budgets = {"grid_search_steps": {o: int(np.sum(g["steps"])) for o, g in grids.items()},
+               "agent_training_steps": int(agent_steps.max()), "agent_training_steps_min": int(agent_steps.min()),
+               "steps_per_evaluation_run": s.episode_steps, "grid_lrs": s.grid_lrs}
     elapsed = time.perf_counter() - start
     command = "python experiments/sgd_scheduler.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    text = [f"# PPO LR scheduler vs SGD/Adam/Adadelta baselines ({task.name})\n",
+    text = [f"# PPO LR scheduler vs SGD/Adam/Adadelta/Adagrad baselines ({s.task.name})\n",
             f"Command: `{command.strip()}`  \nElapsed: {elapsed:.0f} s  \n"
-            f"Episode: {horizon} epochs x {spe} steps; {seeds} seeds; grid search: {grid_lrs} LRs log-spaced in "
-            f"[1e-6, 1], {budget // grid_lrs} steps each = {budget} steps per optimiser; agent trained on "
-            f"{agent_steps} inner optimiser steps. Final loss = validation loss after the last epoch; averages "
-            f"exclude diverged runs (non-finite loss or update).\n"]
-    for lr in init_lrs:
+            f"Every run: {horizon} epochs x {spe} steps = {s.episode_steps} optimiser steps; {s.seeds} seeds; "
+            f"reward {args.reward}. Grid search: {s.grid_lrs} constant LRs ({s.grid} grid), one run each = "
+            f"{budgets['grid_search_steps']} optimiser steps per optimiser; each agent trained on "
+            f"{budgets['agent_training_steps']} optimiser steps ({s.ppo.total_timesteps} epochs). Final loss = "
+            f"validation loss after the last epoch; averages exclude diverged runs (non-finite loss or update). "
+            f"Grid-search rows summarise the grid's LRs (one seed); \"best LR\" rows rerun its best LR on the "
+            f"evaluation seeds.\n"]
+    for lr in s.init_lrs:
         text.append(f"\n## Agent LR = initial LR = {lr:g}\n\n" + markdown([r for r in rows if r["init_lr"] == lr]))
     report = "".join(text)
     write_atomic(os.path.join(args.out, "README.md"), report)
     write_atomic(os.path.join(args.out, "results.csv"), csv_text(rows))
-    result = {"rows": rows, "budgets": budgets, "elapsed_s": elapsed, "command": command.strip(),
+    result = {"rows": rows, "budgets": budgets, "config": config, "elapsed_s": elapsed, "command": command.strip(),
               "agent_lr_curves": agent_curves["lr"].tolist(), "agent_val_loss": agent_curves["val_loss"].tolist()}
     write_atomic(os.path.join(args.out, "results.json"), json.dumps(result, indent=1))
     print(report)

@@ -7,8 +7,8 @@ A *scale* names a set of sizes (``smoke``: seconds, for tests; ``cpu``: minutes 
 - ``GANNO_SCALES`` (``GannoScale``): task overrides (train and eval), IPPO config, evaluation seeds,
   PPO updates per checkpointed chunk. ``cpu`` is what ``ganno demo`` runs.
 - ``SGD_SCHEDULER_SCALES`` (``SgdSchedulerScale``): the single-agent SGD-scheduler paper
-  (``experiments/sgd_scheduler.py``): task overrides, seeds, grid-search LRs and budget, the agent's
-  training budget (inner optimiser steps) and its PPO config.
+  (``experiments/sgd_scheduler.py``): task overrides (epochs per run = ``horizon``), seeds, grid-search
+  LRs and spacing, the agent's PPO config (its env steps = grid LRs x epochs: equal budgets).
 
 Initial-LR grids and seed counts given by users are validated here, once (``check_init_lrs``,
 ``check_seeds``); the CLI, the scripts and the evaluation harness call these.
@@ -42,17 +42,26 @@ class GannoScale:
 
 @dataclasses.dataclass(frozen=True)
 class SgdSchedulerScale:
-    """Sizes of the SGD-scheduler paper's experiment: ``task`` overrides, evaluation ``seeds``,
-    ``grid_lrs`` LRs of the constant-LR grid search spending ``budget`` optimiser steps in all, the
-    agent's PPO config ``ppo`` trained on about ``agent_budget`` inner optimiser steps."""
+    """Sizes of the SGD-scheduler paper's experiment: ``task`` overrides (``task["horizon"]`` = epochs per
+    run), evaluation ``seeds``, ``grid_lrs`` constant LRs spaced ``grid`` (``linear``/``log``), the agent's
+    PPO config ``ppo``.
+
+    Budgets follow from these (``experiments/sgd_scheduler.py``): every run of every method trains one
+    episode of ``horizon`` epochs; the grid search trains ``grid_lrs`` such runs; the agent trains on the
+    same number of epochs, ``ppo.total_timesteps = grid_lrs * horizon`` env steps (checked here)."""
 
     name: str
     task: dict
     seeds: int
     grid_lrs: int
-    budget: int
-    agent_budget: int
+    grid: str
     ppo: IPPOConfig
+
+    def __post_init__(self):
+        agent_epochs = self.grid_lrs * self.task["horizon"]
+        if self.ppo.total_timesteps != agent_epochs:
+            raise ValueError(f"SgdSchedulerScale {self.name!r}: ppo.total_timesteps={self.ppo.total_timesteps} "
+                             f"must equal grid_lrs * horizon = {agent_epochs} (equal budgets)")
 
 
 GANNO_SCALES = {
@@ -69,23 +78,25 @@ GANNO_SCALES = {
 }
 
 SGD_SCHEDULER_SCALES = {
+    # 2 epochs of 10 steps; grid 4 LRs x 2 epochs; agent 4 x 2 = 8 epochs = 1 PPO update of 2 envs x 4 steps
     "smoke": SgdSchedulerScale(
-        "smoke", dict(model="mlp", width=2, batch_size=128, horizon=2, eval_batch=64), seeds=2, grid_lrs=10,
-        budget=1_000, agent_budget=160,
+        "smoke", dict(model="mlp", width=2, batch_size=128, horizon=2, eval_batch=64, **_SGD_DECAY), seeds=2,
+        grid_lrs=4, grid="linear",
         ppo=IPPOConfig(num_envs=2, num_steps=4, seq_len=4, total_timesteps=8, num_minibatches=2, update_epochs=1,
-                       recurrent=False, actor_layers=(8,), actor_post_gru=8, critic_layers=(8,))),
+                       recurrent=False, actor_layers=(8,), actor_post_gru=8, critic_layers=(8,), activation="tanh")),
+    # 10 epochs of 20 steps; grid 48 LRs x 200 steps = 9,600 steps; agent 480 epochs = 12 updates of 4 x 10
     "cpu": SgdSchedulerScale(
-        "cpu", dict(model="mlp", width=16, batch_size=64, horizon=10, eval_batch=512), seeds=5, grid_lrs=50,
-        budget=10_000, agent_budget=10_000,
-        ppo=IPPOConfig(num_envs=4, num_steps=10, seq_len=10, total_timesteps=40, num_minibatches=2, update_epochs=4,
-                       recurrent=False, actor_layers=(64, 64), actor_post_gru=64, critic_layers=(64, 64),
-                       init_log_std=-0.5)),
+        "cpu", dict(model="mlp", width=16, batch_size=64, horizon=10, eval_batch=512, **_SGD_DECAY), seeds=5,
+        grid_lrs=48, grid="linear",
+        ppo=IPPOConfig(num_envs=4, num_steps=10, seq_len=10, total_timesteps=480, num_minibatches=2, update_epochs=4,
+                       **_SGD_PPO)),
+    # the paper: PyTorch's MNIST example CNN, batch 64, 100 epochs, 100 grid LRs in [0, 1] = 10,000 epochs;
+    # agent 10,000 epochs = 20 updates of 10 envs x 50 steps; full validation split
     "paper": SgdSchedulerScale(
-        "paper", dict(model="cnn2", width=32, batch_size=64, horizon=20, eval_batch=10_000), seeds=5, grid_lrs=100,
-        budget=10_000, agent_budget=500_000,
-        ppo=IPPOConfig(num_envs=8, num_steps=20, seq_len=20, total_timesteps=160, num_minibatches=4, update_epochs=4,
-                       recurrent=False, actor_layers=(64, 64), actor_post_gru=64, critic_layers=(64, 64),
-                       init_log_std=-0.5)),
+        "paper", dict(model="torch_mnist_cnn", batch_size=64, horizon=100, eval_batch=10_000, **_SGD_DECAY), seeds=5,
+        grid_lrs=100, grid="linear",
+        ppo=IPPOConfig(num_envs=10, num_steps=50, seq_len=50, total_timesteps=10_000, num_minibatches=5,
+                       update_epochs=4, **_SGD_PPO)),
 }
 
 

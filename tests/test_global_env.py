@@ -86,6 +86,7 @@ def test_one_step_is_an_epoch_of_plain_sgd(env, reset, step):
         p = jax.tree.map(lambda w, d: w - lr * (d + 0.01 * w), p, g)
     chex.assert_trees_all_close(new_state.inner.params, p, rtol=1e-4, atol=1e-6)
     assert not terminated and not truncated and not info["diverged"] and info["epoch"] == 1
+    assert info["steps"] == idx.shape[0] == env.steps_per_epoch  # the optimiser steps the epoch ran
     row = obs[0]
     np.testing.assert_allclose(row[1], 2 / 3, rtol=1e-6)
     np.testing.assert_allclose(row[2], np.log10(lr), rtol=1e-5)

@@ -1,4 +1,5 @@
 """Paper-000 baselines (ganno_jax.sgd_scheduler.baselines) and the experiments/sgd_scheduler.py smoke run."""
+import dataclasses
 import json
 import os
 
@@ -12,7 +13,8 @@ import pytest
 import ganno_jax as gj
 from ganno_jax.baselines import torch_constant_lr, torch_onecycle_lr
 from ganno_jax.sgd_scheduler import baselines as sgd
-from ganno_jax.sgd_scheduler import lr_to_action
+from ganno_jax.agents import IPPOConfig
+from ganno_jax.sgd_scheduler import GlobalEnvParams, lr_to_action
 
 TASK = gj.tasks.get("digits-mlp", width=2, batch_size=128, horizon=2, eval_batch=64, optimizer="sgd")
 
@@ -22,16 +24,37 @@ def env():
     return sgd.optimizer_env(TASK, "sgd")
 
 
-def test_grid_search_spends_exactly_the_budget(env):
+def test_grid_search_runs_one_episode_per_lr(env):
     params = env.default_params
-    res = jax.jit(lambda k: sgd.grid_search(env, params, k, budget=10_000, num_lrs=100))(jax.random.key(0))
-    assert int(np.sum(res["steps"])) == 10_000 and res["steps"].shape == (100,)
-    np.testing.assert_allclose([res["lrs"][0], res["lrs"][-1]], [1e-6, 1.0], rtol=1e-5)
-    np.testing.assert_allclose(np.diff(np.log10(res["lrs"])), 6 / 99, rtol=1e-4)  # log-spaced
+    res = jax.jit(lambda k: sgd.grid_search(env, params, k, num_lrs=8))(jax.random.key(0))
+    np.testing.assert_allclose(res["lrs"], np.arange(1, 9) / 8, rtol=1e-6)  # the paper's linear [0, 1] grid
+    np.testing.assert_array_equal(res["steps"], TASK.horizon * env.steps_per_epoch)  # one whole run per LR
     assert np.all(np.isfinite(res["final_loss"]) | res["diverged"])
-    assert np.nanmin(res["final_loss"]) < np.asarray(res["final_loss"])[0]  # some LR beats LR = 1e-6
-    with pytest.raises(ValueError, match="multiple of num_lrs"):
-        sgd.grid_search(env, params, jax.random.key(0), budget=10_000, num_lrs=3)
+    assert float(res["best_lr"]) == float(res["lrs"][np.argmin(res["final_loss"])])
+    log = sgd.grid_lrs("log", 100, 1e-6, 1.0)
+    np.testing.assert_allclose([log[0], log[-1]], [1e-6, 1.0], rtol=1e-5)
+    np.testing.assert_allclose(np.diff(np.log10(log)), 6 / 99, rtol=1e-4)
+    for bad, match in [(("cubic", 4), "spacing"), (("linear", 0), "num_lrs")]:
+        with pytest.raises(ValueError, match=match):
+            sgd.grid_lrs(*bad, 1e-6, 1.0)
+
+
+def test_adagrad_matches_pytorch():
+    """The Adagrad direction times the LR is torch.optim.Adagrad (defaults) step for step."""
+    torch = pytest.importorskip("torch")
+    grads = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    grads[:, 0] = 0.0  # a coordinate that never gets a gradient stays put, as in PyTorch
+    w = torch.zeros(4, requires_grad=True)
+    opt = torch.optim.Adagrad([w], lr=0.1)
+    tx = sgd.BASELINE_OPTIMIZERS["adagrad"]()
+    p, state = jnp.zeros(4), tx.init(jnp.zeros(4))
+    for g in grads:
+        w.grad = torch.tensor(g)
+        opt.step()
+        u, state = tx.update(jnp.asarray(g), state, p)
+        p = p - 0.1 * u
+        np.testing.assert_allclose(p, w.detach().numpy(), rtol=1e-5, atol=1e-7)
+    assert p[0] == 0.0
 
 
 def test_schedule_tables_follow_pytorch_stepping():
@@ -88,23 +111,52 @@ def test_smoke_run_writes_tables(tmp_path, capsys, experiment):
     out = str(tmp_path / "run")
     result = exp.main(["--smoke", "--out", out, "--init-lrs", "1e-3", "--optimizers", "sgd"])  # one compile each
     rows = result["rows"]
-    assert {r["method"] for r in rows} == {"Agent (PPO)", "SGD grid search", "SGD-SLS", "SGD-ConstantLR",
-                                           "SGD-OneCycleLR"}
+    assert {r["method"] for r in rows} == {"Agent (PPO)", "SGD grid search", "SGD grid-search best LR", "SGD-SLS",
+                                           "SGD-ConstantLR", "SGD-OneCycleLR"}
+    # equal budgets, counted from what ran: every row's runs train one whole run of 2 epochs x 10 steps, the
+    # grid search trains 4 such runs and each agent as many epochs (8 env steps)
+    assert {r["steps"] for r in rows} == {2 * 10}
+    assert result["budgets"]["grid_search_steps"] == {"sgd": 4 * 2 * 10}
+    assert result["budgets"]["agent_training_steps"] == result["budgets"]["agent_training_steps_min"] == 4 * 2 * 10
+    assert result["config"]["budgets"]["grid_search_steps"] == result["config"]["budgets"]["agent_training_steps"]
     saved = json.load(open(os.path.join(out, "results.json")))
-    assert [(r["method"], r["init_lr"], r["diverged_runs"]) for r in saved["rows"]] == \
-        [(r["method"], r["init_lr"], r["diverged_runs"]) for r in rows]
+    assert [(r["method"], r["init_lr"], r["diverged_runs"], r["steps"]) for r in saved["rows"]] == \
+        [(r["method"], r["init_lr"], r["diverged_runs"], r["steps"]) for r in rows]
     np.testing.assert_allclose([r["best"] for r in saved["rows"]], [r["best"] for r in rows])
     readme = open(os.path.join(out, "README.md")).read()
     csv_lines = open(os.path.join(out, "results.csv")).read().strip().splitlines()
     assert csv_lines[0].startswith("init_lr,method,best_final_loss") and len(csv_lines) == 1 + len(rows)
     for line, r in zip(csv_lines[1:], rows):  # every row in the CSV and in the README's table, with its numbers
-        init_lr, method, best, _, diverged, runs, _ = line.split(",")
-        assert (float(init_lr), method, int(diverged), int(runs)) == (r["init_lr"], r["method"], r["diverged_runs"],
-                                                                      r["runs"])
+        init_lr, method, best, _, diverged, runs, _, steps = line.split(",")
+        assert (float(init_lr), method, int(diverged), int(runs), int(steps)) == (
+            r["init_lr"], r["method"], r["diverged_runs"], r["runs"], r["steps"])
         np.testing.assert_allclose(float(best), r["best"], rtol=1e-5)
-        assert any(row.startswith(f"| {method} | ") and f"| {diverged}/{runs} |" in row for row in readme.splitlines())
+        assert any(row.startswith(f"| {method} | ") and f"| {diverged}/{runs} |" in row and row.endswith(f"| {steps} |")
+                   for row in readme.splitlines())
     image = imread(os.path.join(out, "schedule.png"))  # a decodable figure that is not blank
     assert image.ndim == 3 and image.shape[1] > image.shape[0] and image[..., :3].std() > 0.01
-    assert result["budgets"]["grid_steps_per_optimizer"] == {"sgd": 1_000}
     with pytest.raises(FileExistsError):
         exp.main(["--smoke", "--out", out])
+
+
+def test_print_config_is_the_resolved_configuration(tmp_path, capsys, experiment):
+    """``--print-config`` prints one JSON object with every field, trains nothing and writes nothing."""
+    exp = experiment("sgd_scheduler")
+    out = tmp_path / "never"
+    config = exp.main(["--scale", "paper", "--print-config", "--out", str(out), "--reward", "val_loss"])
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads(json.dumps(config)) and not out.exists()
+    assert set(printed["task"]) == {f.name for f in dataclasses.fields(gj.tasks.Task)}
+    assert set(printed["env_params"]) == {f.name for f in dataclasses.fields(GlobalEnvParams)}
+    assert set(printed["ppo"]) == {f.name for f in dataclasses.fields(IPPOConfig)}
+    task, grid, budgets = printed["task"], printed["grid"], printed["budgets"]
+    assert (task["model"], task["horizon"], task["batch_size"], task["weight_decay"]) == ("torch_mnist_cnn", 100, 64, 0.0)
+    assert printed["env_params"]["reward_mode"] == "val_loss" and printed["seeds"] == 5
+    assert printed["ppo"]["lr"] == [5e-4, 1e-3, 5e-3, 1e-2] and "adagrad" in printed["optimizers"]
+    np.testing.assert_allclose(grid["lrs"], np.arange(1, 101) / 100, rtol=1e-6)
+    spe = budgets["steps_per_epoch"]
+    assert grid["steps_per_point"] == budgets["steps_per_evaluation_run"] == 100 * spe
+    assert budgets["grid_search_steps"] == budgets["agent_training_steps"] == 100 * 100 * spe
+    assert printed["ppo"]["total_timesteps"] == 10_000  # "10K training iterations" (Fig. 3): epochs
+    with pytest.raises(ValueError, match="multiple of num_envs"):
+        exp.main(["--smoke", "--print-config", "--grid-lrs", "3"])

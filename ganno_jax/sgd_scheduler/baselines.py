@@ -5,20 +5,26 @@ Every method trains the same network with the same minibatches: a run from key `
 ``GlobalLREnv.step_env`` (an agent) and ``GlobalLREnv.step_schedule`` (a schedule, ``run_schedule``)
 split alike, so every method sees identical epochs (common random numbers).
 
-- Optimisers (``BASELINE_OPTIMIZERS``): ``sgd``, ``adam``, ``adadelta``: the optax direction transforms
-  ``identity``, ``scale_by_adam()``, ``scale_by_adadelta()`` (PyTorch's defaults: Adam betas
-  (0.9, 0.999), eps 1e-8; Adadelta rho 0.9, eps 1e-6) inside ``InnerTrainer``; the LR multiplies them.
+- Optimisers (``BASELINE_OPTIMIZERS``): ``sgd``, ``adam``, ``adadelta``, ``adagrad``: the optax direction
+  transforms ``identity``, ``scale_by_adam()``, ``scale_by_adadelta()``, ``scale_by_rss`` (the direction of
+  ``optax.adagrad``) with PyTorch's defaults (Adam betas (0.9, 0.999), eps 1e-8; Adadelta rho 0.9, eps
+  1e-6; Adagrad initial accumulator 0, eps 1e-10 added to the root, written as 1e-20 under optax's root)
+  inside ``InnerTrainer``; the LR multiplies them.
 - Schedules (``BASELINE_SCHEDULES``): ``fixed`` (the LR itself), ``constant_lr`` (PyTorch ``ConstantLR`` with
   its defaults factor 1/3, total_iters 5, stepped once per *epoch* as in pytorch/examples/mnist) and
   ``onecycle`` (PyTorch ``OneCycleLR`` with ``max_lr`` = the initial LR, stepped once per *batch* over
   ``epochs * steps_per_epoch`` steps, as PyTorch documents).
-- ``grid_search``: ``num_lrs`` LRs log-spaced over ``[lr_min, lr_max]`` (the agent's action range,
-  [1e-6, 1]: a log grid, since a linear grid over the paper's [0, 1] puts almost every point above
-  0.01), each trained for ``budget // num_lrs`` steps, so the grid spends exactly ``budget``
-  optimiser steps (the paper's 10,000).
+- ``grid_search``: ``num_lrs`` constant LRs (``grid_lrs``: ``linear``, the paper's ``k / N * lr_max``,
+  k = 1..N, i.e. its [0, 1] range without the no-op LR 0; or ``log``, log-spaced over
+  ``[lr_min, lr_max]``), each trained for one whole episode (``task.horizon`` epochs), so every grid
+  point trains as long as every evaluation run and the grid spends ``num_lrs`` episodes in all; the
+  best LR is then run on the evaluation seeds (``run_baselines``'s ``grid_best``).
 - ``run_sls``: stochastic Armijo line search (SLS, Vaswani et al. 2019) with
   ``optax.scale_by_backtracking_linesearch`` on the same minibatch, c = 0.1, step halved on failure,
   the guess grown by ``2 ** (1 / steps_per_epoch)`` per step (SLS's reset option), capped at ``lr_max``.
+
+Every curve carries ``steps`` (optimiser steps run per epoch); ``run_steps`` sums them per run, so
+tables report the steps each method actually trained for.
 
 Divergence never raises: ``InnerTrainer`` skips non-finite updates and flags them; ``diverged`` in the
 curves is cumulative, and ``final_losses`` reports a diverged run's final loss as ``inf``.
@@ -40,10 +46,11 @@ from ganno_jax.env.inner import InnerTrainer
 from ganno_jax.sgd_scheduler.env import GlobalEnvParams, GlobalLREnv
 from ganno_jax.tasks.config import Task
 
-BASELINE_OPTIMIZERS = {"sgd": optax.identity, "adam": optax.scale_by_adam, "adadelta": optax.scale_by_adadelta}
+BASELINE_OPTIMIZERS = {"sgd": optax.identity, "adam": optax.scale_by_adam, "adadelta": optax.scale_by_adadelta,
+                       "adagrad": lambda: optax.scale_by_rss(initial_accumulator_value=0.0, eps=1e-20)}
 BASELINE_SCHEDULES = ("fixed", "constant_lr", "onecycle")
-PAPER_BUDGET = 10_000
-CURVE_KEYS = ("val_loss", "train_loss", "lr", "diverged")
+GRID_SPACINGS = ("linear", "log")
+CURVE_KEYS = ("val_loss", "train_loss", "lr", "diverged", "steps")
 
 
 def optimizer_env(task: Task, optimizer: str = "sgd", dataset: Optional[Dataset] = None) -> GlobalLREnv:
@@ -102,9 +109,7 @@ def run_policy(env: GlobalLREnv, params: GlobalEnvParams, policy, key: jax.Array
         obs, state, carry, done = loop
         action, carry = policy.act(jax.random.fold_in(k, 1), obs, carry, done)
         obs, state, _, _, _, info = env.step_env(k, state, action, params)
-        out = {"val_loss": info["val_loss"], "train_loss": info["train_loss"], "lr": info["lr"],
-               "diverged": info["diverged"]}
-        return (obs, state, carry, jnp.bool_(False)), out
+        return (obs, state, carry, jnp.bool_(False)), {name: info[name] for name in CURVE_KEYS}
 
     _, curves = jax.lax.scan(body, (obs, state, carry, jnp.bool_(True)), keys)
     return _cumulative(curves)
@@ -119,33 +124,33 @@ def run_grid(run: Callable[[jax.Array, jax.Array], dict], init_lrs, seeds: int, 
     return jax.vmap(per_seed, in_axes=(0, None))(jnp.asarray(init_lrs, jnp.float32), keys)
 
 
-def grid_search(env: GlobalLREnv, params: GlobalEnvParams, key: jax.Array, budget: int = PAPER_BUDGET,
-                num_lrs: int = 50) -> dict:
-    """Constant-LR grid search over ``num_lrs`` LRs log-spaced in ``[params.lr_min, params.lr_max]``.
+def grid_lrs(spacing: str, num_lrs: int, lr_min: float, lr_max: float) -> jax.Array:
+    """The ``num_lrs`` constant LRs ``[N]`` of a grid search: ``linear`` = ``k / N * lr_max`` (k = 1..N),
+    ``log`` = log-spaced over ``[lr_min, lr_max]``."""
+    if spacing not in GRID_SPACINGS:
+        raise ValueError(f"grid spacing {spacing!r} is not valid; allowed: {', '.join(GRID_SPACINGS)}")
+    if isinstance(num_lrs, bool) or not isinstance(num_lrs, int) or num_lrs < 1:
+        raise ValueError(f"num_lrs={num_lrs!r} must be an integer >= 1")
+    if spacing == "linear":
+        return jnp.arange(1, num_lrs + 1, dtype=jnp.float32) * jnp.float32(lr_max / num_lrs)
+    return jnp.logspace(math.log10(lr_min), math.log10(lr_max), num_lrs, dtype=jnp.float32)
 
-    Each run trains from the same initial network and minibatch order for ``budget // num_lrs`` steps
-    (``budget`` must be a multiple of ``num_lrs``). Returns ``lrs [N]``, ``final_loss [N]`` (validation,
-    ``inf`` where diverged), ``diverged [N]`` bool, ``steps [N]`` (optimiser steps each run took).
+
+def grid_search(env: GlobalLREnv, params: GlobalEnvParams, key: jax.Array, num_lrs: int = 100,
+                spacing: str = "linear") -> dict:
+    """Constant-LR grid search over ``grid_lrs(spacing, num_lrs, params.lr_min, params.lr_max)``.
+
+    Every LR trains one whole episode (``task.horizon`` epochs) from the same initial network and
+    minibatches (``run_schedule`` with ``key``). Returns ``lrs [N]``, ``final_loss [N]`` (validation,
+    ``inf`` where diverged), ``diverged [N]`` bool, ``steps [N]`` (optimiser steps each run took) and
+    ``best_lr`` (the LR of the lowest final loss; the first LR when every run diverged).
     """
-    if budget % num_lrs:
-        raise ValueError(f"budget={budget} must be a multiple of num_lrs={num_lrs} (equal steps per LR)")
-    steps = budget // num_lrs
-    epochs = math.ceil(steps / env.steps_per_epoch)
-    k_reset, keys = _keys(key, epochs)
-    _, start = env.reset_env(k_reset, params)
-    indices = jax.vmap(env.epoch_indices)(jax.vmap(lambda k: jax.random.split(k, 3)[0])(keys))
-    indices = indices.reshape(-1, env.task.batch_size)[:steps]
-    lrs = jnp.logspace(math.log10(params.lr_min), math.log10(params.lr_max), num_lrs, dtype=jnp.float32)
-
-    def one(lr):
-        per_step = jnp.full((steps, env.trainer.num_agents), lr)
-        inner, stats = env.trainer.train(start.inner, per_step, params.weight_decay, k_reset, indices)
-        val_loss = env.trainer.measure(env.trainer.eval_params(inner), keys[-1]).val_loss
-        diverged = stats.diverged | ~jnp.isfinite(val_loss)
-        return jnp.where(diverged, jnp.inf, val_loss), diverged, jnp.int32(per_step.shape[0])
-
-    final, diverged, run_steps = jax.vmap(one)(lrs)
-    return {"lrs": lrs, "final_loss": final, "diverged": diverged, "steps": run_steps}
+    lrs = grid_lrs(spacing, num_lrs, params.lr_min, params.lr_max)
+    epochs, spe = env.task.horizon, env.steps_per_epoch
+    curves = jax.vmap(lambda lr: run_schedule(env, params, schedule_table("fixed", lr, epochs, spe), key))(lrs)
+    final = final_losses(curves)
+    return {"lrs": lrs, "final_loss": final, "diverged": curves["diverged"][:, -1], "steps": run_steps(curves),
+            "best_lr": lrs[jnp.argmin(final)]}
 
 
 def run_sls(env: GlobalLREnv, params: GlobalEnvParams, key: jax.Array, epochs: Optional[int] = None,
@@ -179,7 +184,7 @@ def run_sls(env: GlobalLREnv, params: GlobalEnvParams, key: jax.Array, epochs: O
         carry, (losses, lrs, bad) = jax.lax.scan(sgd_step, carry, env.epoch_indices(k_perm))
         val_loss = trainer.measure(carry[0], k_eval).val_loss
         info = {"val_loss": features.safe_loss(val_loss), "train_loss": losses.sum() / jnp.maximum((~bad).sum(), 1),
-                "lr": lrs.mean(), "diverged": bad.any() | ~jnp.isfinite(val_loss)}
+                "lr": lrs.mean(), "diverged": bad.any() | ~jnp.isfinite(val_loss), "steps": jnp.int32(bad.shape[0])}
         return carry, info
 
     params0 = state.inner.params
@@ -188,25 +193,32 @@ def run_sls(env: GlobalLREnv, params: GlobalEnvParams, key: jax.Array, epochs: O
 
 
 def run_baselines(env: GlobalLREnv, params: GlobalEnvParams, init_lrs, seeds: int, key: jax.Array,
-                  grid_key: jax.Array, schedules=("constant_lr", "onecycle"), budget: int = PAPER_BUDGET,
-                  num_lrs: int = 50) -> dict:
-    """Every schedule of ``schedules`` from every initial LR ``[L]`` x ``seeds`` (``run_grid`` with ``key``)
-    plus ``grid_search`` (``grid_key``) for ``env``'s optimiser, as one program (jit it once per optimiser).
+                  grid_key: jax.Array, schedules=("constant_lr", "onecycle"), num_lrs: int = 100,
+                  spacing: str = "linear") -> dict:
+    """Every schedule of ``schedules`` from every initial LR ``[L]`` x ``seeds`` (``run_grid`` with ``key``),
+    ``grid_search`` (``grid_key``) for ``env``'s optimiser and its best LR run on the ``seeds`` evaluation
+    keys, as one program (jit it once per optimiser).
 
-    Returns ``{schedule: curves [L, S, E], "grid": grid_search result}``; the runs of all schedules are
-    batched together in one vmap.
+    Returns ``{schedule: curves [L, S, E], "grid": grid_search result, "grid_best": curves [S, E]}``; the
+    runs of all schedules are batched together in one vmap.
     """
     epochs, spe = env.task.horizon, env.steps_per_epoch
     init_lrs = jnp.asarray(init_lrs, jnp.float32)
     tables = jnp.stack([jax.vmap(lambda lr: schedule_table(name, lr, epochs, spe))(init_lrs) for name in schedules])
     flat = tables.reshape((-1, epochs, spe))  # [K * L, E, S]
-    keys = jax.random.split(key, seeds)
-    per_seed = jax.vmap(lambda lrs, k: run_schedule(env, params, lrs, k), in_axes=(None, 0))
-    curves = jax.vmap(per_seed, in_axes=(0, None))(flat, keys)
+    run = lambda lrs, k: run_schedule(env, params, lrs, k)
+    curves = run_grid(run, flat, seeds, key)
     curves = jax.tree.map(lambda x: x.reshape((len(schedules), init_lrs.shape[0]) + x.shape[1:]), curves)
     out = {name: jax.tree.map(lambda x: x[i], curves) for i, name in enumerate(schedules)}
-    out["grid"] = grid_search(env, params, grid_key, budget, num_lrs)
+    out["grid"] = grid_search(env, params, grid_key, num_lrs, spacing)
+    best = schedule_table("fixed", out["grid"]["best_lr"], epochs, spe)
+    out["grid_best"] = jax.vmap(lambda k: run(best, k))(jax.random.split(key, seeds))
     return out
+
+
+def run_steps(curves: dict) -> jax.Array:
+    """Optimiser steps each run trained for: ``curves["steps"]`` summed over epochs, ``[...]`` of ``[..., E]``."""
+    return jnp.sum(curves["steps"], axis=-1)
 
 
 def final_losses(curves: dict) -> jax.Array:

@@ -5,8 +5,9 @@ a fresh permutation of the train split cut into ``n_train // batch_size`` miniba
 remainder is dropped), trained in ``lax.scan`` at the chosen LR, then validation metrics. An
 episode lasts ``task.horizon`` epochs (set it with ``task.replace(horizon=E)``); ``task.tau`` and
 ``task.optimizer`` are not used (the inner optimiser is SGD: ``direction=optax.identity()``).
-Weight decay is ``EnvParams.weight_decay`` (default 0.0 as in PyTorch's SGD; for SGD the
-framework's decoupled decay ``-lr * wd * theta`` equals PyTorch's coupled ``weight_decay``).
+Weight decay is ``GlobalEnvParams.weight_decay`` (default 0.0: PyTorch's default, and paper 000 uses
+none), applied as ``task.weight_decay_mode`` says (``l2``, in the gradient, is PyTorch's ``weight_decay``
+for SGD, Adam, Adadelta and Adagrad; for plain SGD both modes give the same step).
 
 Action: one float per agent, shape [1, 1], clipped to [-1, 1] and mapped log-linearly onto
 [``lr_min``, ``lr_max``] (paper: [1e-6, 1]) by ``action_to_lr``: -1 -> 1e-6, 0 -> 1e-3, +1 -> 1.
@@ -30,7 +31,7 @@ validation split, i.e. the whole split when ``eval_batch`` >= its size (digits: 
 set ``eval_batch`` to the split size for the paper's full-split loss.
 
 Reward (``EnvParams.reward_mode``, static), see ``global_reward``:
-- ``paper``: eq. (1), ``gamma * (best_loss - val_loss) + lambda * (epoch_max - epoch)`` with
+- ``eq1``: eq. (1), ``gamma * (best_loss - val_loss) + lambda * (epoch_max - epoch)`` with
   ``best_loss`` the lowest validation loss *before* this epoch (the initial network's at reset; with
   the current loss included the first term could never be positive), ``epoch`` the epochs done after
   this step, so the second term counts the epochs still to run (horizon-1 .. 0). Losses are capped
@@ -64,7 +65,7 @@ from ganno_jax.tasks.config import Task
 
 MAX_LAYERS = 32
 GLOBAL_OBS_DIM = 3 + 2 * MAX_LAYERS
-GLOBAL_REWARD_MODES = ("paper", "val_loss")
+GLOBAL_REWARD_MODES = ("eq1", "val_loss")
 PENALTY_BASE = 1000.0
 _EPS = 1e-8
 
@@ -82,8 +83,8 @@ def lr_to_action(lr, lr_min, lr_max) -> jax.Array:
     return jnp.clip(2.0 * (jnp.log10(jnp.asarray(lr, jnp.float32)) - lo) / (hi - lo) - 1.0, -1.0, 1.0)
 
 
-def global_reward(val_loss, best_loss, epochs_remaining, gamma=10.0, lam=1.0, mode: str = "paper") -> jax.Array:
-    """Eq. (1) (``paper``) or ``-val_loss`` (``val_loss``) for scalars; see the module docstring."""
+def global_reward(val_loss, best_loss, epochs_remaining, gamma=10.0, lam=1.0, mode: str = "eq1") -> jax.Array:
+    """Eq. (1) (``eq1``) or ``-val_loss`` (``val_loss``) for scalars; see the module docstring."""
     val_loss = jnp.asarray(val_loss, jnp.float32)
     if mode == "val_loss":
         return -val_loss
@@ -114,7 +115,7 @@ class GlobalEnvParams:
     weight_decay: float = 0.0
     reward_gamma: float = 10.0
     reward_lambda: float = 1.0
-    reward_mode: str = struct.field(pytree_node=False, default="paper")
+    reward_mode: str = struct.field(pytree_node=False, default="eq1")
     track_test: bool = struct.field(pytree_node=False, default=False)
 
     def __post_init__(self):
@@ -225,7 +226,8 @@ class GlobalLREnv(FunctionalEnv):
     def _epoch(self, key: jax.Array, state: GlobalEnvState, per_step_lrs: jax.Array, params: GlobalEnvParams):
         """One epoch of training at ``per_step_lrs [steps_per_epoch]``: (state, diverged, info, penalty key).
 
-        ``info``'s ``lr`` is the LR the state keeps (the epoch's last); callers report their own."""
+        ``info``'s ``lr`` is the LR the state keeps (the epoch's last); callers report their own; ``steps``
+        counts the optimiser steps the epoch ran (int32; summed by the experiment to report budgets)."""
         k_perm, k_eval, k_penalty = jax.random.split(key, 3)
         lrs = jnp.broadcast_to(per_step_lrs[:, None], (self.steps_per_epoch, self.trainer.num_agents))
         inner, stats = self.trainer.train(state.inner, lrs, params.weight_decay, k_perm, self.epoch_indices(k_perm))
@@ -237,6 +239,7 @@ class GlobalLREnv(FunctionalEnv):
         info = {
             "val_loss": val_loss, "val_acc": metrics.val_acc, "train_loss": features.safe_loss(stats.train_loss),
             "lr": per_step_lrs[-1], "diverged": diverged, "epoch": new_state.epoch,
+            "steps": jnp.int32(per_step_lrs.shape[0]),
         }
         if params.track_test:
             test_loss, test_acc = self.trainer.test_metrics(self.trainer.eval_params(inner))
