@@ -77,6 +77,11 @@ GANNO_SCALES = {
     "paper": GannoScale("paper", dict(tau=100), IPPOConfig(), seeds=5),
 }
 
+# feed-forward PPO as Stable-Baselines3's MlpPolicy ([64, 64] tanh); the paper names no PPO settings
+_SGD_PPO = dict(recurrent=False, actor_layers=(64, 64), actor_post_gru=64, critic_layers=(64, 64), activation="tanh",
+                init_log_std=-0.5)
+# paper 000 uses no weight decay (PyTorch's default); were one set, PyTorch's optimisers add it to the gradient
+_SGD_DECAY = dict(weight_decay=0.0, weight_decay_mode="l2")
 SGD_SCHEDULER_SCALES = {
     # 2 epochs of 10 steps; grid 4 LRs x 2 epochs; agent 4 x 2 = 8 epochs = 1 PPO update of 2 envs x 4 steps
     "smoke": SgdSchedulerScale(
