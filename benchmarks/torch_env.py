@@ -1,7 +1,7 @@
 """Plain sequential PyTorch port of one ``LayerwiseLREnv`` env step, the reference of ``throughput.py``.
 
 Same work as ``ganno_jax.env.LayerwiseLREnv.step_env``: the same model (Flax MLP / im2col CNN with
-'SAME' padding and global average pooling), ``tau`` steps of per-layer-LR Adam with decoupled weight
+'SAME' padding, 2x2 max pooling, flatten, linear classifier), ``tau`` steps of per-layer-LR Adam with decoupled weight
 decay (``p -= lr_layer * (m_hat / (sqrt(v_hat) + eps) + wd * p)``) on minibatches drawn with
 replacement, non-finite steps not applied, then loss/accuracy on ``eval_batch`` train and validation
 examples, per-layer grad/update/weight statistics and the [num_agents, 31] observation. Difference
@@ -48,27 +48,28 @@ class MLP(nn.Module):
 
 
 class CNN(nn.Module):
-    """``depth`` 3x3 'SAME' convs (stride 2 on odd layers while the image is > 2 px), GAP, linear."""
+    """``depth - 1`` 3x3 'SAME' convs (ReLU, 2x2 max pool while the image is > 4 px), flatten (NHWC order), linear."""
 
     def __init__(self, image_hw: tuple[int, int], channels: int, num_classes: int, depth: int, width: int):
         super().__init__()
-        self.convs, self.pads, self.strides = nn.ModuleList(), [], []
+        self.convs, self.pads, self.pools = nn.ModuleList(), [], []
         size = image_hw
-        for i in range(depth):
-            stride = 2 if i % 2 == 1 and max(size) > 2 else 1
+        for i in range(depth - 1):
             out = width * 2 ** min(i, 2)
-            conv = nn.Conv2d(channels, out, 3, stride)
-            pads = [_same_padding(n, 3, stride) for n in size]
-            self.convs.append(conv)
+            pads = [_same_padding(n, 3, 1) for n in size]
+            self.convs.append(nn.Conv2d(channels, out, 3))
             self.pads.append((*pads[1][1:], *pads[0][1:]))  # F.pad order: (left, right, top, bottom)
-            self.strides.append(stride)
-            size, channels = tuple(p[0] for p in pads), out
-        self.head = nn.Linear(channels, num_classes)
+            pool = max(size) > 4
+            self.pools.append(tuple(2 if n > 1 else 1 for n in size) if pool else None)
+            size, channels = (tuple(-(-n // 2) for n in size) if pool else size), out
+        self.head = nn.Linear(size[0] * size[1] * channels, num_classes)
 
     def forward(self, x):
-        for conv, pad in zip(self.convs, self.pads):
+        for conv, pad, pool in zip(self.convs, self.pads, self.pools):
             x = F.relu(conv(F.pad(x, pad)))
-        return self.head(x.mean(dim=(2, 3)))
+            if pool is not None:  # 'SAME' 2x2 pooling = ceil mode (Flax pads the end, with -inf)
+                x = F.max_pool2d(x, pool, pool, ceil_mode=True)
+        return self.head(x.permute(0, 2, 3, 1).flatten(1))
 
 
 def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int, int]:

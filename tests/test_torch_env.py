@@ -74,7 +74,7 @@ def test_action_table_and_lr_clipping_match_the_env():
 def test_difference_step_matches_the_jax_env(model):
     env, params, state, port = _env_pair(model, "difference")
     step = jax.jit(env.step_env)
-    for t, actions in enumerate(([7, 7, 7], [2, 8, 5])):
+    for t, actions in enumerate(([7] * env.num_agents, [2, 8, 5][:env.num_agents])):
         key = jax.random.key(10 + t)
         obs, state, reward, terminated, _, _ = step(key, state, jnp.array(actions), params)
         idx = torch.from_numpy(np.array(_env_minibatches(env, key))).long()

@@ -45,7 +45,8 @@ class Task:
     Attributes:
       dataset: dataset name understood by ``ganno_jax.data.load_dataset``.
       model: one of ``MODELS``.
-      width: base channel/hidden width of the model (CNN first layer, MLP hidden size / 8).
+      width: base channel/hidden width of the model (CNN first layer, MLP hidden size / 8; ignored by
+        ``torch_mnist_cnn``, whose sizes are fixed).
       batch_size: inner minibatch size (examples drawn with replacement, on device).
       tau: inner optimiser steps per environment step (paper: 100).
       horizon: environment steps per episode; one episode = ``tau * horizon`` optimiser steps.

@@ -19,19 +19,34 @@ def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int, int]:
     return out, total // 2, total - total // 2
 
 
-def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
-    """'SAME'-padded convolution of NHWC images.
+def _valid_padding(size: int, kernel: int, stride: int) -> tuple[int, int, int]:
+    """Output size and (0, 0) padding of 'VALID' padding along one axis."""
+    if size < kernel:
+        raise ValueError(f"a 'VALID' convolution needs inputs of at least the kernel's size: got {size} pixels "
+                         f"for a kernel of {kernel}")
+    return (size - kernel) // stride + 1, 0, 0
+
+
+PADDINGS = {"SAME": _same_padding, "VALID": _valid_padding}
+
+
+def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: str = "SAME") -> jax.Array:
+    """Convolution of NHWC images with 'SAME' or 'VALID' padding.
 
     Args:
       x: [B, H, W, C] images.
       kernel: [kh, kw, C, O] weights (Flax ``nn.Conv`` layout).
       stride: spatial stride on both axes.
+      padding: ``SAME`` (output [B, ceil(H/stride), ceil(W/stride), O]) or ``VALID`` (no padding,
+        output [B, (H-kh)//stride+1, (W-kw)//stride+1, O]).
     Returns:
-      [B, ceil(H/stride), ceil(W/stride), O], equal to ``lax.conv_general_dilated`` with 'SAME'.
+      the convolution, equal to ``lax.conv_general_dilated`` with the same padding.
     """
+    if padding not in PADDINGS:
+        raise ValueError(f"padding={padding!r} is not valid; allowed: {', '.join(PADDINGS)}")
     kh, kw, cin, cout = kernel.shape
-    out_h, top, bottom = _same_padding(x.shape[1], kh, stride)
-    out_w, left, right = _same_padding(x.shape[2], kw, stride)
+    out_h, top, bottom = PADDINGS[padding](x.shape[1], kh, stride)
+    out_w, left, right = PADDINGS[padding](x.shape[2], kw, stride)
     padded = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
     patches = [
         padded[:, i : i + (out_h - 1) * stride + 1 : stride, j : j + (out_w - 1) * stride + 1 : stride, :]
@@ -43,11 +58,12 @@ def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
 
 
 class Conv(nn.Module):
-    """Flax convolution layer (kernel + bias, 'SAME' padding) computed with ``conv2d``."""
+    """Flax convolution layer (kernel + bias, 'SAME' or 'VALID' padding) computed with ``conv2d``."""
 
     features: int
     kernel_size: int = 3
     stride: int = 1
+    padding: str = "SAME"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -55,4 +71,4 @@ class Conv(nn.Module):
         shape = (self.kernel_size, self.kernel_size, x.shape[-1], self.features)
         kernel = self.param("kernel", nn.initializers.lecun_normal(), shape)
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
-        return conv2d(x, kernel, self.stride) + bias
+        return conv2d(x, kernel, self.stride, self.padding) + bias

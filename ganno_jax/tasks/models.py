@@ -6,9 +6,19 @@ normalisation that follows it. Layer ``i`` is agent ``i`` (GANNO: one agent per 
 normalisation's scale/bias belong to the agent of the layer it follows.
 
 Decisions (not fixed by the papers):
-- ``cnnN``: N 3x3 conv layers (ReLU; stride 2 on every second layer while the image is larger
-  than 2 pixels), global average pooling, one linear classifier -> N+1 agents. Channels
-  ``width * 2**min(i, 2)``.
+- ``cnnN``: a standard CNN of N parameterised layers, as GANNO counts them ("two-layered CNN", "both
+  layers"): N-1 3x3 'SAME' conv layers (ReLU), each followed by 2x2 max pooling ('SAME', so odd sizes
+  round up; axes of one pixel are not pooled) while the larger spatial side of its output exceeds
+  ``POOL_ABOVE`` = 4 pixels, then flatten and one linear classifier -> N agents. Channels
+  ``width * 2**min(i, 2)``. Spatial sizes after the convs: digits 8x8 -> 4x4; MNIST 28 -> 14 -> 7 -> 4;
+  CIFAR 32 -> 16 -> 8 -> 4; mnist1d 40x1 -> 20 -> 10 -> 5 -> 3 (x1).
+- ``torch_mnist_cnn``: PyTorch's MNIST example network (github.com/pytorch/examples, mnist/main.py),
+  the single-agent scheduler paper's: Conv(32, 3x3, 'VALID') -> ReLU -> Conv(64, 3x3, 'VALID') ->
+  ReLU -> 2x2 max pool -> flatten -> Dense(128) -> ReLU -> Dense(classes) -> 4 agents. Its two dropout
+  layers are omitted, so the network stays a pure deterministic function of its parameters (the
+  vmapped inner loop has no dropout RNG); ``width`` is ignored (the layer sizes are the example's);
+  Flax's default initialisation (LeCun normal, zero bias) replaces PyTorch's uniform one. Needs images
+  of at least 6x6 pixels (not mnist1d).
 - ``mlp``: two hidden layers of ``8 * width`` units (ReLU) and a linear classifier -> 3 agents.
 - ResNets use GroupNorm (stateless) instead of BatchNorm so every model is a pure function of its
   parameters (no mutable batch statistics inside the vmapped inner loop). ``resnet9`` is the
@@ -24,10 +34,13 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from ganno_jax.tasks.config import MODELS
 from ganno_jax.tasks.conv import Conv
 
 LAYER_KINDS = ("linear", "conv", "attention")
 DEPTHS = ("first", "intermediate", "final")
+#: ``cnnN`` max-pools after a conv while the larger spatial side of its output exceeds this many pixels.
+POOL_ABOVE = 4
 
 
 class AgentLayer(NamedTuple):
@@ -56,10 +69,10 @@ class _LayerCounter:
     def __init__(self):
         self.count = 0
 
-    def conv(self, x, features, kernel_size=3, stride=1, norm=False):
+    def conv(self, x, features, kernel_size=3, stride=1, norm=False, padding="SAME"):
         i = self.count
         self.count += 1
-        y = Conv(features, kernel_size, stride, name=f"L{i:02d}_conv")(x)
+        y = Conv(features, kernel_size, stride, padding, name=f"L{i:02d}_conv")(x)
         return _norm(features, f"L{i:02d}_norm")(y) if norm else y
 
     def dense(self, x, features):
@@ -85,7 +98,8 @@ class MLP(nn.Module):
 
 
 class CNN(nn.Module):
-    """``depth`` 3x3 conv layers, global average pooling, linear classifier."""
+    """``depth - 1`` 3x3 conv layers (ReLU, 2x2 max pooling while the image exceeds ``POOL_ABOVE`` pixels),
+    flatten, linear classifier: ``depth`` parameterised layers."""
 
     num_classes: int
     depth: int = 2
@@ -95,10 +109,30 @@ class CNN(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         """x: [B, H, W, C] -> logits [B, num_classes]."""
         layers = _LayerCounter()
-        for i in range(self.depth):
-            stride = 2 if i % 2 == 1 and max(x.shape[1:3]) > 2 else 1
-            x = nn.relu(layers.conv(x, self.width * 2 ** min(i, 2), stride=stride))
-        return layers.dense(x.mean(axis=(1, 2)), self.num_classes)
+        for i in range(self.depth - 1):
+            x = nn.relu(layers.conv(x, self.width * 2 ** min(i, 2)))
+            if max(x.shape[1:3]) > POOL_ABOVE:
+                x = _downsample(x)
+        return layers.dense(x.reshape(x.shape[0], -1), self.num_classes)
+
+
+class TorchMnistCNN(nn.Module):
+    """PyTorch's MNIST example CNN without dropout: conv32, conv64 ('VALID' 3x3), max pool, dense 128, classes."""
+
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """x: [B, H, W, C] with H, W >= 6 -> logits [B, num_classes]."""
+        if min(x.shape[1:3]) < 6:
+            raise ValueError(f"model='torch_mnist_cnn' needs images of at least 6x6 pixels, got "
+                             f"{x.shape[1]}x{x.shape[2]}; use cnnN or mlp for this dataset")
+        layers = _LayerCounter()
+        x = nn.relu(layers.conv(x, 32, padding="VALID"))
+        x = nn.relu(layers.conv(x, 64, padding="VALID"))
+        x = nn.max_pool(x, (2, 2), strides=(2, 2), padding="VALID")
+        x = nn.relu(layers.dense(x.reshape(x.shape[0], -1), 128))
+        return layers.dense(x, self.num_classes)
 
 
 class ResNet9(nn.Module):
@@ -144,16 +178,18 @@ class ResNet18(nn.Module):
 
 
 def build_model(model: str, num_classes: int, width: int) -> nn.Module:
-    """Flax module for a model name in ``ganno_jax.tasks.MODELS``."""
+    """Flax module for a model name in ``ganno_jax.tasks.MODELS`` (``width`` is ignored by ``torch_mnist_cnn``)."""
+    if model not in MODELS:
+        raise ValueError(f"model={model!r} is not valid; allowed: {', '.join(MODELS)}")
     if model == "mlp":
         return MLP(num_classes, width)
     if model.startswith("cnn"):
         return CNN(num_classes, depth=int(model[3:]), width=width)
+    if model == "torch_mnist_cnn":
+        return TorchMnistCNN(num_classes)
     if model == "resnet9":
         return ResNet9(num_classes, width)
-    if model == "resnet18":
-        return ResNet18(num_classes, width)
-    raise ValueError(f"model={model!r} is not valid; allowed: mlp, cnn2, cnn3, cnn5, resnet9, resnet18")
+    return ResNet18(num_classes, width)
 
 
 def agent_layers(params) -> tuple[AgentLayer, ...]:
