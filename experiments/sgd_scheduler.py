@@ -55,7 +55,6 @@ from ganno_jax.sgd_scheduler import env as sgd_env
 
 OPT_NAMES = {"sgd": "SGD", "adam": "Adam", "adadelta": "Adadelta", "adagrad": "Adagrad"}
 SCHED_NAMES = {"constant_lr": "ConstantLR", "onecycle": "OneCycleLR"}
-REWARDS = {"eq1": "eq1", "val_loss": "val_loss"}  # flag -> GlobalEnvParams.reward_mode
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid", choices=sgd.GRID_SPACINGS, help="grid-search LRs: linear = k/N for k=1..N (the "
                                                              "paper's [0, 1]), log = log-spaced in [1e-6, 1] "
                                                              "(default: linear)")
-    p.add_argument("--reward", choices=tuple(REWARDS), default="eq1",
+    p.add_argument("--reward", choices=sgd_env.GLOBAL_REWARD_MODES, default="eq1",
                    help="agent reward: eq1 = the paper's eq. (1), val_loss = appendix A.8's ablation (default: eq1)")
     p.add_argument("--optimizers", default=",".join(sgd.BASELINE_OPTIMIZERS),
                    help="baseline optimisers (default: sgd,adam,adadelta,adagrad)")
@@ -138,7 +137,7 @@ def setup(args) -> Setup:
     task = tasks.Task(dataset=dataset, data_dir=args.data_dir, optimizer="sgd", **overrides)
     data = load_dataset(dataset, args.data_dir)
     envs = {name: sgd.optimizer_env(task, name, data) for name in sorted(set(optimizers) | {"sgd"})}
-    params = envs["sgd"].default_params.replace(reward_mode=REWARDS[args.reward])
+    params = envs["sgd"].default_params.replace(reward_mode=args.reward)
     ppo = agent_config(scale.ppo, scale.ppo.lr, grid_lrs * task.horizon)
     return Setup(scale.name, task, params, envs, ppo, seeds, init_lrs, optimizers, grid_lrs,
                  args.grid or scale.grid)
@@ -216,14 +215,18 @@ def plot_schedules(path: str, init_lrs, agent_curves: dict, sls_curves: dict) ->
 
 def train_agents(s: Setup, key: jax.Array):
     """One agent per initial LR (its PPO LR) x ``s.seeds`` training seeds (vmapped); returns the stacked
-    greedy policies (leaves ``[L, S, ...]``) and the optimiser steps each trained agent ran ``[L, S]``."""
+    greedy policies (leaves ``[L, S, ...]``) and the optimiser steps every trained agent ran (counted from its
+    training metrics; all agents train equally long, else ``RuntimeError``)."""
     policies, steps = [], []
     for lr in s.init_lrs:
         cfg = dataclasses.replace(s.ppo, lr=lr)
         out = jax.block_until_ready(jax.jit(jax.vmap(make_train(cfg, s.env, s.params)))(jax.random.split(key, s.seeds)))
         policies.append(policy_from(out).replace(cfg=cfg))
         steps.append(np.asarray(out.metrics["steps"]).reshape(s.seeds, -1).sum(axis=1))
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *policies), np.stack(steps)
+    steps = np.stack(steps)
+    if steps.min() != steps.max():
+        raise RuntimeError(f"the agents trained for different numbers of optimiser steps: {sorted(set(steps.ravel()))}")
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *policies), int(steps.max())
 
 
 def main(argv=None) -> dict:
@@ -273,7 +276,7 @@ def main(argv=None) -> dict:
 
     plot_schedules(os.path.join(args.out, "schedule.png"), s.init_lrs, agent_curves, jax.tree.map(np.asarray, sls))
     budgets = {"grid_search_steps": {o: int(np.sum(g["steps"])) for o, g in grids.items()},
-               "agent_training_steps": int(agent_steps.max()), "agent_training_steps_min": int(agent_steps.min()),
+               "agent_training_steps": agent_steps,
                "steps_per_evaluation_run": s.episode_steps, "grid_lrs": s.grid_lrs}
     elapsed = time.perf_counter() - start
     command = "python experiments/sgd_scheduler.py " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -281,7 +284,8 @@ def main(argv=None) -> dict:
             f"Command: `{command.strip()}`  \nElapsed: {elapsed:.0f} s  \n"
             f"Every run: {horizon} epochs x {spe} steps = {s.episode_steps} optimiser steps; {s.seeds} seeds; "
             f"reward {args.reward}. Grid search: {s.grid_lrs} constant LRs ({s.grid} grid), one run each = "
-            f"{budgets['grid_search_steps']} optimiser steps per optimiser; each agent trained on "
+            f"{', '.join(f'{n} ({OPT_NAMES[o]})' for o, n in budgets['grid_search_steps'].items())} optimiser "
+            f"steps; each agent trained on "
             f"{budgets['agent_training_steps']} optimiser steps ({s.ppo.total_timesteps} epochs). Final loss = "
             f"validation loss after the last epoch; averages exclude diverged runs (non-finite loss or update). "
             f"Grid-search rows summarise the grid's LRs (one seed); \"best LR\" rows rerun its best LR on the "
