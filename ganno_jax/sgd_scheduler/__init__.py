@@ -2,8 +2,9 @@
 
 - ``env``: ``GlobalLREnv`` (one agent sets one global LR once per epoch; reward eq. (1) with the
   divergence penalty), ``GlobalEnvParams``, the action <-> LR mapping;
-- ``baselines``: SGD / Adam / Adadelta x PyTorch ConstantLR / OneCycleLR run through the env's own
-  epochs (``GlobalLREnv.step_schedule``), an equal-budget constant-LR grid search, SLS, loss summaries.
+- ``baselines``: SGD / Adam / Adadelta / Adagrad x PyTorch ConstantLR / OneCycleLR run through the env's
+  own epochs (``GlobalLREnv.step_schedule``), a constant-LR grid search (linear or log grid, one whole run
+  per LR) and its best LR on the evaluation seeds, SLS, loss summaries and step counts.
 
 Both build on ``env.inner.InnerTrainer``, the inner training code GANNO uses. The experiment script
 is ``experiments/sgd_scheduler.py``; its sizes are ``scales.SGD_SCHEDULER_SCALES``.
