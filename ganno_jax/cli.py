@@ -2,6 +2,7 @@
 
     ganno train --task digits-cnn2 --total-timesteps 20000 --out runs/x      # progress bar, checkpoints
     ganno train --resume runs/x                                             # continue a killed run
+    ganno train --task fashion_mnist-cnn2 --train-seeds 3 --log-episodes 0,40 --out runs/f  # 3 agents, Fig. 1
     ganno evaluate --run runs/x --task digits-cnn3 --methods constant,cosine,random --out results/y
     ganno demo --out results/demo                                           # what `make demo` runs
 """
@@ -14,6 +15,11 @@ import sys
 from ganno_jax.agents import IPPOConfig
 from ganno_jax.agents.sharding import use_cpu_cores
 from ganno_jax.env.layerwise import REWARD_MODES, EnvParams
+
+
+def _episodes(text: str) -> tuple:
+    """``"0,40"`` -> (0, 40); ``""`` -> () (argparse reports a malformed list)."""
+    return tuple(int(v) for v in text.split(",") if v.strip())
 
 
 def _ippo_args(parser: argparse.ArgumentParser) -> None:
@@ -83,7 +89,7 @@ def _cmd_train(args) -> int:
     cfg = IPPOConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(IPPOConfig)})
     training.train_run(args.out, _task_from(args), cfg, variant=args.variant, env_params=_env_params_from(args),
                        seed=args.seed, chunk_updates=args.chunk_updates, overwrite=args.overwrite,
-                       devices=args.devices)
+                       devices=args.devices, train_seeds=args.train_seeds, log_episodes=args.log_episodes)
     print(f"trained; run folder: {args.out} ({training.final_metrics(args.out)})")
     return 0
 
@@ -132,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--variant", default="ganno", help="ganno | lr_only | timestep_only | single_agent")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--chunk-updates", type=int, default=10, help="PPO updates between checkpoints")
+    train.add_argument("--train-seeds", type=int, default=1, metavar="A",
+                       help="agents trained at once (one vmap over seeds; the paper's +- covers trained agents)")
+    train.add_argument("--log-episodes", type=_episodes, default=(0, 40), metavar="K,K",
+                       help="episodes of env copy 0 whose LR schedules go to schedules.csv/.png (paper Fig. 1; "
+                            "'' for none)")
     train.add_argument("--devices", type=int, help="split the env copies over this many devices (default: as "
                                                    "many as divide --num-envs; on CPU one device per core)")
     _env_args(train)

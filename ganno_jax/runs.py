@@ -3,9 +3,16 @@
 Every command and script that writes a folder (``ganno train`` / ``evaluate`` / ``demo``, the
 ``experiments/*.py`` scripts) prepares it with ``prepare_out`` and writes files with ``write_atomic``
 (temp file + ``os.replace``: a reader never sees half a file). A training run folder holds
-``config.json`` (``RunConfig``: task, IPPO config, every ``EnvParams`` field, variant, seed), which
-``save_config`` / ``load_config`` round-trip exactly, and ``checkpoints/`` (orbax), from which
-``load_policy`` rebuilds the trained policy.
+``config.json`` (``RunConfig``: task, IPPO config, every ``EnvParams`` field, variant, seed, number of
+trained agents, logged episodes), which ``save_config`` / ``load_config`` round-trip exactly, and
+``checkpoints/`` (orbax), from which ``load_policy`` rebuilds the trained policy.
+
+A run trains ``train_seeds`` independent agents (the paper's +- covers trained agents) as one
+``jax.vmap`` of ``agents.make_train_pieces`` over PRNG keys (``run_pieces``): one agent gets
+``jax.random.key(seed)`` exactly as before (no extra axis anywhere); ``A > 1`` agents get
+``jax.random.split(jax.random.key(seed), A)`` and every leaf of the training state, the checkpoint and
+the loaded policy gains a leading ``[A]`` axis. (Agent 0 of an ``A``-agent run is therefore not the
+one-agent run of the same seed; agent ``i`` of runs with the same seed and ``A`` is always the same.)
 """
 from __future__ import annotations
 
@@ -19,7 +26,9 @@ from typing import Optional, Sequence
 import jax
 
 from ganno_jax import checkpoint
-from ganno_jax.agents import IPPOConfig, LearnedPolicy, make_train_pieces, policy_from
+from jax.sharding import Mesh
+
+from ganno_jax.agents import IPPOConfig, LearnedPolicy, TrainPieces, make_train_pieces, policy_from
 from ganno_jax.env.layerwise import EnvParams, LayerwiseLREnv
 from ganno_jax.env.wrappers import VARIANTS, variant_env
 from ganno_jax.tasks.config import Task
@@ -77,6 +86,8 @@ class RunConfig:
     """What a training run folder's ``config.json`` holds: enough to resume it or rebuild its policy.
 
     ``variant`` (``env.wrappers.VARIANTS``) is checked and sets ``env_params.obs_mask``.
+    ``train_seeds``: agents trained at once (>= 1). ``log_episodes``: episodes of env copy 0 (of agent 0)
+    whose schedules training writes to ``schedules.csv`` (paper Fig. 1), sorted, each >= 0.
     """
 
     task: Task
@@ -84,10 +95,18 @@ class RunConfig:
     env_params: EnvParams = EnvParams()
     variant: str = "ganno"
     seed: int = 0
+    train_seeds: int = 1
+    log_episodes: tuple = ()
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
             raise ValueError(f"variant={self.variant!r} is not valid; allowed: {', '.join(VARIANTS)}")
+        if isinstance(self.train_seeds, bool) or not isinstance(self.train_seeds, int) or self.train_seeds < 1:
+            raise ValueError(f"train_seeds={self.train_seeds!r} is not valid; it must be an integer >= 1")
+        episodes = tuple(self.log_episodes)
+        if any(isinstance(e, bool) or not isinstance(e, int) or e < 0 for e in episodes):
+            raise ValueError(f"log_episodes={self.log_episodes!r} is not valid; it must list integers >= 0")
+        object.__setattr__(self, "log_episodes", tuple(sorted(set(episodes))))
         object.__setattr__(self, "env_params", self.env_params.replace(obs_mask=VARIANTS[self.variant][0]))
 
     def env(self):
@@ -98,16 +117,30 @@ class RunConfig:
         """JSON-ready dict (``env_params``: every field, ``obs_mask`` as a list or null)."""
         params = {f.name: getattr(self.env_params, f.name) for f in dataclasses.fields(EnvParams)}
         return {"task": dataclasses.asdict(self.task), "ippo": dataclasses.asdict(self.ippo),
-                "env_params": params, "variant": self.variant, "seed": self.seed}
+                "env_params": params, "variant": self.variant, "seed": self.seed, "train_seeds": self.train_seeds,
+                "log_episodes": list(self.log_episodes)}
 
     @classmethod
     def from_dict(cls, conf: dict) -> "RunConfig":
         """Inverse of ``to_dict``; folders written before ``env_params`` was saved give its defaults
-        with their ``reward_mode``."""
+        with their ``reward_mode``, before ``train_seeds`` / ``log_episodes`` were: 1 / none."""
         tuples = lambda d: {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}  # noqa: E731
         params = conf.get("env_params") or {"reward_mode": conf.get("reward_mode", "difference")}
         return cls(Task(**conf["task"]), IPPOConfig(**tuples(conf["ippo"])), EnvParams(**tuples(params)),
-                   conf["variant"], conf["seed"])
+                   conf["variant"], conf["seed"], conf.get("train_seeds", 1), tuple(conf.get("log_episodes", ())))
+
+
+def run_pieces(config: RunConfig, mesh: Optional[Mesh] = None) -> TrainPieces:
+    """``agents.TrainPieces`` of the run's ``config.train_seeds`` agents: ``init(jax.random.key(config.seed))``
+    and ``update(state, n)`` as ``make_train_pieces`` makes them for one agent, vmapped over the agent keys
+    (see the module docstring) when there are several; ``mesh`` splits each agent's env copies."""
+    env, params = config.env()
+    pieces = make_train_pieces(config.ippo, env, params, mesh)
+    if config.train_seeds == 1:
+        return pieces
+    agents = config.train_seeds
+    return TrainPieces(init=lambda key: jax.vmap(pieces.init)(jax.random.split(key, agents)),
+                       update=lambda state, n: jax.vmap(lambda s: pieces.update(s, n))(state))
 
 
 def save_config(run_dir: str, config: RunConfig) -> None:
@@ -126,9 +159,10 @@ def load_config(run_dir: str) -> RunConfig:
 
 def load_policy(run_dir: str, greedy: bool = True) -> tuple[LearnedPolicy, RunConfig]:
     """(policy, config) of a trained run folder: the actor restored from its last checkpoint (greedy by
-    default); ``checkpoint.CheckpointError`` if the stored parameters do not fit ``config``."""
+    default); ``checkpoint.CheckpointError`` if the stored parameters do not fit ``config``. With
+    ``config.train_seeds > 1`` the policy's ``params`` and ``obs_stats`` leaves carry a leading
+    ``[train_seeds]`` axis (the stacked agents; ``jax.tree.map(lambda x: x[i], ...)`` picks agent i)."""
     config = load_config(run_dir)
-    env, params = config.env()
-    like = jax.eval_shape(make_train_pieces(config.ippo, env, params).init, jax.random.key(config.seed))
+    like = jax.eval_shape(run_pieces(config).init, jax.random.key(config.seed))
     _, runner_state = checkpoint.restore(os.path.join(run_dir, "checkpoints"), like)
     return policy_from(runner_state, config.ippo, greedy=greedy), config

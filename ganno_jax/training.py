@@ -1,13 +1,30 @@
 """Chunked GANNO training runs with a run folder: progress bar, orbax checkpoints, resume.
 
 A run folder (``runs.py``) holds ``config.json`` (``runs.RunConfig``: task, IPPO config, every
-``EnvParams`` field, variant, seed), ``metrics.csv``
-(one row per PPO update) and ``checkpoints/<update>``; ``evaluation.controllers.from_run`` loads its
-policy for evaluation. Training runs ``chunk_updates`` PPO updates
-per jitted call (``agents.make_train_pieces``), then writes metrics and a checkpoint, so a run
-killed mid-way (even during a save) resumes from its last complete checkpoint, drops the metrics rows
-written after it, and ends exactly as an uninterrupted run would (chunked and fused training give
-identical parameters for the same key; ``tests/test_resume.py`` kills ``ganno train`` for real).
+``EnvParams`` field, variant, seed, ``train_seeds``, ``log_episodes``), ``metrics.csv`` (one row per PPO
+update), ``schedules.csv`` / ``schedules.png`` (paper Fig. 1, when episodes are logged) and
+``checkpoints/<update>``; ``evaluation.controllers.from_run`` loads its policy for evaluation. Training
+runs ``chunk_updates`` PPO updates per jitted call (``runs.run_pieces``), then writes the CSV files and a
+checkpoint, so a run killed mid-way (even during a save) resumes from its last complete checkpoint,
+drops the rows written after it, and ends exactly as an uninterrupted run would (chunked and fused
+training give identical parameters for the same key; ``tests/test_resume.py`` kills ``ganno train``
+for real).
+
+Several trained agents (``train_seeds = A``): the A agents train as one ``jax.vmap`` over their keys
+(``runs.run_pieces``; each agent's env copies still split over the devices). ``metrics.csv`` keeps one
+row per update: the columns of ``METRIC_FIELDS`` are means over the agents (``env_steps`` counts one
+agent's steps, as ``total_timesteps`` does; ``env_steps_per_s`` all agents' together), and for ``A > 1``
+every per-agent column ``<field>`` of ``AGENT_FIELDS`` is repeated as ``<field>_a<i>`` for agent ``i``.
+``episodes`` counts the episodes env copy 0 of agent 0 has finished (its ``done`` flags; every copy
+ends its episodes together, the horizon being fixed).
+
+Schedules during training (paper Fig. 1: Fashion-MNIST CNN-2 at MARL episodes 0 and 40): for each
+episode ``k`` in ``log_episodes`` (the k-th episode of env copy 0 of agent 0, counted from 0 across
+updates and chunks) ``schedules.csv`` gets one row per env step with ``SCHEDULE_FIELDS`` (``update``: the
+PPO update that collected the step; ``step``: env step in the episode, 1..horizon; ``opt_step`` =
+``step * tau`` inner optimiser steps) then ``lr_<i>`` per layer (agent) ``i`` and ``train_loss`` /
+``val_acc`` measured after the step; ``schedules.png`` (``evaluation.plots.plot_training_schedules``)
+is drawn from it at the end of every ``train_run`` call that has rows.
 
 Variants (the paper's ablations, ``env.wrappers.VARIANTS``): ``ganno`` (all observations), ``lr_only``,
 ``timestep_only`` (observation masks) and ``single_agent`` (one agent, global observations, one global LR).
@@ -18,118 +35,181 @@ import csv
 import io
 import os
 import time
-from typing import Optional
+from typing import Optional, Sequence
 
 import jax
 import numpy as np
 from tqdm.auto import tqdm
 
 from ganno_jax import checkpoint
-from ganno_jax.agents import IPPOConfig, RunnerState, make_train_pieces
+from ganno_jax.agents import IPPOConfig, RunnerState
 from ganno_jax.agents.sharding import mesh_for
 from ganno_jax.env.layerwise import EnvParams
-from ganno_jax.runs import RunConfig, load_config, prepare_out, save_config, write_atomic
+from ganno_jax.runs import RunConfig, load_config, prepare_out, run_pieces, save_config, write_atomic
 from ganno_jax.tasks.config import Task
 
-METRIC_FIELDS = ("update", "env_steps", "mean_reward", "val_acc", "final_val_acc", "diverged_frac",
-                 "loss_total", "loss_value", "loss_actor", "entropy", "approx_kl", "env_steps_per_s")
-COUNT_FIELDS = ("update", "env_steps")  # integer columns of metrics.csv
+#: Per-agent columns of metrics.csv (means over the agents; ``<field>_a<i>`` per agent when several).
+AGENT_FIELDS = ("mean_reward", "val_acc", "final_val_acc", "diverged_frac", "loss_total", "loss_value",
+                "loss_actor", "entropy", "approx_kl")
+METRIC_FIELDS = ("update", "env_steps", "episodes", *AGENT_FIELDS, "env_steps_per_s")
+COUNT_FIELDS = ("update", "env_steps", "episodes")  # integer columns of metrics.csv
+SCHEDULE_FIELDS = ("update", "episode", "step", "opt_step")  # integer columns of schedules.csv, then lr_<i>, ...
+METRICS, SCHEDULES = "metrics.csv", "schedules.csv"
+#: Episodes of the paper's Fig. 1 (MARL episodes 0 and 40).
+FIG1_EPISODES = (0, 40)
 
 
-def _metric_rows(metrics: dict, first_update: int, cfg: IPPOConfig, seconds: float) -> list[dict]:
-    """One dict per update from an ``update`` call's metrics (leading axis = updates)."""
-    m = jax.device_get(metrics)
-    n = m["reward"].shape[0]
-    done = m["done"].astype(bool)
+def metric_fields(train_seeds: int) -> tuple:
+    """Columns of metrics.csv for a run of ``train_seeds`` agents."""
+    per_agent = [f"{f}_a{i}" for i in range(train_seeds) for f in AGENT_FIELDS] if train_seeds > 1 else []
+    return (*METRIC_FIELDS, *per_agent)
+
+
+def _agent_stats(m: dict, u: int) -> dict:
+    """Per-agent statistics of update ``u``: field -> ``[A]`` (``m``: metrics with leading axes [A, U])."""
+    done = m["done"][:, u].astype(bool)  # [A, T, E]
+    finals = [acc[d] for acc, d in zip(m["val_acc"][:, u], done)]
+    return {"mean_reward": m["reward"][:, u].mean((1, 2)), "val_acc": m["val_acc"][:, u].mean((1, 2)),
+            "final_val_acc": np.array([f.mean() if f.size else np.nan for f in finals]),
+            "diverged_frac": m["diverged"][:, u].mean((1, 2)),
+            **{f"loss_{k}": m["loss"][k][:, u] for k in ("total", "value", "actor")},
+            "entropy": m["loss"]["entropy"][:, u], "approx_kl": m["loss"]["approx_kl"][:, u]}
+
+
+def _metric_rows(m: dict, first_update: int, episodes: np.ndarray, cfg: IPPOConfig, seconds: float) -> list[dict]:
+    """One dict per update from a chunk's host metrics ``m`` (leading axes [A agents, U updates]);
+    ``episodes [U]``: episodes env copy 0 of agent 0 has finished after each update."""
+    agents, n = m["reward"].shape[:2]
     rows = []
     for u in range(n):
-        final = m["val_acc"][u][done[u]]
-        rows.append({
-            "update": first_update + u + 1, "env_steps": (first_update + u + 1) * cfg.num_steps * cfg.num_envs,
-            "mean_reward": float(m["reward"][u].mean()), "val_acc": float(m["val_acc"][u].mean()),
-            "final_val_acc": float(final.mean()) if final.size else float("nan"),
-            "diverged_frac": float(m["diverged"][u].mean()),
-            "loss_total": float(m["loss"]["total"][u]), "loss_value": float(m["loss"]["value"][u]),
-            "loss_actor": float(m["loss"]["actor"][u]), "entropy": float(m["loss"]["entropy"][u]),
-            "approx_kl": float(m["loss"]["approx_kl"][u]),
-            "env_steps_per_s": n * cfg.num_steps * cfg.num_envs / max(seconds, 1e-9),
-        })
+        stats = _agent_stats(m, u)
+        finals = m["val_acc"][:, u][m["done"][:, u].astype(bool)]
+        row = {"update": first_update + u + 1, "env_steps": (first_update + u + 1) * cfg.num_steps * cfg.num_envs,
+               "episodes": int(episodes[u]), **{f: float(v.mean()) for f, v in stats.items()},
+               "final_val_acc": float(finals.mean()) if finals.size else float("nan"),
+               "env_steps_per_s": agents * n * cfg.num_steps * cfg.num_envs / max(seconds, 1e-9)}
+        if agents > 1:
+            row.update({f"{f}_a{i}": float(v[i]) for f, v in stats.items() for i in range(agents)})
+        rows.append(row)
     return rows
 
 
-def _read_rows(path: str, upto: int) -> list[dict]:
-    """Rows of ``metrics.csv`` up to update ``upto``, typed as ``_metric_rows`` makes them (counts as
-    ``int``), so a resumed run rewrites its earlier rows exactly as they were."""
+def _schedule_rows(m: dict, first_update: int, episodes_before: int, log_episodes: Sequence[int],
+                   tau: int) -> tuple[list[dict], np.ndarray]:
+    """(schedules.csv rows, episodes finished after each update ``[U]``) of env copy 0 of agent 0 in a
+    chunk's host metrics ``m`` (leading axes [A, U, T, E]); ``episodes_before`` finished before it."""
+    done = m["done"][0, :, :, 0].astype(bool)  # [U, T]
+    ended = episodes_before + np.cumsum(done.reshape(-1)).reshape(done.shape)  # finished after each step
+    episode = ended - done  # episode index each step belongs to
+    rows = []
+    for u, t in zip(*np.nonzero(np.isin(episode, log_episodes))):
+        step = int(m["step"][0, u, t, 0])
+        rows.append({"update": first_update + u + 1, "episode": int(episode[u, t]), "step": step, "opt_step": step * tau,
+                     **{f"lr_{i}": float(lr) for i, lr in enumerate(m["lrs"][0, u, t, 0])},
+                     "train_loss": float(m["train_loss"][0, u, t, 0]), "val_acc": float(m["val_acc"][0, u, t, 0])})
+    return rows, ended[:, -1]
+
+
+def _read_rows(path: str, upto: int, counts: Sequence[str] = COUNT_FIELDS) -> list[dict]:
+    """Rows of a CSV file written by ``_write_rows`` up to update ``upto``, typed as they were written
+    (``counts`` columns as ``int``, the others ``float``), so a resumed run rewrites its earlier rows
+    exactly as they were."""
     if not os.path.isfile(path):
         return []
     with open(path) as f:
-        rows = [{k: int(v) if k in COUNT_FIELDS else float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+        rows = [{k: int(v) if k in counts else float(v) for k, v in r.items()} for r in csv.DictReader(f)]
     return [r for r in rows if r["update"] <= upto]
 
 
-def _write_rows(path: str, rows: list[dict]) -> None:
+def _write_rows(path: str, rows: list[dict], fields: Sequence[str]) -> None:
+    """Writes ``rows`` under the header ``fields`` to ``path`` atomically."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=METRIC_FIELDS)
+    writer = csv.DictWriter(out, fieldnames=fields)
     writer.writeheader()
     writer.writerows(rows)
     write_atomic(path, out.getvalue())
 
 
+def _plot_schedules(out_dir: str, config: RunConfig) -> None:
+    """``schedules.png`` of the run's ``schedules.csv`` (matplotlib imported only when there are rows)."""
+    from ganno_jax.evaluation.plots import plot_training_schedules
+
+    plot_training_schedules(os.path.join(out_dir, SCHEDULES), os.path.join(out_dir, "schedules.png"),
+                            title=f"{config.task.name} [{config.variant}], env copy 0 of agent 0")
+
+
 def train_run(out_dir: str, task: Optional[Task] = None, cfg: Optional[IPPOConfig] = None, variant: str = "ganno",
               env_params: Optional[EnvParams] = None, seed: int = 0, chunk_updates: int = 10, resume: bool = False,
               overwrite: bool = False, progress: bool = True, max_chunks: Optional[int] = None,
-              devices: Optional[int] = None) -> RunnerState:
-    """Trains (or, with ``resume``, continues) a run in ``out_dir``; returns the final ``RunnerState``.
+              devices: Optional[int] = None, train_seeds: int = 1,
+              log_episodes: Sequence[int] = FIG1_EPISODES) -> RunnerState:
+    """Trains (or, with ``resume``, continues) a run in ``out_dir``; returns the final ``RunnerState``
+    (leaves with a leading ``[train_seeds]`` axis when ``train_seeds > 1``).
 
     ``env_params``: the ``EnvParams`` trained on (default: the paper's, difference reward); the
     variant sets its ``obs_mask``. With ``resume`` the configuration comes from ``out_dir/config.json``.
     ``max_chunks`` stops early (as if killed) after that many chunks; a later ``resume`` finishes the
     run. ``devices``: split the env copies over that many devices (None: as many as divide
     ``cfg.num_envs``; results are the same up to float rounding, see ``agents.sharding``).
+    ``train_seeds``: agents trained at once (one vmap, see the module docstring). ``log_episodes``:
+    episodes whose schedules go to ``schedules.csv`` (default: the paper's Fig. 1, 0 and 40; ``()``: none).
     """
     if chunk_updates < 1:
         raise ValueError(f"chunk_updates={chunk_updates!r} must be an integer >= 1")
     if resume:
         config = load_config(out_dir)
     else:
-        config = RunConfig(task, cfg, EnvParams() if env_params is None else env_params, variant, seed)
+        config = RunConfig(task, cfg, EnvParams() if env_params is None else env_params, variant, seed, train_seeds,
+                           tuple(log_episodes))
         prepare_out(out_dir, overwrite, what="run folder", hint="pass --resume to continue it or --overwrite to "
                                                                  "replace it")
         save_config(out_dir, config)
     task, cfg, variant = config.task, config.ippo, config.variant
-    env, params = config.env()
-    pieces = make_train_pieces(cfg, env, params, mesh_for(cfg.num_envs, devices))
+    pieces = run_pieces(config, mesh_for(cfg.num_envs, devices))
     runner_state = jax.jit(pieces.init)(jax.random.key(config.seed))
     ckpt_dir = os.path.join(out_dir, "checkpoints")
     done_updates = 0
     if resume and checkpoint.latest_step(ckpt_dir) is not None:
         done_updates, runner_state = checkpoint.restore(ckpt_dir, runner_state)
-    metrics_path = os.path.join(out_dir, "metrics.csv")
+    metrics_path, schedules_path = os.path.join(out_dir, METRICS), os.path.join(out_dir, SCHEDULES)
     rows = _read_rows(metrics_path, done_updates)
+    schedule_rows = _read_rows(schedules_path, done_updates, SCHEDULE_FIELDS)
+    for row in rows:  # folders written before the column: every episode lasts the (fixed) horizon
+        row.setdefault("episodes", row["update"] * cfg.num_steps // task.horizon)
+    episodes = rows[-1]["episodes"] if rows else 0
     update = jax.jit(pieces.update, static_argnums=1)
     bar = tqdm(total=cfg.num_updates, initial=done_updates, unit="upd", disable=not progress,
-               desc=f"train {task.name} [{variant}]")
+               desc=f"train {task.name} [{variant}]" + (f" x{config.train_seeds}" if config.train_seeds > 1 else ""))
     chunks = 0
     while done_updates < cfg.num_updates and (max_chunks is None or chunks < max_chunks):
         n = min(chunk_updates, cfg.num_updates - done_updates)
         start = time.perf_counter()
         runner_state, metrics = update(runner_state, n)
         jax.block_until_ready(runner_state)
-        new_rows = _metric_rows(metrics, done_updates, cfg, time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        m = jax.device_get(metrics if config.train_seeds > 1 else jax.tree.map(lambda x: x[None], metrics))
+        new_schedule, ended = _schedule_rows(m, done_updates, episodes, config.log_episodes, task.tau)
+        new_rows = _metric_rows(m, done_updates, ended, cfg, seconds)
         rows += new_rows
+        schedule_rows += new_schedule
+        episodes = int(ended[-1])
         done_updates += n
         chunks += 1
-        _write_rows(metrics_path, rows)
+        if schedule_rows:
+            _write_rows(schedules_path, schedule_rows, tuple(schedule_rows[0]))
+        _write_rows(metrics_path, rows, metric_fields(config.train_seeds))
         checkpoint.save(ckpt_dir, done_updates, runner_state)
         last = new_rows[-1]
         bar.update(n)
         bar.set_postfix(env_steps_s=f"{last['env_steps_per_s']:.1f}", reward=f"{last['mean_reward']:.4f}",
                         val_acc=f"{last['val_acc']:.3f}")
     bar.close()
+    if schedule_rows:
+        _plot_schedules(out_dir, config)
     return runner_state
 
 
 def final_metrics(run_dir: str) -> dict:
     """Last row of a run's metrics.csv (empty dict if none)."""
-    rows = _read_rows(os.path.join(run_dir, "metrics.csv"), np.inf)
+    rows = _read_rows(os.path.join(run_dir, METRICS), np.inf)
     return rows[-1] if rows else {}

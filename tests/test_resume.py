@@ -1,5 +1,8 @@
 """``ganno train`` killed for real (SIGKILL, subprocess) and resumed with ``--resume`` ends bit for bit
 as an uninterrupted run; a half-written checkpoint left by a kill during a save is never loaded.
+The runs train two agents as one vmap (``--train-seeds 2``: stacked state, each agent's env copies split
+over the CPU devices) and log the schedules of episodes 0, 1 and 5 (paper Fig. 1; episode 5 spans the
+kill's chunk boundary); the uninterrupted run's folder also serves the tests of both features.
 
 All runs go through the same command (``python -m ganno_jax.cli``), so they split the env copies over
 the same CPU devices. They share a persistent compilation cache: the reference run compiles, the
@@ -15,17 +18,19 @@ import sys
 import time
 
 import jax
+import matplotlib.image
 import numpy as np
+import pytest
 from orbax.checkpoint.utils import TMP_DIR_SUFFIX
 
 from ganno_jax import checkpoint, runs, training
-from ganno_jax.agents import make_train_pieces
 
-CHUNK, UPDATES = 2, 12  # 6 chunks: the kill after the first checkpoint leaves most of the run to do
+CHUNK, UPDATES, AGENTS = 2, 12, 2  # 6 chunks: the kill after the first checkpoint leaves most of the run to do
 FLAGS = ["--task", "digits-mlp", "--tau", "2", "--horizon", "3", "--batch-size", "16", "--width", "2",
          "--num-envs", "2", "--num-steps", "8", "--total-timesteps", str(UPDATES * 2 * 8), "--update-epochs", "1",
          "--num-minibatches", "2", "--actor-layers", "8", "--gru-size", "4", "--actor-post-gru", "4",
-         "--critic-layers", "8", "--seed", "3", "--chunk-updates", str(CHUNK)]
+         "--critic-layers", "8", "--seed", "3", "--chunk-updates", str(CHUNK), "--train-seeds", str(AGENTS),
+         "--log-episodes", "0,1,5"]  # episode 5 = env steps 15..17 of a copy: updates 2 and 3, chunks 1 and 2
 TIMING_FIELDS = {"env_steps_per_s"}  # the only metrics column that may differ between runs
 
 
@@ -74,21 +79,20 @@ def _fake_interrupted_save(run, ref):
     shutil.copytree(os.path.join(ckpt_dir, str(last)), os.path.join(ckpt_dir, f"{last + CHUNK}{TMP_DIR_SUFFIX}"))
     rows = _rows(run)[:last] + [{**r, "mean_reward": "999"} for r in _rows(ref)[last:last + CHUNK]]
     with open(os.path.join(run, "metrics.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=training.METRIC_FIELDS)
+        writer = csv.DictWriter(f, fieldnames=training.metric_fields(AGENTS))
         writer.writeheader()
         writer.writerows(rows)
     return last
 
 
-def _rows(run):
-    with open(os.path.join(run, "metrics.csv")) as f:
+def _rows(run, name="metrics.csv"):
+    with open(os.path.join(run, name)) as f:
         return list(csv.DictReader(f))
 
 
 def _final_state(run):
     config = runs.load_config(run)
-    env, env_params = config.env()
-    like = jax.eval_shape(make_train_pieces(config.ippo, env, env_params).init, jax.random.key(config.seed))
+    like = jax.eval_shape(runs.run_pieces(config).init, jax.random.key(config.seed))
     return checkpoint.restore(os.path.join(run, "checkpoints"), like)
 
 
@@ -99,7 +103,11 @@ def _assert_trees_equal(a, b):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-def test_sigkilled_train_resumes_bit_identical_and_skips_half_written_checkpoint(tmp_path):
+@pytest.fixture(scope="module")
+def ref_and_resumed(tmp_path_factory):
+    """(uninterrupted run, run SIGKILLed after its first checkpoint, given a faked half-written save and
+    resumed) folders, both from the same flags."""
+    tmp_path = tmp_path_factory.mktemp("resume")
     env = _env(tmp_path / "jax-cache")
     ref, run = str(tmp_path / "ref"), str(tmp_path / "run")
     _run(_ganno(*FLAGS, "--out", ref), env)
@@ -111,13 +119,54 @@ def test_sigkilled_train_resumes_bit_identical_and_skips_half_written_checkpoint
     last = _fake_interrupted_save(run, ref)
     assert checkpoint.latest_step(os.path.join(run, "checkpoints")) == last  # the temporary folder is no step
     _run(_ganno("--resume", run, "--chunk-updates", str(CHUNK)), env)
+    return ref, run
 
+
+def test_sigkilled_train_resumes_bit_identical_and_skips_half_written_checkpoint(ref_and_resumed):
+    ref, run = ref_and_resumed
     ref_step, ref_state = _final_state(ref)
     run_step, run_state = _final_state(run)
     assert run_step == ref_step == UPDATES
+    assert jax.tree.leaves(run_state.params)[0].shape[0] == AGENTS  # stacked agents
     _assert_trees_equal(run_state, ref_state)  # params, optimiser state, normalisers, env states, keys
     ckpt_names = os.listdir(os.path.join(run, "checkpoints"))
     assert not [n for n in ckpt_names if TMP_DIR_SUFFIX in n], ckpt_names
-    deterministic = [f for f in training.METRIC_FIELDS if f not in TIMING_FIELDS]
+    deterministic = [f for f in training.metric_fields(AGENTS) if f not in TIMING_FIELDS]
     assert [[r[f] for f in deterministic] for r in _rows(run)] == \
            [[r[f] for f in deterministic] for r in _rows(ref)]  # rows 1..UPDATES once each, same values
+    schedules = _rows(run, "schedules.csv")
+    assert schedules == _rows(ref, "schedules.csv")  # the rows before the kill kept once, the rest added
+    assert [(r["episode"], r["step"], r["update"]) for r in schedules if r["episode"] == "5"] == \
+           [("5", "1", "2"), ("5", "2", "3"), ("5", "3", "3")]
+
+
+def test_agents_train_independently_and_load_as_a_stacked_policy(ref_and_resumed):
+    ref, _ = ref_and_resumed
+    policy, config = runs.load_policy(ref)
+    assert config.train_seeds == AGENTS and config.log_episodes == (0, 1, 5)
+    assert all(leaf.shape[0] == AGENTS for leaf in jax.tree.leaves((policy.params, policy.obs_stats)))
+    kernel = np.asarray(jax.tree.leaves(policy.params)[0])
+    assert not np.array_equal(kernel[0], kernel[1])  # own keys: different agents
+    rows = _rows(ref)
+    assert [int(r["episodes"]) for r in rows] == [8 * u // 3 for u in range(1, UPDATES + 1)]  # horizon 3
+    for r in rows:  # the shared columns are means over the agents
+        for field in ("mean_reward", "val_acc", "loss_total"):
+            assert float(r[field]) == pytest.approx(np.mean([float(r[f"{field}_a{i}"]) for i in range(AGENTS)]))
+
+
+def test_schedules_of_chosen_training_episodes(ref_and_resumed):
+    ref, _ = ref_and_resumed
+    config = runs.load_config(ref)
+    horizon, tau, params = config.task.horizon, config.task.tau, config.env_params
+    rows = _rows(ref, "schedules.csv")
+    lr_cols = [k for k in rows[0] if k.startswith("lr_")]
+    assert len(lr_cols) == config.env()[0].num_agents
+    for episode in (0, 1, 5):
+        steps = [int(r["step"]) for r in rows if r["episode"] == str(episode)]
+        assert steps == list(range(1, horizon + 1))
+    assert [int(r["opt_step"]) for r in rows] == [tau * int(r["step"]) for r in rows]
+    lrs = np.array([[float(r[c]) for c in lr_cols] for r in rows])
+    assert np.all((lrs >= params.lr_min) & (lrs <= params.lr_max)) and np.ptp(lrs) > 0
+    assert all(np.isfinite(float(r["train_loss"])) and 0 <= float(r["val_acc"]) <= 1 for r in rows)
+    image = matplotlib.image.imread(os.path.join(ref, "schedules.png"))
+    assert image.ndim == 3 and min(image.shape[:2]) > 100

@@ -112,6 +112,17 @@ def test_trained_policy_evaluates(full_run):
     assert res.final_acc.shape == (1, 2) and np.all(np.isfinite(res.final_acc))
 
 
+def test_run_config_checks_agents_and_episodes_and_reads_old_folders(full_run):
+    with pytest.raises(ValueError, match="train_seeds=0 .* integer >= 1"):
+        runs.RunConfig(TINY_TASK, TINY_CFG, train_seeds=0)
+    with pytest.raises(ValueError, match="log_episodes=.*integers >= 0"):
+        runs.RunConfig(TINY_TASK, TINY_CFG, log_episodes=(0, -1))
+    conf = json.load(open(os.path.join(full_run[0], "config.json")))
+    assert conf["train_seeds"] == 1 and conf["log_episodes"] == list(training.FIG1_EPISODES)
+    old = runs.RunConfig.from_dict({k: v for k, v in conf.items() if k not in ("train_seeds", "log_episodes")})
+    assert old.train_seeds == 1 and old.log_episodes == ()
+
+
 def test_unknown_variant_lists_valid_ones():
     with pytest.raises(ValueError, match="lr_only"):
         runs.RunConfig(TINY_TASK, TINY_CFG, variant="bogus")
@@ -149,7 +160,7 @@ def test_cli_train_help_shows_paper_defaults(capsys):
         cli.main(["train", "--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    assert "--total-timesteps" in text and "50000" in text and "--resume" in text
+    assert "--total-timesteps" in text and "50000" in text and "--resume" in text and "--train-seeds" in text
 
 
 def test_cli_train_then_evaluate(tmp_path, capsys):

@@ -2,10 +2,13 @@
 
 - ``plot_schedule``: per-layer learning rates of one run with its test accuracy (paper Figs. 1-2);
 - ``plot_accuracy_curves``: mean +- std test accuracy per env step for every method (Fig. 3);
-- ``plot_final_vs_lr``: final test accuracy against the initial LR per method.
+- ``plot_final_vs_lr``: final test accuracy against the initial LR per method;
+- ``plot_training_schedules``: per-layer LRs chosen during training at logged MARL episodes, with the
+  training loss (Fig. 1; from a run folder's ``schedules.csv``, see ``training``).
 """
 from __future__ import annotations
 
+import csv
 import os
 from typing import Optional, Sequence
 
@@ -86,4 +89,44 @@ def plot_final_vs_lr(results: Sequence[EvalResult], path: str) -> str:
     ax.set_ylabel("final test accuracy (%)")
     ax.set_title(results[0].task)
     ax.legend(fontsize=7, ncol=2)
+    return save_figure(fig, path)
+
+
+def plot_training_schedules(csv_path: str, path: str, title: Optional[str] = None) -> str:
+    """Fig. 1 from a run's ``schedules.csv`` (columns episode, opt_step, lr_<i>..., train_loss, val_acc):
+    one panel per layer (its LR against the inner optimiser step, one line per logged episode) and one
+    panel of the training loss (solid) and validation accuracy (dashed, right axis) per episode."""
+    with open(csv_path) as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"{csv_path!r} has no rows to plot")
+    layers = [k for k in rows[0] if k.startswith("lr_")]
+    by_episode = {ep: sorted((r for r in rows if int(r["episode"]) == ep), key=lambda r: int(r["opt_step"]))
+                  for ep in sorted({int(r["episode"]) for r in rows})}
+    cols = min(3, len(layers) + 1)
+    nrows = -(-(len(layers) + 1) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4 * cols, 3 * nrows), squeeze=False)
+    axes = axes.ravel()
+    loss_ax = axes[len(layers)]
+    twin = loss_ax.twinx()
+    for ep, ep_rows in by_episode.items():
+        steps = [int(r["opt_step"]) for r in ep_rows]
+        for ax, name in zip(axes, layers):
+            ax.plot(steps, [float(r[name]) for r in ep_rows], lw=1.5, label=f"episode {ep}")
+        line, = loss_ax.plot(steps, [float(r["train_loss"]) for r in ep_rows], lw=1.5, label=f"episode {ep}")
+        twin.plot(steps, [100 * float(r["val_acc"]) for r in ep_rows], "--", lw=1, color=line.get_color())
+    twin.set_ylabel("validation accuracy (%, dashed)")
+    for ax, name in zip(axes, layers):
+        ax.set_title(f"layer {name[3:]}", fontsize=9)
+        ax.set_ylabel("learning rate")
+    loss_ax.set_title("training loss (solid)", fontsize=9)
+    loss_ax.set_ylabel("training loss")
+    for ax in axes[:len(layers) + 1]:
+        ax.set_xlabel("inner optimiser step")
+    for ax in axes[len(layers) + 1:]:
+        ax.axis("off")
+    axes[0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
     return save_figure(fig, path)
