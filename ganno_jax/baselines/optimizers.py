@@ -12,11 +12,14 @@ schedule_free_adamw    ``optax.contrib.schedule_free_adamw(lr, weight_decay=wd)`
 prodigy                ``optax.contrib.prodigy(lr / init_lr, estim_lr0=init_lr, weight_decay=wd)``
 =====================  =========================================================================
 
-The direction optimisers (the task's, lion, lamb) take per-layer LRs. Task and Lion add decoupled weight
-decay ``lr * wd * theta`` like the env (``optax.adamw`` / ``optax.lion``); LAMB decays inside its
-trust ratio, so the layer's step is ``lr * ||theta|| / ||adam + wd theta|| * (adam + wd theta)``. Schedule-free AdamW and Prodigy own part of their step size, so
-they run with one global LR per step (``update_rules.OptimizerRule``) and apply their own AdamW-style
-decay, also scaled by the step size. Their initial LR keeps its meaning: schedule-free AdamW's LR is
+The direction optimisers (the task's, lion, lamb) take per-layer LRs. The task's own optimiser applies
+the decay as ``task.weight_decay_mode`` says (``l2``: ``wd * theta`` added to the gradient, as GANNO's
+objective; ``decoupled``: ``lr * wd * theta``, ``optax.adamw``). The other optimisers keep the decay
+their authors define, whatever the task's mode (``weight_decay_mode(optimizer, task_mode)`` names it):
+Lion decoupled (``optax.lion``); LAMB decays inside its trust ratio, so the layer's step is
+``lr * ||theta|| / ||adam + wd theta|| * (adam + wd theta)``; schedule-free AdamW and Prodigy own part of
+their step size, so they run with one global LR per step (``update_rules.OptimizerRule``) and apply
+their own AdamW-style decay, also scaled by the step size. Their initial LR keeps its meaning: schedule-free AdamW's LR is
 the grid's initial LR (times the schedule); Prodigy starts its step-size estimate ``d`` at the initial
 LR (``estim_lr0``, paper default 1e-6) and multiplies it by the schedule's unit value, so a constant
 schedule is Prodigy as published (``learning_rate = 1``) and the grid probes its sensitivity to
@@ -67,6 +70,13 @@ def make_update_rule(optimizer: Optional[str]):
         return OptimizerRule(optimizer, _prodigy, effective_lr=_prodigy_lr)
     raise ValueError(f"optimizer={optimizer!r} is not valid; allowed: None (the task's own), "
                      f"{', '.join(UPDATE_RULES)}")
+
+
+def weight_decay_mode(optimizer: Optional[str], task_mode: str) -> str:
+    """How the decay enters a run with ``optimizer``: ``task_mode`` (the task's ``weight_decay_mode``)
+    for the task's own optimiser (None), else the optimiser's own (``decoupled`` for every one of
+    ``UPDATE_RULES``)."""
+    return task_mode if optimizer is None else make_update_rule(optimizer).weight_decay_mode
 
 
 def check_optimizer_init_lrs(optimizer: Optional[str], init_lrs) -> None:

@@ -6,8 +6,8 @@ schedules / other optimisers acting every optimiser step. ``baseline(name)`` bui
   ``single_agent`` select the paper's ablation variants. ``from_run`` loads a trained run's.
 - ``ScheduleController``: an optax schedule from ``baselines.SCHEDULES`` evaluated at every
   optimiser step, with the task's optimiser (``optimizer=None``) or another from
-  ``baselines.optimizers`` (Lion, LAMB, schedule-free AdamW, Prodigy). Weight decay is AdamW-style
-  (scaled by the step size) for all.
+  ``baselines.optimizers`` (Lion, LAMB, schedule-free AdamW, Prodigy). Weight decay: the task's
+  ``weight_decay_mode`` with the task's optimiser, each other optimiser's own (decoupled).
 
 VeLO needs downloaded weights and is left out.
 """
@@ -24,9 +24,10 @@ from ganno_jax.env.features import NUM_ACTIONS
 from ganno_jax.env.wrappers import VARIANTS
 from ganno_jax.runs import load_policy
 
-#: Optimiser baselines ``baseline`` knows, with the schedule each runs under: Lion, LAMB and Prodigy at a
-#: constant LR; schedule-free AdamW with the linear warm-up its authors recommend (no decay).
-OPTIMIZER_BASELINES = {"lion": "constant", "lamb": "constant", "schedule_free_adamw": "warmup_linear",
+#: Optimiser baselines ``baseline`` knows, with the schedule each runs under: Lion and Prodigy at a
+#: constant LR; LAMB with cosine decay (GANNO Table 1: "LAMB w/ cosine decay"); schedule-free AdamW with
+#: the linear warm-up its authors recommend (no decay).
+OPTIMIZER_BASELINES = {"lion": "constant", "lamb": "cosine", "schedule_free_adamw": "warmup_linear",
                        "prodigy": "constant"}
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ganno_jax.agents.sharding import env_mesh
-from ganno_jax.baselines.optimizers import check_optimizer_init_lrs, make_update_rule
+from ganno_jax.baselines.optimizers import check_optimizer_init_lrs, make_update_rule, weight_decay_mode
 from ganno_jax.baselines.schedules import make_schedule
 from ganno_jax.env.inner import InnerTrainer
 from ganno_jax.env.layerwise import EnvParams, LayerwiseLREnv
@@ -47,6 +47,7 @@ class EvalResult:
     weight_decay: float
     curves: dict = field(repr=False)
     plan: Optional[ChunkPlan] = None  # how the grid was run (runs at once, devices, memory estimate)
+    weight_decay_mode: str = "decoupled"  # how the decay entered each step: "l2" (in the gradient) or "decoupled"
 
     @property
     def final_acc(self) -> np.ndarray:
@@ -61,7 +62,8 @@ class EvalResult:
     def to_dict(self) -> dict:
         """JSON-ready dict (curves as nested lists)."""
         return {"method": self.method, "task": self.task, "init_lrs": list(self.init_lrs),
-                "weight_decay": self.weight_decay, "diverged_runs": self.diverged_runs,
+                "weight_decay": self.weight_decay, "weight_decay_mode": self.weight_decay_mode,
+                "diverged_runs": self.diverged_runs,
                 "plan": None if self.plan is None else dataclasses.asdict(self.plan),
                 "curves": {k: np.asarray(v).tolist() for k, v in self.curves.items()}}
 
@@ -148,8 +150,10 @@ def _num_layers(env) -> int:
     return env.env.num_agents if isinstance(env, SingleAgentLREnv) else env.num_agents
 
 
-def _result(name: str, task: Task, init_lrs, wd: float, infos, plan: ChunkPlan) -> EvalResult:
-    return EvalResult(name, task.name, init_lrs, wd, {k: np.asarray(infos[k]) for k in CURVE_KEYS}, plan)
+def _result(name: str, task: Task, init_lrs, wd: float, infos, plan: ChunkPlan,
+            optimizer: Optional[str] = None) -> EvalResult:
+    return EvalResult(name, task.name, init_lrs, wd, {k: np.asarray(infos[k]) for k in CURVE_KEYS}, plan,
+                      weight_decay_mode(optimizer, task.weight_decay_mode))
 
 
 def _grid_mesh(devices: Optional[int]):
@@ -207,7 +211,7 @@ def run_many(controllers: Sequence, task: Task, init_lrs: Sequence[float] = PAPE
             infos = jax.tree.map(lambda x: x.reshape(len(group), *grid_shape, *x.shape[1:]), infos)
             for j, i in enumerate(members):
                 member = jax.tree.map(lambda x: x[j], infos)
-                results[i] = _result(group[j].name, task, init_lrs, float(wd), member, plan)
+                results[i] = _result(group[j].name, task, init_lrs, float(wd), member, plan, optimizer)
     return [results[i] for i in range(len(controllers))]
 
 
