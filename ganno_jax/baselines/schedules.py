@@ -55,9 +55,10 @@ onecycle_linear   ``optax.linear_onecycle_schedule(T, init_lr)`` with optax's
                   ``-> init_lr/2.5e5`` at ``T``
 ================  ==========================================================
 
-The nine schedules of GANNO's Figure 5 are covered by constant, step
-("piecewise"), exponential, linear, quadratic, cosine, sgdr and the two
-onecycle variants; warmup_cosine and warmup_linear are the warm-up variants.
+The nine schedules of GANNO's Figure 5 (``FIGURE5_SCHEDULES``, drawn by
+``experiments/schedule_shapes.py``) are constant, step ("piecewise"),
+exponential, linear, quadratic, cosine, sgdr and the two onecycle variants;
+warmup_cosine and warmup_linear are the warm-up variants.
 PyTorch-semantics schedules for the PPO-scheduler paper live in
 :mod:`ganno_jax.baselines.torch_schedules`.
 """
@@ -73,7 +74,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-__all__ = ["ScheduleSpec", "SCHEDULES", "make_schedule", "schedule_names"]
+__all__ = ["ScheduleSpec", "SCHEDULES", "FIGURE5_SCHEDULES", "make_schedule", "schedule_names"]
 
 #: Multiplicative drop of the ``step`` schedule at each boundary.
 STEP_DECAY = 0.1
@@ -236,6 +237,10 @@ _SPECS = (
 SCHEDULES: Mapping[str, ScheduleSpec] = types.MappingProxyType(
     {spec.name: spec for spec in _SPECS}
 )
+
+#: The nine handcrafted schedules of GANNO's Appendix E, Figure 5, in registry order.
+FIGURE5_SCHEDULES = ("constant", "step", "exponential", "linear", "quadratic", "cosine", "sgdr",
+                     "onecycle_cosine", "onecycle_linear")
 
 
 def schedule_names() -> tuple[str, ...]:
