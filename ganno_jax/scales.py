@@ -67,12 +67,14 @@ class SgdSchedulerScale:
 GANNO_SCALES = {
     "smoke": GannoScale("smoke", dict(tau=2, horizon=3, width=2, batch_size=16, eval_batch=64),
                         IPPOConfig(num_envs=2, num_steps=8, total_timesteps=2 * 8 * 2, lr=1e-3, num_minibatches=2,
-                                   actor_layers=(16,), gru_size=8, actor_post_gru=8, critic_layers=(16,)),
+                                   actor_layers=(16,), gru_size=8, actor_post_gru=8, critic_layers=(16,),
+                                   activation="tanh"),
                         seeds=1, chunk_updates=2),
     # tau = 20 optimiser steps per decision, 10 decisions per run (200 Adam steps, batch 32), width-8 CNNs,
     # IPPO with 8 env copies, 40 PPO updates; 3 evaluation seeds
     "cpu": GannoScale("cpu", dict(tau=20, horizon=10, batch_size=32, width=8, eval_batch=256),
-                      IPPOConfig(num_envs=8, num_steps=16, total_timesteps=8 * 16 * 40, lr=1e-3), seeds=3),
+                      IPPOConfig(num_envs=8, num_steps=16, total_timesteps=8 * 16 * 40, lr=1e-3, activation="tanh"),
+                      seeds=3),
     # tau = 100, each dataset's registry horizon/width/batch, IPPO paper defaults (Appendix D)
     "paper": GannoScale("paper", dict(tau=100), IPPOConfig(), seeds=5),
 }

@@ -13,7 +13,7 @@ from ganno_jax.agents.networks import GaussianHead
 
 CFG = IPPOConfig(num_envs=8, num_steps=16, seq_len=8, total_timesteps=8 * 16 * 40, lr=3e-3, update_epochs=4,
                  ent_coef=0.0, recurrent=False, actor_layers=(32,), actor_post_gru=32, critic_layers=(32,),
-                 init_log_std=-0.5)
+                 init_log_std=-0.5, activation="tanh")
 # Learning tests train NUM_SEEDS seeds in one vmapped program and assert a median over seeds with a
 # margin measured under master keys 0..7: one seed's float trajectory differs between CPUs.
 NUM_SEEDS = 8

@@ -1,5 +1,5 @@
 """PPO pieces (agents/ppo.py) against independent references: GAE as an explicit forward sum in NumPy,
-minibatch chunking traced by labelled entries, and the clipped loss computed by hand."""
+minibatch dealing of whole-env sequences traced by labelled entries, and the clipped loss by hand."""
 import distrax
 import jax
 import jax.numpy as jnp
@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from ganno_jax.agents import IPPOConfig
+from ganno_jax.agents.config import MAVA_PAPER, PUREJAXRL_STYLE
 from ganno_jax.agents.ppo import PPOBatch, Transition, gae, minibatches, ppo_loss
 
 GAMMA, LAMBDA = 0.9, 0.8
@@ -54,32 +55,45 @@ def test_gae_with_terminated_and_truncated_steps_matches_numpy_reference():
     np.testing.assert_allclose(adv[3, 1], reward[3, 1] + GAMMA * 0.7 - value[3, 1], rtol=1e-6)
 
 
-def test_minibatches_keep_each_sequence_from_one_actor_with_its_initial_hidden_state():
-    steps, actors, seq_len, num_mb, hidden = 16, 3, 8, 2, 2
-    t, n = np.meshgrid(np.arange(steps), np.arange(actors), indexing="ij")
-    label = (100 * n + t).astype(np.float32)  # [T, N]: which actor, which step
+@pytest.mark.parametrize("cfg", [MAVA_PAPER, PUREJAXRL_STYLE], ids=["mava_paper", "purejaxrl_style"])
+def test_minibatches_deal_whole_env_sequences_with_their_initial_hidden_state(cfg):
+    """An update's batch, ``[num_steps, num_envs * agents]`` as the trainer builds it, dealt by the config's
+    own fields: the paper's is Mava's epoch batch of 32 sequences x 8 steps x agents, 8 per minibatch."""
+    agents = 3
+    steps, envs, seq_len, num_mb = cfg.num_steps, cfg.num_envs, cfg.seq_len, cfg.num_minibatches
+    t, n = np.meshgrid(np.arange(steps), np.arange(envs * agents), indexing="ij")
+    label = (1000 * (n // agents) + 100 * (n % agents) + t).astype(np.float32)  # [T, N]: env, agent, step
     batch = PPOBatch(obs=jnp.asarray(label[..., None]), reset=jnp.asarray(t % 5 == 0),
                      hidden=jnp.asarray(np.stack([label, -label], -1)), action=jnp.asarray(label.astype(np.int32)),
                      log_prob=jnp.asarray(label), value=jnp.asarray(label), advantage=jnp.asarray(label),
                      target=jnp.asarray(label))
-    mbs = minibatches(jax.random.key(0), batch, seq_len, num_mb)
-    chunks_per_mb = steps // seq_len * actors // num_mb
-    assert mbs.obs.shape == (num_mb, seq_len, chunks_per_mb, 1) and mbs.hidden.shape == (num_mb, seq_len, chunks_per_mb, 2)
+    mbs = minibatches(jax.random.key(0), batch, seq_len, num_mb, envs)
+    seqs_per_mb = cfg.num_sequences // num_mb
+    assert mbs.obs.shape == (num_mb, seq_len, seqs_per_mb * agents, 1)
+    assert mbs.hidden.shape == (num_mb, seq_len, seqs_per_mb * agents, 2)
+    if cfg is MAVA_PAPER:  # GANNO Appendix D: epoch batch 32, sequence length 8, 4 minibatches
+        assert (cfg.num_sequences, seq_len, num_mb, seqs_per_mb) == (32, 8, 4, 8)
 
     seen = []
     for m in range(num_mb):
-        for b in range(chunks_per_mb):
-            seq = np.asarray(mbs.obs[m, :, b, 0])
-            actor, start = divmod(int(seq[0]), 100)
-            assert start % seq_len == 0
-            np.testing.assert_array_equal(seq, 100 * actor + start + np.arange(seq_len))  # one actor, consecutive
-            for leaf in (mbs.action, mbs.log_prob, mbs.value, mbs.advantage, mbs.target):
-                np.testing.assert_array_equal(leaf[m, :, b], seq)  # every field dealt the same way
-            np.testing.assert_array_equal(mbs.reset[m, :, b], (start + np.arange(seq_len)) % 5 == 0)
-            np.testing.assert_array_equal(mbs.hidden[m, 0, b], [seq[0], -seq[0]])  # hidden state entering the chunk
-            seen.append((actor, start))
-    assert sorted(seen) == [(a, s) for a in range(actors) for s in (0, 8)]  # every chunk exactly once
-    shuffled = minibatches(jax.random.key(1), batch, seq_len, num_mb)
+        for s in range(seqs_per_mb):
+            starts = set()
+            for a in range(agents):  # the agents of one sequence sit next to each other, in order
+                b = s * agents + a
+                seq = np.asarray(mbs.obs[m, :, b, 0])
+                env, rest = divmod(int(seq[0]), 1000)
+                agent, start = divmod(rest, 100)
+                assert agent == a and start % seq_len == 0
+                np.testing.assert_array_equal(seq, 1000 * env + 100 * a + start + np.arange(seq_len))
+                for leaf in (mbs.action, mbs.log_prob, mbs.value, mbs.advantage, mbs.target):
+                    np.testing.assert_array_equal(leaf[m, :, b], seq)  # every field dealt the same way
+                np.testing.assert_array_equal(mbs.reset[m, :, b], (start + np.arange(seq_len)) % 5 == 0)
+                np.testing.assert_array_equal(mbs.hidden[m, 0, b], [seq[0], -seq[0]])  # state entering the chunk
+                starts.add((env, start))
+            assert len(starts) == 1  # one env copy, one time window for all agents
+            seen.extend(starts)
+    assert sorted(seen) == [(e, c) for e in range(envs) for c in range(0, steps, seq_len)]  # each exactly once
+    shuffled = minibatches(jax.random.key(1), batch, seq_len, num_mb, envs)
     assert not np.array_equal(shuffled.obs, mbs.obs)
 
 

@@ -1,11 +1,26 @@
-"""IPPO configuration: paper defaults (GANNO, Appendix D) and validation at construction.
+"""IPPO configuration: the GANNO paper's PPO (Appendix D, run with Mava), other styles, validation.
 
-Field names follow purejaxrl (lower case). Defaults not given by the paper are marked ``# choice``:
+Field names follow purejaxrl (lower case). ``IPPOConfig()`` is the paper's setting (``MAVA_PAPER``);
+each default says where it comes from:
 
-- ``num_steps=32``: the paper's "epoch batch size = 32"; one rollout of 32 env steps per env copy holds
-  a whole short GANNO episode (a horizon of <= 32 agent decisions) and 32/8 = 4 recurrent chunks.
-- ``lr=2.5e-4``: not in the paper; the purejaxrl / Mava default for PPO.
-- ``activation="tanh"``: not in the paper; purejaxrl's PPO default, bounded features feed the GRU.
+- paper (GANNO Appendix D, "PPO Details"): ``num_envs=4`` executors, ``total_timesteps=50_000``,
+  ``actor_layers=(128, 128)``, ``gru_size=64``, ``actor_post_gru=64``, ``critic_layers=(64, 64)``,
+  ``seq_len=8``, ``update_epochs=2``, ``num_minibatches=4``, ``normalize_advantages``,
+  ``normalize_values``, ``normalize_obs``, ``clip_value``; "epoch batch size = 32" is Mava's
+  ``epoch_batch_size``: each PPO update consumes 32 sequences of ``seq_len`` steps, every sequence one
+  env copy's consecutive steps with all its agents. Here ``num_steps=64`` steps per env copy give
+  ``num_envs * num_steps / seq_len = 32`` non-overlapping sequences (256 steps of each agent), dealt
+  whole into ``num_minibatches`` minibatches of 8 sequences (``ppo.minibatches``).
+- Mava default (instadeepai/Mava, component-based JAX IPPO, develop commit
+  0000dd1076654c91eebfb050a9f736413d9c9bd7, 2023-01-25): ``lr=1e-3`` (``DefaultOptimisersConfig``
+  policy and critic learning rate), ``activation="relu"`` (``make_default_networks``),
+  ``max_grad_norm=0.5``, ``gamma=0.99``, ``gae_lambda=0.95``, ``clip_eps=0.2`` (ratio and value clip),
+  ``ent_coef=0.01``, ``vf_coef=0.5``, ``anneal_lr=False``, Adam eps 1e-5 (``ippo._optimizer``).
+- choice: ``obs_clip=10`` (purejaxrl / SB3 ``VecNormalize``; Mava normalises without clipping), ``recurrent=True`` (the paper lists a
+  recurrent policy layer), ``init_log_std=0`` (Box action spaces only; GANNO's are discrete).
+
+``PUREJAXRL_STYLE`` keeps this repository's earlier settings: purejaxrl's PPO learning rate 2.5e-4 and
+tanh activation, one 32-step rollout per env copy (4 sequences of 8 per env copy and agent).
 """
 from __future__ import annotations
 
@@ -20,15 +35,17 @@ class IPPOConfig:
 
     Frozen and hashable, so it can be a static argument and a static field of ``TrainOutput``.
     ``total_timesteps`` counts env steps summed over env copies (not over agents):
-    ``num_updates = total_timesteps // num_steps // num_envs``.
+    ``num_updates = total_timesteps // num_steps // num_envs``. Each update trains ``update_epochs``
+    epochs on ``num_sequences`` sequences of ``seq_len`` steps (all agents of an env copy together),
+    shuffled and dealt into ``num_minibatches`` minibatches.
     """
 
     # rollout
     num_envs: int = 4
-    num_steps: int = 32
+    num_steps: int = 64
     total_timesteps: int = 50_000
     # optimisation
-    lr: float = 2.5e-4  # choice
+    lr: float = 1e-3
     anneal_lr: bool = False
     update_epochs: int = 2
     num_minibatches: int = 4
@@ -52,7 +69,7 @@ class IPPOConfig:
     gru_size: int = 64
     actor_post_gru: int = 64
     critic_layers: tuple[int, ...] = (64, 64)
-    activation: str = "tanh"  # choice
+    activation: str = "relu"
     init_log_std: float = 0.0  # Gaussian head (Box action spaces) only: initial log standard deviation
 
     def __post_init__(self):
@@ -74,6 +91,8 @@ class IPPOConfig:
         _require("activation", self.activation, self.activation in _ACTIVATIONS, f"one of {_ACTIVATIONS}")
         _require("num_steps", self.num_steps, self.num_steps % self.seq_len == 0,
                  f"a multiple of seq_len={self.seq_len}")
+        _require("num_minibatches", self.num_minibatches, self.num_sequences % self.num_minibatches == 0,
+                 f"a divisor of num_sequences = num_envs*num_steps/seq_len = {self.num_sequences}")
         _require("total_timesteps", self.total_timesteps, self.num_updates >= 1,
                  f">= num_steps * num_envs = {self.num_steps * self.num_envs} (at least one update)")
 
@@ -83,18 +102,21 @@ class IPPOConfig:
         return self.total_timesteps // self.num_steps // self.num_envs
 
     @property
-    def num_chunks(self) -> int:
-        """Sequence chunks of length ``seq_len`` per env copy and agent in one rollout."""
-        return self.num_steps // self.seq_len
+    def num_sequences(self) -> int:
+        """Sequences of ``seq_len`` steps (one env copy, all its agents) per update: Mava's epoch batch."""
+        return self.num_envs * (self.num_steps // self.seq_len)
 
     def validate_for(self, num_agents: int) -> None:
         """Checks the constraints that depend on the env (raises ``ValueError`` naming the field)."""
         _require("num_agents", num_agents, num_agents >= 1, "an integer >= 1")
-        chunks = self.num_envs * num_agents * self.num_chunks
-        _require("num_minibatches", self.num_minibatches, chunks % self.num_minibatches == 0,
-                 f"a divisor of num_envs*num_agents*(num_steps/seq_len) = {chunks}")
 
 
 def _require(field: str, value, ok: bool, allowed: str) -> None:
     if not ok:
         raise ValueError(f"IPPOConfig.{field}={value!r} is invalid: must be {allowed}")
+
+
+#: GANNO Appendix D as run with Mava (see the module docstring): ``IPPOConfig()``.
+MAVA_PAPER = IPPOConfig()
+#: This repository's earlier purejaxrl-style defaults: lr 2.5e-4, tanh, a 32-step rollout per env copy.
+PUREJAXRL_STYLE = dataclasses.replace(MAVA_PAPER, num_steps=32, lr=2.5e-4, activation="tanh")

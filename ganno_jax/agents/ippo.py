@@ -2,7 +2,10 @@
 
 The env follows the gymnax-1.0 interface with an agent axis (see ``make_train``). ``num_envs`` copies
 are vmapped and the agents are folded into the batch axis: actor ``i = env * num_agents + agent`` and
-all actors share the network parameters. ``train(key)`` is literally ``update(init(key), num_updates)``,
+all actors share the network parameters. An update rolls out ``num_steps`` steps of every env copy, computes
+GAE over the whole rollout, cuts it into ``num_sequences`` sequences of ``seq_len`` steps (one env copy,
+all its agents: Mava's epoch batch) and trains ``update_epochs`` epochs of ``num_minibatches``
+minibatches of whole sequences. ``train(key)`` is literally ``update(init(key), num_updates)``,
 so a CLI can run the same loop in chunks (``make_train_pieces``) and get bit-identical parameters.
 Given a ``mesh`` (``agents.env_mesh``), the env copies are split over its devices (``sharding.py``).
 """
@@ -168,7 +171,7 @@ def make_train_pieces(cfg: IPPOConfig, env, env_params, mesh: Optional[Mesh] = N
         return (optax.apply_updates(params, updates), opt_state), stats
 
     def train_epoch(carry, key, batch: PPOBatch):
-        mbs = minibatches(key, batch, cfg.seq_len, cfg.num_minibatches)
+        mbs = minibatches(key, batch, cfg.seq_len, cfg.num_minibatches, num_envs)
         return jax.lax.scan(train_minibatch, carry, mbs)
 
     def update_step(rs: RunnerState, _):

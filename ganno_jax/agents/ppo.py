@@ -1,7 +1,8 @@
 """PPO pieces independent of the env: transitions, GAE with truncation bootstrap, chunked minibatches, loss.
 
 Array axes: ``T`` rollout steps, ``N = num_envs * num_agents`` actors (agents folded into the batch),
-``L = seq_len``, ``C = T / L`` chunks per actor, ``M`` minibatches, ``B = C * N / M`` chunks per minibatch.
+``L = seq_len``, ``C = T / L`` chunks per actor, ``S = C * num_envs`` sequences (an env copy's chunk
+with all its agents), ``M`` minibatches, ``B = S / M * num_agents`` chunks per minibatch.
 """
 from __future__ import annotations
 
@@ -56,19 +57,24 @@ def gae(traj: Transition, last_value: jnp.ndarray, gamma: float, gae_lambda: flo
     return advantages, advantages + traj.value
 
 
-def minibatches(key: jax.Array, batch: PPOBatch, seq_len: int, num_minibatches: int) -> PPOBatch:
-    """Splits ``[T, N, ...]`` into sequence chunks of ``seq_len``, shuffles the ``C * N`` chunks and deals
-    them into minibatches: every leaf becomes ``[M, L, B, ...]`` (scan over M, time-major inside)."""
+def minibatches(key: jax.Array, batch: PPOBatch, seq_len: int, num_minibatches: int, num_envs: int) -> PPOBatch:
+    """Deals ``[T, N, ...]`` (``N = num_envs * A`` actors, env-major) into minibatches of whole sequences.
+
+    A sequence is ``seq_len`` consecutive steps of one env copy with all its ``A`` agents (Mava's
+    sequence adder). The ``S = C * num_envs`` sequences are shuffled and dealt to ``M = num_minibatches``
+    minibatches: every leaf becomes ``[M, L, B, ...]`` with ``B = S / M * A`` (sequence-major, agent
+    minor; scan over M, time-major inside)."""
 
     num_steps, num_actors = batch.action.shape[:2]
-    num_chunks = num_steps // seq_len * num_actors
-    perm = jax.random.permutation(key, num_chunks)
+    num_agents, num_chunks = num_actors // num_envs, num_steps // seq_len
+    num_seqs = num_chunks * num_envs
+    perm = jax.random.permutation(key, num_seqs)
 
-    def chunk_and_deal(x):  # [T, N, ...] -> [L, C * N, ...] -> [M, L, B, ...] (explicit sizes: H may be 0)
+    def chunk_and_deal(x):  # [T, N, ...] -> [L, S, A, ...] -> [M, L, B, ...] (explicit sizes: H may be 0)
         rest = x.shape[2:]
-        x = jnp.swapaxes(x.reshape((num_steps // seq_len, seq_len, num_actors) + rest), 0, 1)
-        x = jnp.take(x.reshape((seq_len, num_chunks) + rest), perm, axis=1)
-        x = x.reshape((seq_len, num_minibatches, num_chunks // num_minibatches) + rest)
+        x = jnp.swapaxes(x.reshape((num_chunks, seq_len, num_actors) + rest), 0, 1)
+        x = jnp.take(x.reshape((seq_len, num_seqs, num_agents) + rest), perm, axis=1)
+        x = x.reshape((seq_len, num_minibatches, num_seqs // num_minibatches * num_agents) + rest)
         return jnp.swapaxes(x, 0, 1)
 
     return jax.tree.map(chunk_and_deal, batch)
