@@ -21,7 +21,11 @@ import os
 import numpy as np
 
 from ganno_jax import experiment as ex
-from ganno_jax.baselines.schedules import FIGURE5_SCHEDULES, check_total_steps, make_schedule
+from ganno_jax.baselines.schedules import (
+    FIGURE5_SCHEDULES,
+    check_total_steps,
+    make_schedule,
+)
 from ganno_jax.runs import prepare_out, write_atomic
 
 

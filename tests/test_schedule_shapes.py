@@ -15,7 +15,8 @@ def test_writes_the_nine_schedules_as_png_and_csv(tmp_path, experiment):
     paths = experiment("schedule_shapes").main(["--out", out, "--steps", "40", "--init-lr", "0.01"])
     image = plt.imread(paths["png"])
     assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 0  # decodes, not blank
-    rows = list(csv.DictReader(open(paths["csv"])))
+    with open(paths["csv"]) as f:
+        rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["update", *FIGURE5_SCHEDULES] and len(FIGURE5_SCHEDULES) == 9
     assert [int(r["update"]) for r in rows] == list(range(40))
     for name in FIGURE5_SCHEDULES:  # the values the evaluation applies
