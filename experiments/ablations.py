@@ -58,6 +58,8 @@ def main(argv=None) -> dict:
         runs["ganno"] = args.train_run
     train_task, eval_tasks = ex.pick_tasks(args, "digits-cnn2", ("digits-cnn5",), "fashion_mnist-cnn2",
                                            ("cifar10-cnn5",))
+    if ex.print_config(args, scale, train_task, eval_tasks, init_lrs=list(init_lrs), variants=list(variants)):
+        return {}
     ex.check_runs(runs.values())
     prepare_out(args.out, args.overwrite, protect=list(runs.values()))
     policies = [ex.train_or_load(args, scale, train_task, os.path.join(args.out, "agents", v), variant=v,

@@ -106,7 +106,7 @@ def _cmd_evaluate(args) -> int:
     seeds = scales.check_seeds(args.seeds)
     task = _task_from(args)
     if args.run:
-        methods.insert(0, controllers.from_run(args.run))
+        methods.insert(0, controllers.from_run(args.run, actions=args.eval_actions))
     check_out(args.out, args.overwrite, protect=[args.run])  # files are written only once all runs end
     _, table = evaluate_task(methods, task, init_lrs, seeds, args.out,
                              weight_decay=args.weight_decay, plot_prefix="", max_parallel_runs=args.max_parallel_runs,
@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train GANNO agents with IPPO",
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _task_args(train)
-    train.add_argument("--out", help="run folder (config.json, metrics.csv, checkpoints/)")
+    train.add_argument("--out", help="run folder (config.json, metrics.csv, schedules.csv/.png, checkpoints/)")
     train.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last checkpoint")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     train.add_argument("--variant", default="ganno", help="ganno | lr_only | timestep_only | single_agent")
@@ -154,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     _task_args(ev, default="digits-cnn3")
     ev.add_argument("--run", help="trained run folder to evaluate (zero-shot on --task)")
     ev.add_argument("--methods", default="constant,cosine,sgdr,random", help="comma-separated baseline names")
+    ev.add_argument("--eval-actions", default="greedy", choices=("sample", "greedy"),
+                    help="how the --run agent acts: sample from its policy (Mava's executors, the paper) or "
+                         "greedy (default: greedy)")
     ev.add_argument("--init-lrs", default="1e-4,3e-4,1e-3,3e-3,1e-2")
     ev.add_argument("--seeds", type=int, default=5)
     ev.add_argument("--weight-decay", type=float, default=None, help="default: the task's (0.1)")

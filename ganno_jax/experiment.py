@@ -15,6 +15,8 @@ Datasets: offline by default (``digits`` for training, ``digits``/``mnist1d`` fo
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import math
 import os
 import sys
@@ -23,7 +25,7 @@ from typing import Callable, Optional, Sequence
 from ganno_jax import tasks, training
 from ganno_jax.agents.sharding import use_cpu_cores
 from ganno_jax.evaluation import controllers
-from ganno_jax.runs import load_config, prepare_out
+from ganno_jax.runs import RunConfig, load_config, prepare_out
 from ganno_jax.scales import PAPER_INIT_LRS, GannoScale, check_seeds, ganno_scale
 
 
@@ -105,6 +107,14 @@ def parser(prog: str, description: str, default_out: str,
     p.add_argument("--test-chunk", type=int, metavar="N",
                    help="test examples measured at once per run (default: the task's, 500); lower it if "
                         "one evaluation run does not fit memory")
+    p.add_argument("--train-seeds", type=int, metavar="N",
+                   help="GANNO agents trained at once (one jax.vmap over keys); tables give mean ± std over "
+                        "trained agents x evaluation seeds (default: 1, 3 at --scale paper)")
+    p.add_argument("--eval-actions", choices=controllers.EVAL_ACTIONS,
+                   help="how learned agents act in evaluation: sample from the policy (Mava's executors, the "
+                        "paper) or greedy (default: greedy, sample at --scale paper)")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the fully resolved configuration as one JSON object and exit without training")
     return p
 
 
@@ -114,8 +124,13 @@ def run_options(args) -> dict:
 
 
 def scale_of(args) -> GannoScale:
-    """The GANNO scale selected by ``--smoke`` / ``--scale``."""
-    return ganno_scale("smoke" if args.smoke else args.scale)
+    """The GANNO scale selected by ``--smoke`` / ``--scale``, with ``--train-seeds`` / ``--eval-actions``."""
+    scale = ganno_scale("smoke" if args.smoke else args.scale)
+    if getattr(args, "train_seeds", None) is not None:
+        scale = dataclasses.replace(scale, train_seeds=check_seeds(args.train_seeds, "--train-seeds"))
+    if getattr(args, "eval_actions", None) is not None:
+        scale = dataclasses.replace(scale, eval_actions=controllers.check_eval_actions(args.eval_actions))
+    return scale
 
 
 def default_init_lrs(args, smoke=(1e-3, 1e-2), full=PAPER_INIT_LRS) -> tuple:
@@ -146,24 +161,66 @@ def pick_tasks(args, offline_train: str, offline_eval: Sequence[str], files_trai
 
 # ------------------------------------------------------------------------------------- training
 def train_or_load(args, scale: GannoScale, train_task: str, folder: str, variant: str = "ganno",
-                  run_dir: Optional[str] = None):
-    """The evaluation controller of ``run_dir`` if given, else of a run trained into ``folder``."""
-    if run_dir:
-        return controllers.from_run(run_dir)
-    task = make_task(train_task, scale, args)
-    print(f"[{scale.name}] training {variant} on {task.name}: {scale.ippo.total_timesteps} env steps, "
-          f"{scale.ippo.num_envs} envs, tau={task.tau}, horizon={task.horizon}")
-    training.train_run(folder, task, scale.ippo, variant=variant, seed=args.seed,
-                       chunk_updates=scale.chunk_updates, progress=not args.no_progress)
-    return controllers.from_run(folder)
+                  run_dir: Optional[str] = None, actions: Optional[str] = None, name: Optional[str] = None):
+    """The evaluation controller of ``run_dir`` if given, else of a run of ``scale.train_seeds`` agents
+    trained into ``folder``; its policy acts by ``actions`` (default ``scale.eval_actions``)."""
+    actions = scale.eval_actions if actions is None else actions
+    if not run_dir:
+        task = make_task(train_task, scale, args)
+        print(f"[{scale.name}] training {variant} on {task.name}: {scale.train_seeds} agent(s), "
+              f"{scale.ippo.total_timesteps} env steps, {scale.ippo.num_envs} envs, tau={task.tau}, "
+              f"horizon={task.horizon}")
+        training.train_run(folder, task, scale.ippo, variant=variant, seed=args.seed,
+                           chunk_updates=scale.chunk_updates, progress=not args.no_progress,
+                           train_seeds=scale.train_seeds)
+    return controllers.from_run(run_dir or folder, actions=actions, name=name)
 
 
-def prepare_out_and_agent(args, scale: GannoScale, train_task: str):
+def prepare_out_and_agent(args, scale: GannoScale, train_task: str, actions: Optional[str] = None,
+                          name: Optional[str] = None):
     """Prepares ``args.out`` (``runs.prepare_out``; ``--train-run`` is protected) and returns the GANNO
-    controller: reused from ``--train-run``, or trained into ``<out>/agent``."""
+    controller: reused from ``--train-run``, or trained into ``<out>/agent`` (``actions``, ``name``: see
+    ``train_or_load``)."""
     check_runs([args.train_run])
     prepare_out(args.out, args.overwrite, protect=[args.train_run])
-    return train_or_load(args, scale, train_task, os.path.join(args.out, "agent"), run_dir=args.train_run)
+    return train_or_load(args, scale, train_task, os.path.join(args.out, "agent"), run_dir=args.train_run,
+                         actions=actions, name=name)
+
+
+def resolved_config(args, scale: GannoScale, train_task: str, eval_tasks: Sequence[str], **extra) -> dict:
+    """The fully resolved configuration of a script as a JSON-ready dict: the training run's task, IPPO
+    config, every ``EnvParams`` field and trained agents (read from ``--train-run`` when given), every
+    field of each evaluation task, evaluation seeds and actions, optimiser steps per episode, ``extra``."""
+    if args.train_run:
+        run = load_config(args.train_run)
+    else:
+        run = RunConfig(make_task(train_task, scale, args), scale.ippo, seed=args.seed, train_seeds=scale.train_seeds)
+    trained = run.to_dict()
+    evals = {name: make_task(name, scale, args) for name in eval_tasks}
+    # inner runs per decision in training: the acting branch plus the no-op branch of the difference reward
+    # (per-agent difference: one per layer as well; None here, it depends on the model's depth)
+    branches = {"accuracy": 1, "difference": 2}.get(run.env_params.reward_mode)
+    decisions = run.ippo.num_updates * run.ippo.num_steps * run.ippo.num_envs * run.train_seeds
+    return {
+        "scale": scale.name, "train_run": args.train_run,
+        "train_task": trained["task"], "env_params": trained["env_params"], "ippo": trained["ippo"],
+        "variant": trained["variant"], "train_seeds": run.train_seeds, "seed": args.seed,
+        "inner_steps_per_episode": run.task.total_inner_steps,
+        "train_decisions": decisions,
+        "train_inner_steps": None if branches is None else decisions * run.task.tau * branches,
+        "eval_tasks": {n: {**dataclasses.asdict(t), "inner_steps_per_episode": t.total_inner_steps}
+                       for n, t in evals.items()},
+        "eval_seeds": seeds_of(args, scale), "eval_actions": scale.eval_actions, **extra,
+    }
+
+
+def print_config(args, scale: GannoScale, train_task: str, eval_tasks: Sequence[str], **extra) -> bool:
+    """With ``--print-config``: prints ``resolved_config(...)`` as one JSON object and returns True (the
+    script then exits without training or writing anything); else False."""
+    if not getattr(args, "print_config", False):
+        return False
+    print(json.dumps(resolved_config(args, scale, train_task, eval_tasks, **extra), indent=2))
+    return True
 
 
 def baseline_controllers(names: Sequence[str]) -> list:

@@ -24,6 +24,10 @@ from ganno_jax.agents.config import IPPOConfig
 SCALE_NAMES = ("smoke", "cpu", "paper")
 #: GANNO paper's initial LRs of every evaluation grid.
 PAPER_INIT_LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+#: GANNO paper's episode in decisions of tau=100 Adam steps: a whole training run of 30,000 steps. Fig. 2 shows
+#: jumps at ~14,000 and ~29,000 training steps inside one run (>= 290 decisions); Fig. 1 shows MARL episode 40
+#: within 50,000 timesteps over 4 executors, 12,500 per executor (<= 12,500 / 41 = 304 decisions).
+PAPER_HORIZON = 300
 #: SGD-scheduler paper's initial LRs: the agent's PPO LR and the baselines' initial LR.
 PAPER_AGENT_LRS = (5e-4, 1e-3, 5e-3, 1e-2)
 
@@ -31,13 +35,17 @@ PAPER_AGENT_LRS = (5e-4, 1e-3, 5e-3, 1e-2)
 @dataclasses.dataclass(frozen=True)
 class GannoScale:
     """Sizes of a GANNO run: ``task`` overrides (``tasks.get(name, **task)``), ``ippo``, evaluation
-    ``seeds`` per initial LR, ``chunk_updates`` PPO updates between checkpoints."""
+    ``seeds`` per initial LR, ``chunk_updates`` PPO updates between checkpoints, ``train_seeds`` agents
+    trained as one ``jax.vmap`` over keys (the paper's ± covers trained agents x evaluation seeds) and
+    ``eval_actions``, how a learned policy acts in evaluation (``sample`` or ``greedy``)."""
 
     name: str
     task: dict
     ippo: IPPOConfig
     seeds: int
     chunk_updates: int = 10
+    train_seeds: int = 1
+    eval_actions: str = "greedy"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,8 +83,10 @@ GANNO_SCALES = {
     "cpu": GannoScale("cpu", dict(tau=20, horizon=10, batch_size=32, width=8, eval_batch=256),
                       IPPOConfig(num_envs=8, num_steps=16, total_timesteps=8 * 16 * 40, lr=1e-3, activation="tanh"),
                       seeds=3),
-    # tau = 100, each dataset's registry horizon/width/batch, IPPO paper defaults (Appendix D)
-    "paper": GannoScale("paper", dict(tau=100), IPPOConfig(), seeds=5),
+    # the papers': tau = 100, episodes of a whole 30,000-step training run, L2 weight decay (Appendix B), each
+    # dataset's registry width/batch; IPPO as Appendix D (Mava); 3 trained agents, sampled evaluation actions
+    "paper": GannoScale("paper", dict(tau=100, horizon=PAPER_HORIZON, weight_decay_mode="l2"), IPPOConfig(),
+                        seeds=5, train_seeds=3, eval_actions="sample"),
 }
 
 # feed-forward PPO as Stable-Baselines3's MlpPolicy ([64, 64] tanh); the paper names no PPO settings
@@ -141,8 +151,8 @@ def check_init_lrs(init_lrs: Sequence[float], allow_zero: bool = False, what: st
     return lrs
 
 
-def check_seeds(seeds) -> int:
-    """``seeds`` if it is an integer >= 1, else ``ValueError``."""
+def check_seeds(seeds, what: str = "seeds") -> int:
+    """``seeds`` if it is an integer >= 1, else ``ValueError`` naming ``what``."""
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ValueError(f"seeds={seeds!r} must be an integer >= 1")
+        raise ValueError(f"{what}={seeds!r} must be an integer >= 1")
     return seeds

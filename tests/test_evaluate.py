@@ -113,3 +113,44 @@ def test_cli_refuses_a_grid_that_cannot_fit_before_running(tmp_path, monkeypatch
     assert code == 2 and "ganno evaluate: error: digits-mlp: constant: one run needs an estimated" in err
     assert "test_chunk (now 500" in err and "Traceback" not in err
     assert not out.exists()  # nothing half-written
+
+
+@pytest.fixture(scope="module")
+def two_untrained_policies():
+    """Two freshly initialised (different) GANNO policies for TASK, each greedy."""
+    from ganno_jax.agents import make_train_pieces, policy_from
+    from ganno_jax.env import LayerwiseLREnv
+    from ganno_jax.scales import ganno_scale
+
+    cfg = ganno_scale("smoke").ippo
+    env = LayerwiseLREnv(TASK)
+    init = jax.jit(make_train_pieces(cfg, env, env.default_params).init)
+    return [policy_from(init(jax.random.key(k)), cfg) for k in (0, 1)]
+
+
+def test_trained_agents_are_each_run_on_every_cell(two_untrained_policies):
+    """A controller of 2 stacked agents = each agent alone, side by side on the seed axis (same keys)."""
+    a, b = two_untrained_policies
+    stacked = jax.tree.map(lambda x, y: np.stack([x, y]), a, b)
+    both = evaluate.run(controllers.learned("GANNO", stacked, members=2), TASK, init_lrs=(1e-3, 3e-3), seeds=2)
+    alone = [evaluate.run(controllers.learned("GANNO", p), TASK, init_lrs=(1e-3, 3e-3), seeds=2) for p in (a, b)]
+    assert both.curves["test_acc"].shape == (2, 4, TASK.horizon)
+    for key in ("lrs", "test_acc"):
+        np.testing.assert_allclose(both.curves[key], np.concatenate([r.curves[key] for r in alone], axis=1),
+                                   rtol=1e-5, atol=1e-6)
+    assert evaluate.summary_rows([both])[0]["runs"] == 8  # mean +- std over agents x seeds
+
+
+def test_sampled_actions_are_seeded_and_differ_from_greedy(two_untrained_policies):
+    import dataclasses
+
+    greedy = two_untrained_policies[0]
+    sampled = controllers.learned("GANNO", dataclasses.replace(greedy, greedy=False))
+    runs = [evaluate.run(c, TASK, init_lrs=(1e-3,), seeds=3) for c in (sampled, sampled)]
+    np.testing.assert_array_equal(runs[0].curves["lrs"], runs[1].curves["lrs"])  # same seed, same actions
+    lrs = runs[0].curves["lrs"][0]
+    assert not np.allclose(lrs[0], lrs[1])  # seeds draw different actions
+    by_greedy = evaluate.run(controllers.learned("GANNO", greedy), TASK, init_lrs=(1e-3,), seeds=3)
+    assert not np.allclose(lrs, by_greedy.curves["lrs"][0])
+    with pytest.raises(ValueError, match="sample, greedy"):
+        controllers.check_eval_actions("mode")

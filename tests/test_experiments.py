@@ -68,7 +68,9 @@ def assert_written(out: str, folder: str, names=("results",)):
 def test_generalisation_writes_tables_and_plots(gen_out):
     out, tables = gen_out
     assert list(tables) == ["digits-mlp"]
-    assert "| GANNO |" in tables["digits-mlp"] and "| constant |" in tables["digits-mlp"]
+    table = tables["digits-mlp"]
+    assert "| GANNO (greedy) |" in table and "| GANNO (sample) |" in table and "| constant |" in table
+    assert table.index("GANNO (greedy)") < table.index("GANNO (sample)")  # the smoke scale's own mode first
     assert_written(out, "digits-mlp")
     assert os.path.isfile(os.path.join(out, "agent", "config.json"))
     assert any(f.endswith("_schedule.png") for f in os.listdir(os.path.join(out, "digits-mlp")))
@@ -173,3 +175,29 @@ def test_train_run_that_is_not_a_run_folder_is_a_clear_error(tmp_path, experimen
     with pytest.raises(FileNotFoundError, match="not a run folder"):
         experiment("warmup").main(["--smoke", "--out", str(tmp_path / "x"), "--train-run", str(tmp_path)])
     assert not (tmp_path / "x").exists()
+
+
+def test_print_config_at_paper_scale_shows_the_papers_setting(tmp_path, capsys, experiment):
+    """--print-config resolves everything (the paper's values at --scale paper) and writes nothing."""
+    out = tmp_path / "never"
+    assert experiment("generalisation").main(["--scale", "paper", "--print-config", "--out", str(out)]) == {}
+    assert not out.exists()
+    conf = json.loads(capsys.readouterr().out)
+    train = conf["train_task"]
+    assert (train["tau"], train["horizon"], train["weight_decay_mode"]) == (100, 300, "l2")
+    assert conf["inner_steps_per_episode"] == 30_000
+    assert conf["train_seeds"] == 3 and conf["eval_actions"] == "sample" and conf["eval_seeds"] == 5
+    ippo = conf["ippo"]
+    assert (ippo["num_envs"], ippo["total_timesteps"], ippo["seq_len"]) == (4, 50_000, 8)
+    assert conf["env_params"]["reward_mode"] == "difference"
+    assert all(t["horizon"] == 300 and t["weight_decay_mode"] == "l2" for t in conf["eval_tasks"].values())
+    assert conf["train_inner_steps"] == conf["train_decisions"] * 100 * 2  # difference reward: 2 branches
+
+
+def test_print_config_follows_the_flags(capsys, experiment):
+    experiment("warmup").main(["--smoke", "--print-config", "--train-seeds", "2", "--eval-actions", "sample",
+                               "--eval-tasks", "digits-mlp"])
+    conf = json.loads(capsys.readouterr().out)
+    assert conf["train_seeds"] == 2 and conf["eval_actions"] == "sample" and list(conf["eval_tasks"]) == ["digits-mlp"]
+    with pytest.raises(ValueError, match="--train-seeds=0"):
+        experiment("warmup").main(["--smoke", "--print-config", "--train-seeds", "0"])

@@ -3,7 +3,10 @@ schedules / other optimisers acting every optimiser step. ``baseline(name)`` bui
 
 - ``PolicyController``: any ``ganno_jax.agents.Policy`` (learned GANNO policy, random agent,
   constant no-op) choosing the Appendix D actions every ``tau`` steps; ``obs_mask`` and
-  ``single_agent`` select the paper's ablation variants. ``from_run`` loads a trained run's.
+  ``single_agent`` select the paper's ablation variants. ``from_run`` loads a trained run's, with
+  its actions sampled (as Mava's executors act, the paper's evaluation) or greedy (``EVAL_ACTIONS``);
+  a run of several trained agents (``train_seeds``) gives one controller whose ``members`` agents
+  are all evaluated on every (initial LR, seed) cell.
 - ``ScheduleController``: an optax schedule from ``baselines.SCHEDULES`` evaluated at every
   optimiser step, with the task's optimiser (``optimizer=None``) or another from
   ``baselines.optimizers`` (Lion, LAMB, schedule-free AdamW, Prodigy). Weight decay: the task's
@@ -27,6 +30,9 @@ from ganno_jax.runs import load_policy
 #: Optimiser baselines ``baseline`` knows, with the schedule each runs under: Lion and Prodigy at a
 #: constant LR; LAMB with cosine decay (GANNO Table 1: "LAMB w/ cosine decay"); schedule-free AdamW with
 #: the linear warm-up its authors recommend (no decay).
+#: How a learned policy picks its action in evaluation: ``sample`` from the policy (seeded by the run's
+#: key, so every method keeps its common random numbers) or ``greedy`` (its most likely action).
+EVAL_ACTIONS = ("sample", "greedy")
 OPTIMIZER_BASELINES = {"lion": "constant", "lamb": "cosine", "schedule_free_adamw": "warmup_linear",
                        "prodigy": "constant"}
 
@@ -47,7 +53,11 @@ class ScheduleController:
 
 @flax.struct.dataclass
 class PolicyController:
-    """A policy (``agents.Policy``) choosing LR actions every env step."""
+    """A policy (``agents.Policy``) choosing LR actions every env step.
+
+    ``members > 1``: ``policy`` holds that many independently trained agents stacked on a leading axis
+    of its arrays (a run trained with ``train_seeds``); evaluation runs each of them on every cell.
+    """
 
     name: str = flax.struct.field(pytree_node=False)
     policy: Any = None
@@ -55,6 +65,7 @@ class PolicyController:
     single_agent: bool = flax.struct.field(pytree_node=False, default=False)
     # LR clip range (lr_min, lr_max) the policy was trained with; None: EnvParams' default
     lr_bounds: Optional[tuple] = flax.struct.field(pytree_node=False, default=None)
+    members: int = flax.struct.field(pytree_node=False, default=1)
 
 
 def baseline_names() -> list[str]:
@@ -74,19 +85,31 @@ def baseline(name: str):
     raise ValueError(f"unknown controller {name!r}; valid names: {', '.join(baseline_names())}")
 
 
+def check_eval_actions(actions: str) -> str:
+    """``actions`` if it is one of ``EVAL_ACTIONS``, else ``ValueError`` naming the allowed values."""
+    if actions not in EVAL_ACTIONS:
+        raise ValueError(f"eval actions={actions!r} is not valid; allowed: {', '.join(EVAL_ACTIONS)}")
+    return actions
+
+
 def learned(name: str, policy, obs_mask: Optional[tuple] = None, single_agent: bool = False,
-            lr_bounds: Optional[tuple] = None) -> PolicyController:
-    """Controller for a trained policy (e.g. ``agents.policy_from(out)``), its training variant and the
-    LR clip range ``(lr_min, lr_max)`` it was trained with (None: ``EnvParams``' default)."""
-    return PolicyController(name, policy, obs_mask=obs_mask, single_agent=single_agent, lr_bounds=lr_bounds)
+            lr_bounds: Optional[tuple] = None, members: int = 1) -> PolicyController:
+    """Controller for a trained policy (e.g. ``agents.policy_from(out)``), its training variant, the
+    LR clip range ``(lr_min, lr_max)`` it was trained with (None: ``EnvParams``' default) and the number
+    of trained agents stacked in it (``members``)."""
+    return PolicyController(name, policy, obs_mask=obs_mask, single_agent=single_agent, lr_bounds=lr_bounds,
+                            members=members)
 
 
-def from_run(run_dir: str, greedy: bool = True) -> PolicyController:
+def from_run(run_dir: str, actions: str = "greedy", name: Optional[str] = None) -> PolicyController:
     """The controller of a trained run folder (``ganno train``, an experiment's ``<out>/agent``): its
-    policy (greedy by default) with its variant's observation mask / single-agent setting and the LR
-    clip range of its ``EnvParams`` (read back from ``config.json``)."""
-    policy, config = load_policy(run_dir, greedy=greedy)
+    policy acting by ``actions`` (``EVAL_ACTIONS``) with its variant's observation mask / single-agent
+    setting, the LR clip range of its ``EnvParams`` and all of its trained agents (read back from
+    ``config.json``). ``name`` defaults to ``GANNO`` (``GANNO-<variant>`` for ablations)."""
+    policy, config = load_policy(run_dir, greedy=check_eval_actions(actions) == "greedy")
     obs_mask, single = VARIANTS[config.variant]
-    name = "GANNO" if config.variant == "ganno" else f"GANNO-{config.variant.replace('_', '-')}"
+    if name is None:
+        name = "GANNO" if config.variant == "ganno" else f"GANNO-{config.variant.replace('_', '-')}"
     bounds = (config.env_params.lr_min, config.env_params.lr_max)
-    return learned(name, policy, obs_mask=obs_mask, single_agent=single, lr_bounds=bounds)
+    return learned(name, policy, obs_mask=obs_mask, single_agent=single, lr_bounds=bounds,
+                   members=getattr(config, "train_seeds", 1))

@@ -39,7 +39,9 @@ CURVE_KEYS = ("test_acc", "test_loss", "val_acc", "train_loss", "lrs", "diverged
 
 @dataclass
 class EvalResult:
-    """Curves of one method over the grid: arrays [L init LRs, S seeds, T env steps (, N layers)]."""
+    """Curves of one method over the grid: arrays [L init LRs, S seeds, T env steps (, N layers)]; for a
+    controller of M trained agents the seed axis holds M * S runs (agent-major), so every statistic over
+    it covers trained agents x evaluation seeds."""
 
     method: str
     task: str
@@ -116,13 +118,15 @@ def _schedule_runs(task: Task, optimizer: str, schedules: tuple) -> RunMapper:
 
 @lru_cache(maxsize=32)
 def _policy_runs(task: Task, single_agent: bool, obs_mask: Optional[tuple], lr_bounds: Optional[tuple]) -> RunMapper:
-    """Runs of a policy: ``fn((policy, wd), (init_lr, key)) -> infos [T, ...]``; the policy is an
+    """Runs of a policy: ``fn((policies, wd), (init_lr, member, key)) -> infos [T, ...]``, where
+    ``policies`` stacks trained agents on a leading axis and ``member`` picks one; the policies are an
     input, so the compiled programs are reused for every policy of the same structure (cached)."""
     env = _env_for(task, None, single_agent)
 
     def run(shared, inputs):
-        policy, weight_decay = shared
-        init_lr, key = inputs
+        policies, weight_decay = shared
+        init_lr, member, key = inputs
+        policy = jax.tree.map(lambda x: x[member], policies)
 
         def step(t, k, obs, state, carry, params):
             k_act, k_env = jax.random.split(k)
@@ -189,7 +193,8 @@ def run_many(controllers: Sequence, task: Task, init_lrs: Sequence[float] = PAPE
         else:
             raise TypeError(f"controller {c!r} is neither a ScheduleController nor a PolicyController")
     mesh = _grid_mesh(devices)
-    bar = tqdm(total=len(controllers) * num_lrs * seeds, unit="run", desc=f"evaluate {task.name}",
+    runs_per_cell = sum(getattr(c, "members", 1) for c in controllers)
+    bar = tqdm(total=runs_per_cell * num_lrs * seeds, unit="run", desc=f"evaluate {task.name}",
                disable=not progress, dynamic_ncols=True)
     grid_shape = (num_lrs, seeds)
     results = {}
@@ -197,9 +202,13 @@ def run_many(controllers: Sequence, task: Task, init_lrs: Sequence[float] = PAPE
         for i in policies:
             c = controllers[i]
             bar.set_postfix_str(f"{c.name}: compiling/running")
+            stacked = c.policy if c.members > 1 else jax.tree.map(lambda x: x[None], c.policy)
+            # run r = (l, m, s): every trained agent m on every cell, seed s's key shared by all agents
+            l_of, m_of, s_of = np.unravel_index(np.arange(num_lrs * c.members * seeds), (num_lrs, c.members, seeds))
             infos, plan = _policy_runs(task, c.single_agent, c.obs_mask, c.lr_bounds)(
-                (c.policy, wd), (lrs[lr_of], keys[seed_of]), mesh, max_parallel_runs, bar.update)
-            infos = jax.tree.map(lambda x: x.reshape(*grid_shape, *x.shape[1:]), infos)
+                (stacked, wd), (lrs[l_of], jnp.asarray(m_of, jnp.int32), keys[s_of]), mesh, max_parallel_runs,
+                bar.update)
+            infos = jax.tree.map(lambda x: x.reshape(num_lrs, c.members * seeds, *x.shape[1:]), infos)
             results[i] = _result(c.name, task, init_lrs, float(wd), infos, plan)
         for optimizer, members in groups.items():
             group = [controllers[i] for i in members]
@@ -233,7 +242,8 @@ def run(controller, task: Task, init_lrs: Sequence[float] = PAPER_INIT_LRS, seed
       devices: devices the runs are split over (None: all).
       progress: a tqdm bar over runs.
     Returns:
-      ``EvalResult`` with curves [L, S, T] (``lrs``: [L, S, T, num_layers]).
+      ``EvalResult`` with curves [L, S, T] (``lrs``: [L, S, T, num_layers]); [L, M * S, ...] for a
+      ``PolicyController`` of ``M = members`` trained agents.
     Raises:
       ``evaluation.chunked.InsufficientMemoryError`` before running if one run cannot fit.
     """
