@@ -3,8 +3,8 @@
 Run as a script it asks XLA for one host device per core (``--xla_force_host_platform_device_count``,
 unless ``XLA_FLAGS`` already sets it) and splits the env axis over them when the number of env copies
 divides evenly: one XLA:CPU device runs a program on about one core, so this is how the vmapped envs
-use every core (training splits its env copies the same way: ``ganno_jax.agents.sharding``). For each task and number of env
-copies, prints the JAX compile time and, over ``--repeats`` timed
+use every core (training splits its env copies the same way: ``ganno_jax.agents.sharding``). For each
+task and number of env copies, prints the JAX compile time and, over ``--repeats`` timed
 calls after one warm-up call, the median env steps/s and inner optimiser steps/s (every optimiser
 step run: difference rewards train two branches, so 2 * tau per env step). When torch is importable,
 ``torch_env.TorchLayerwiseEnv`` does the same env step one env copy after another, with
@@ -88,7 +88,8 @@ def bench_torch(task, data, num_envs: int, reward_mode: str, repeats: int) -> fl
     return _median_seconds(call, repeats)
 
 
-def bench_torch_best(task, data, num_envs: int, reward_mode: str, repeats: int, threads: list[int]) -> tuple[float, int]:
+def bench_torch_best(task, data, num_envs: int, reward_mode: str, repeats: int,
+                     threads: list[int]) -> tuple[float, int]:
     """(median seconds, thread count) of the fastest ``torch.set_num_threads`` setting in ``threads``."""
     import torch
 
@@ -151,8 +152,8 @@ def main(argv=None) -> list[dict]:
             row = {"task": name, "envs": num_envs, "tau": task.tau, **bench_jax(env, params, num_envs, args.repeats)}
             row["jax_env_steps_per_s"] = num_envs / row.pop("step_s")
             row["jax_inner_steps_per_s"] = row["jax_env_steps_per_s"] * inner_per_env_step
-            line = (f"{name:<13}{num_envs:>5}{row['devices']:>5}{row['compile_s']:>10.1f}{row['jax_env_steps_per_s']:>11.1f}"
-                    f"{row['jax_inner_steps_per_s']:>13.0f}")
+            line = (f"{name:<13}{num_envs:>5}{row['devices']:>5}{row['compile_s']:>10.1f}"
+                    f"{row['jax_env_steps_per_s']:>11.1f}{row['jax_inner_steps_per_s']:>13.0f}")
             if use_torch:
                 torch_s, row["torch_threads"] = bench_torch_best(task, env.trainer.data, num_envs, args.reward_mode,
                                                                  args.repeats, args.torch_threads)

@@ -118,7 +118,8 @@ class TorchLayerwiseEnv:
         self.params = list(self.model.parameters())
         self.agent_of = [i // 2 for i in range(len(self.params))]  # (weight, bias) per layer, in depth order
         self.num_agents = len(self.params) // 2
-        kinds = [1 if isinstance(m, nn.Conv2d) else 0 for m in self.model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        kinds = [1 if isinstance(m, nn.Conv2d) else 0
+                 for m in self.model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
         depth = [0] + [1] * (self.num_agents - 2) + [2]
         self.constants = torch.cat([torch.eye(3)[kinds], torch.eye(3)[depth]], dim=1)
 
@@ -176,8 +177,8 @@ class TorchLayerwiseEnv:
         tl, ta, vl, va = self.metrics
         tl, vl = _safe_loss(tl), _safe_loss(vl)
         glob = torch.stack([ta, va, tl, vl, torch.tensor(float(self.diverged)),
-                            torch.tensor(self.steps / self.task.horizon), torch.clamp(tl / vl.clamp_min(LOG_EPS), 0, 10),
-                            _log(self.init_lr), _log(self.wd)])
+                            torch.tensor(self.steps / self.task.horizon),
+                            torch.clamp(tl / vl.clamp_min(LOG_EPS), 0, 10), _log(self.init_lr), _log(self.wd)])
         with torch.no_grad():
             count = self._per_agent([torch.tensor(float(p.numel())) for p in self.params])
             mean = self._per_agent([p.sum() for p in self.params]) / count

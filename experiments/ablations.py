@@ -70,7 +70,8 @@ def main(argv=None) -> dict:
         _, tables[name] = report.evaluate_task(policies, task, init_lrs, seeds, os.path.join(args.out, name),
                                            seed=args.seed, **ex.run_options(args))
     sections = [(f"{name}: final test accuracy (%) by initial LR", table) for name, table in tables.items()]
-    report.finish(args.out, f"Ablations: agents trained on {train_task} ({ex.scale_note(scale, seeds)})", sections, start)
+    report.finish(args.out, f"Ablations: agents trained on {train_task} ({ex.scale_note(scale, seeds)})",
+                  sections, start)
     return tables
 
 

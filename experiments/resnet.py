@@ -6,8 +6,9 @@ Offline default: train on digits-resnet9, evaluate on digits-resnet18 (--eval-ta
 e.g. mnist1d-resnet18). With
 --data-dir: train on fashion_mnist-resnet9, evaluate on cifar10-resnet18 (the paper's setting).
 --scale cpu keeps ResNets narrow (width 4) and trains 10 PPO updates; it is still compile-bound on
-XLA:CPU (tens of minutes on 2 cores), so prefer an accelerator; --scale paper uses tau=100, the registry's widths (CIFAR-10: 32) and horizons and the IPPO paper
-defaults. VeLO needs downloaded weights and is not included.
+XLA:CPU (tens of minutes on 2 cores), so prefer an accelerator; --scale paper uses tau=100, the
+registry's widths (CIFAR-10: 32) and horizons and the IPPO paper defaults. VeLO needs downloaded
+weights and is not included.
 
     python experiments/resnet.py
     python experiments/resnet.py --scale paper --data-dir ~/data
@@ -55,7 +56,8 @@ def main(argv=None) -> dict:
     train_task, eval_tasks = ex.pick_tasks(args, "digits-resnet9", ("digits-resnet18",),
                                            "fashion_mnist-resnet9", ("cifar10-resnet18",))
     baselines = ex.baseline_controllers(args.baselines or BASELINES)
-    if ex.print_config(args, scale, train_task, eval_tasks, init_lrs=list(init_lrs), weight_decays=list(wds), baselines=[b.name for b in baselines]):
+    if ex.print_config(args, scale, train_task, eval_tasks, init_lrs=list(init_lrs), weight_decays=list(wds),
+                       baselines=[b.name for b in baselines]):
         return {}
     policy = ex.prepare_out_and_agent(args, scale, train_task)
     tables = {}

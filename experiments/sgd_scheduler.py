@@ -258,7 +258,8 @@ def main(argv=None) -> dict:
         for sched, name in SCHED_NAMES.items():
             finals[f"{OPT_NAMES[opt]}-{name}"] = (sgd.final_losses(res[sched]), sgd.run_steps(res[sched]))
         print(f"[sgd_scheduler] {OPT_NAMES[opt]}: schedules and grid search done ({time.perf_counter() - start:.0f}s)")
-    sls = jax.block_until_ready(jax.jit(jax.vmap(lambda k: sgd.run_sls(env, params, k)))(jax.random.split(k_eval, s.seeds)))
+    sls = jax.block_until_ready(
+        jax.jit(jax.vmap(lambda k: sgd.run_sls(env, params, k)))(jax.random.split(k_eval, s.seeds)))
     print(f"[sgd_scheduler] SLS done ({time.perf_counter() - start:.0f}s)")
 
     # PPO agents: one per agent LR, `seeds` training seeds vmapped; greedy evaluation on the eval seeds

@@ -47,7 +47,8 @@ def main(argv=None) -> dict:
     schedules = ex.baseline_controllers(names)
     train_task, eval_tasks = ex.pick_tasks(args, "digits-cnn2", ("digits-cnn5",), "fashion_mnist-cnn2",
                                            ("cifar10-cnn5",))
-    if ex.print_config(args, scale, train_task, eval_tasks, init_lrs=list(peaks), ganno_init_lrs=list(ganno_lrs), schedules=list(names)):
+    if ex.print_config(args, scale, train_task, eval_tasks, init_lrs=list(peaks), ganno_init_lrs=list(ganno_lrs),
+                       schedules=list(names)):
         return {}
     policy = ex.prepare_out_and_agent(args, scale, train_task)
     tables = {}

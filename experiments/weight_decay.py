@@ -57,7 +57,8 @@ def main(argv=None) -> dict:
     train_task, eval_tasks = ex.pick_tasks(args, "digits-cnn2", ("digits-cnn5",), "fashion_mnist-cnn2",
                                            ("cifar10-cnn5",))
     baselines = ex.baseline_controllers(args.baselines or BASELINES)
-    if ex.print_config(args, scale, train_task, eval_tasks, init_lrs=list(init_lrs), weight_decays=list(wds), baselines=[b.name for b in baselines]):
+    if ex.print_config(args, scale, train_task, eval_tasks, init_lrs=list(init_lrs), weight_decays=list(wds),
+                       baselines=[b.name for b in baselines]):
         return {}
     policy = ex.prepare_out_and_agent(args, scale, train_task)
     tables, sections = {}, []

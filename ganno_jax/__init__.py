@@ -9,4 +9,5 @@ inner trainer); ``tasks``; ``data`` and ``checkpoint``. ``evaluate`` is the hist
 """
 from ganno_jax import agents, baselines, checkpoint, data, env, evaluate, evaluation, sgd_scheduler, tasks
 
+__all__ = ["agents", "baselines", "checkpoint", "data", "env", "evaluate", "evaluation", "sgd_scheduler", "tasks"]
 __version__ = "0.1.0"

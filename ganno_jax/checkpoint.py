@@ -77,6 +77,6 @@ def restore(folder: str, like: Any, step: Optional[int] = None):
         raise CheckpointError(f"checkpoint {step} in {folder!r} does not match the expected training state "
                               f"or is corrupt: {type(err).__name__}: {err}") from err
     leaves_like, treedef = jax.tree.flatten(like)
-    leaves = [jax.random.wrap_key_data(x) if _is_key(l) else jnp.asarray(x)
-              for x, l in zip(jax.tree.leaves(restored), leaves_like)]
+    leaves = [jax.random.wrap_key_data(x) if _is_key(leaf) else jnp.asarray(x)
+              for x, leaf in zip(jax.tree.leaves(restored), leaves_like)]
     return step, jax.tree.unflatten(treedef, leaves)

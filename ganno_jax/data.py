@@ -142,7 +142,10 @@ def _mnist1d():
     finally:
         np.random.set_state(np_state)
         random.setstate(py_state)
-    as_image = lambda a: np.asarray(a, np.float32)[:, :, None, None]
+
+    def as_image(a):
+        return np.asarray(a, np.float32)[:, :, None, None]
+
     return as_image(data["x"]), data["y"], as_image(data["x_test"]), data["y_test"], 10
 
 
@@ -217,7 +220,10 @@ def _read_mnist(directory: Path):
             raise DatasetError(f"{directory / labels_file}: expected labels [{len(images)}] "
                                f"to match {images_file}, got {labels.shape}")
     x, y, x_test, y_test = arrays
-    scale = lambda a: (a.astype(np.float32) / 255.0)[..., None]
+
+    def scale(a):
+        return (a.astype(np.float32) / 255.0)[..., None]
+
     return scale(x), y, scale(x_test), y_test, 10
 
 

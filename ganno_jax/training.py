@@ -104,7 +104,8 @@ def _schedule_rows(m: dict, first_update: int, episodes_before: int, log_episode
     rows = []
     for u, t in zip(*np.nonzero(np.isin(episode, log_episodes))):
         step = int(m["step"][0, u, t, 0])
-        rows.append({"update": first_update + u + 1, "episode": int(episode[u, t]), "step": step, "opt_step": step * tau,
+        rows.append({"update": first_update + u + 1, "episode": int(episode[u, t]), "step": step,
+                     "opt_step": step * tau,
                      **{f"lr_{i}": float(lr) for i, lr in enumerate(m["lrs"][0, u, t, 0])},
                      "train_loss": float(m["train_loss"][0, u, t, 0]), "val_acc": float(m["val_acc"][0, u, t, 0])})
     return rows, ended[:, -1]

@@ -38,7 +38,8 @@ def step_env(env):
 
 def load_experiment(name: str):
     """``experiments/<name>.py`` as a fresh module ``experiments.<name>`` (its ``main`` not run)."""
-    spec = importlib.util.spec_from_file_location(f"experiments.{name}", os.path.join(ROOT, "experiments", f"{name}.py"))
+    spec = importlib.util.spec_from_file_location(f"experiments.{name}",
+                                                  os.path.join(ROOT, "experiments", f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses and pickling resolve the module by name
     spec.loader.exec_module(module)

@@ -25,7 +25,10 @@ def _auto_reset(env, key, params, obs, state, reward, terminated, truncated, inf
     """Replaces ``(obs, state)`` by a fresh episode where it ended; keeps the old obs as ``final_obs``."""
     reset_obs, reset_state = env.reset(key, params)
     done = terminated | truncated
-    pick = lambda new, old: jnp.where(done, new, old)
+
+    def pick(new, old):
+        return jnp.where(done, new, old)
+
     info = {**info, "final_obs": obs}
     return (pick(reset_obs, obs), jax.tree.map(pick, reset_state, state), reward, terminated, truncated, info)
 
@@ -130,7 +133,8 @@ class MatchIdEnv:
 
     def reset(self, key, params):
         k_target, k_obs = jax.random.split(key)
-        state = MatchState(jax.random.randint(k_target, (self.num_agents,), 0, self.num_agents), jnp.zeros((), jnp.int32))
+        target = jax.random.randint(k_target, (self.num_agents,), 0, self.num_agents)
+        state = MatchState(target, jnp.zeros((), jnp.int32))
         return self._obs(k_obs, state), state
 
     def step(self, key, state: MatchState, action, params):

@@ -110,7 +110,8 @@ def test_ppo_solves_cartpole(cartpole, recurrent):
     cfg = dataclasses.replace(CARTPOLE_CFG, recurrent=recurrent)
     out = train_seeds(cfg, cartpole, jax.random.key(0))
     last, curve = cartpole_returns(out.metrics)
-    print(f"\nCartPole {'GRU' if recurrent else 'MLP'}, median over {NUM_SEEDS} seeds of the mean episode return per update:")
+    print(f"\nCartPole {'GRU' if recurrent else 'MLP'}, median over {NUM_SEEDS} seeds "
+          "of the mean episode return per update:")
     print(" ".join("-" if np.isnan(c) else f"{c:.0f}" for c in curve))
     print(f"last 20% of updates, mean return per seed: {np.round(last)}")
     # Master keys 0..7, 8 seeds each (64 seeds per network): medians of 8 were 456-500 (GRU) and 471-500
@@ -145,7 +146,8 @@ def test_chunked_update_equals_fused_train(match_env, match_out):
     state, first = update(state, half)
     state, second = update(state, half)
     leaves_equal(state.params, match_out.runner_state.params)
-    leaves_equal((state.obs_stats, state.ret_stats), (match_out.runner_state.obs_stats, match_out.runner_state.ret_stats))
+    leaves_equal((state.obs_stats, state.ret_stats),
+                 (match_out.runner_state.obs_stats, match_out.runner_state.ret_stats))
     np.testing.assert_array_equal(np.concatenate([first["reward"], second["reward"]]), match_out.metrics["reward"])
 
 
@@ -275,5 +277,6 @@ def test_controllers_share_one_protocol(match_env, match_outs):
     assert np.median(learned) >= 0.9
     assert 0.1 < acc["random"][0] < 0.6
     np.testing.assert_array_equal(acc["constant"][1], 0)
-    batched = jax.vmap(episode_accuracy, in_axes=(None, 0))(controllers["learned"], jax.random.split(jax.random.key(1), 3))
+    batched = jax.vmap(episode_accuracy, in_axes=(None, 0))(controllers["learned"],
+                                                            jax.random.split(jax.random.key(1), 3))
     assert batched[0].shape == (3,)

@@ -156,7 +156,10 @@ def test_idx_reader_round_trip(tmp_path, name):
     s, m = _affine_inverse(ds.x_test, test_images)
     np.testing.assert_array_equal(ds.y_test, raw["t10k-labels-idx1-ubyte.gz"])
     # train + validation are a permutation of the file's train split, images with their labels
-    undo = lambda x: np.rint((np.asarray(x, np.float64) * s + m) * 255).astype(int)
+
+    def undo(x):
+        return np.rint((np.asarray(x, np.float64) * s + m) * 255).astype(int)
+
     got = np.concatenate([
         np.concatenate([undo(ds.x_train).reshape(18, -1), np.asarray(ds.y_train)[:, None]], 1),
         np.concatenate([undo(ds.x_val).reshape(2, -1), np.asarray(ds.y_val)[:, None]], 1)])

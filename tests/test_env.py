@@ -176,6 +176,6 @@ def test_cnn_env_runs_and_tracks_test_metrics():
     params = env.default_params.replace(reward_mode="accuracy", track_test=True)
     obs, state = env.reset(jax.random.key(0), params)
     obs, state, reward, _, _, info = jax.jit(env.step)(jax.random.key(1), state, jnp.ones(2, jnp.int32), params)
-    assert [l.kind for l in env.layers] == ["conv", "linear"] and obs.shape == (2, features.OBS_DIM)
+    assert [layer.kind for layer in env.layers] == ["conv", "linear"] and obs.shape == (2, features.OBS_DIM)
     assert 0.0 <= float(info["test_acc"]) <= 1.0 and np.isfinite(float(info["test_loss"]))
     np.testing.assert_allclose(reward, info["val_acc"])

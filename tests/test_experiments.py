@@ -39,7 +39,8 @@ def compilation_cache(tmp_path_factory):
 @pytest.fixture(scope="module")
 def gen_out(tmp_path_factory, experiment):
     out = str(tmp_path_factory.mktemp("exp") / "generalisation")
-    tables = experiment("generalisation").main(["--out", out, "--train-task", "digits-mlp", "--baselines", "constant", *FAST])
+    tables = experiment("generalisation").main(["--out", out, "--train-task", "digits-mlp",
+                                                "--baselines", "constant", *FAST])
     return out, tables
 
 

@@ -98,7 +98,8 @@ def test_l2_decay_equals_decayed_weights_before_the_direction_per_layer_and_vmap
 def test_l2_and_decoupled_decay_differ_for_adam(start, batch_indices):
     lrs = jnp.full((STEPS, 3), 1e-2)
     runs = [jax.jit(InnerTrainer(TASK.replace(weight_decay_mode=m)).train)(start, lrs, 0.5, jax.random.key(2),
-                                                                           batch_indices)[0] for m in ("l2", "decoupled")]
+                                                                           batch_indices)[0]
+            for m in ("l2", "decoupled")]
     assert not np.allclose(runs[0].params["L00_dense"]["kernel"], runs[1].params["L00_dense"]["kernel"], atol=1e-6)
 
 

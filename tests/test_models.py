@@ -48,9 +48,9 @@ def test_models_agents_and_output(model, agents):
     params = init_params(module, jax.random.key(0), (8, 8, 1))
     layers = gj.tasks.agent_layers(params)
     assert len(layers) == agents
-    assert [l.index for l in layers] == list(range(agents))
+    assert [layer.index for layer in layers] == list(range(agents))
     assert layers[0].depth == "first" and layers[-1].depth == "final"
-    assert all(l.depth == "intermediate" for l in layers[1:-1])
+    assert all(layer.depth == "intermediate" for layer in layers[1:-1])
     assert layers[-1].kind == "linear"
     assert layers[0].kind == ("linear" if model == "mlp" else "conv")
     owners = set(jax.tree.leaves(gj.tasks.leaf_agents(params)))
@@ -83,7 +83,7 @@ def test_torch_mnist_cnn_has_the_pytorch_example_layers_whatever_the_width():
     kernels = {k: v["kernel"].shape for k, v in shapes[4].items()}
     assert kernels == {"L00_conv": (3, 3, 1, 32), "L01_conv": (3, 3, 32, 64), "L02_dense": (9216, 128),
                        "L03_dense": (128, 10)}  # 28 -> 26 -> 24 -> pool 12: 12 * 12 * 64 = 9216
-    assert [l.kind for l in gj.tasks.agent_layers(shapes[4])] == ["conv", "conv", "linear", "linear"]
+    assert [layer.kind for layer in gj.tasks.agent_layers(shapes[4])] == ["conv", "conv", "linear", "linear"]
     with pytest.raises(ValueError, match="at least 6x6 pixels, got 40x1"):
         init_params(gj.tasks.build_model("torch_mnist_cnn", 10, 4), jax.random.key(0), (40, 1, 1))
 

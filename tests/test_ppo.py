@@ -117,7 +117,9 @@ def test_ppo_loss_inside_and_outside_the_clip_by_hand(clip_value):
     def apply_fn(params, hidden, obs, reset):
         return hidden, distrax.Categorical(logits=jnp.zeros(shape + (2,))), params
 
-    as_mb = lambda x: jnp.asarray(x.reshape(shape), jnp.float32)
+    def as_mb(x):
+        return jnp.asarray(x.reshape(shape), jnp.float32)
+
     mb = PPOBatch(obs=jnp.zeros(shape + (1,)), reset=jnp.zeros(shape, bool), hidden=jnp.zeros(shape + (1,)),
                   action=jnp.zeros(shape, jnp.int32), log_prob=as_mb(log_pi - np.log(RATIOS)),
                   value=as_mb(OLD_VALUES), advantage=as_mb(ADVANTAGES), target=as_mb(TARGETS))

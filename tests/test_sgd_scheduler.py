@@ -87,7 +87,8 @@ def test_policy_rollout_and_schedule_share_epochs(env):
     """A controller through ``step_env`` and the same constant schedule see the same minibatches."""
     params, key = env.default_params, jax.random.key(3)
     by_policy = jax.jit(lambda k: sgd.run_policy(env, params, FixedLR(1e-2), k))(key)
-    by_table = jax.jit(lambda k: sgd.run_schedule(env, params, sgd.schedule_table("fixed", 1e-2, 2, env.steps_per_epoch), k))(key)
+    by_table = jax.jit(lambda k: sgd.run_schedule(
+        env, params, sgd.schedule_table("fixed", 1e-2, 2, env.steps_per_epoch), k))(key)
     np.testing.assert_allclose(by_policy["val_loss"], by_table["val_loss"], rtol=1e-3)
     np.testing.assert_allclose(by_policy["lr"], 1e-2, rtol=1e-4)
     assert not np.any(by_table["diverged"])
@@ -95,7 +96,8 @@ def test_policy_rollout_and_schedule_share_epochs(env):
 
 def test_divergence_is_reported_not_raised(env):
     params = env.default_params.replace(lr_max=1e6)
-    curves = jax.jit(lambda k: sgd.run_schedule(env, params, jnp.full((2, env.steps_per_epoch), 1e6), k))(jax.random.key(0))
+    run = jax.jit(lambda k: sgd.run_schedule(env, params, jnp.full((2, env.steps_per_epoch), 1e6), k))
+    curves = run(jax.random.key(0))
     assert bool(curves["diverged"][-1])
     assert np.isinf(sgd.final_losses(curves))
     summary = sgd.loss_summary(np.array([0.5, np.inf, 0.3]))
@@ -150,7 +152,8 @@ def test_print_config_is_the_resolved_configuration(tmp_path, capsys, experiment
     assert set(printed["env_params"]) == {f.name for f in dataclasses.fields(GlobalEnvParams)}
     assert set(printed["ppo"]) == {f.name for f in dataclasses.fields(IPPOConfig)}
     task, grid, budgets = printed["task"], printed["grid"], printed["budgets"]
-    assert (task["model"], task["horizon"], task["batch_size"], task["weight_decay"]) == ("torch_mnist_cnn", 100, 64, 0.0)
+    assert ((task["model"], task["horizon"], task["batch_size"], task["weight_decay"])
+            == ("torch_mnist_cnn", 100, 64, 0.0))
     assert printed["env_params"]["reward_mode"] == "val_loss" and printed["seeds"] == 5
     assert printed["ppo"]["lr"] == [5e-4, 1e-3, 5e-3, 1e-2] and "adagrad" in printed["optimizers"]
     np.testing.assert_allclose(grid["lrs"], np.arange(1, 101) / 100, rtol=1e-6)

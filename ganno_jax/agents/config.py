@@ -16,8 +16,9 @@ each default says where it comes from:
   policy and critic learning rate), ``activation="relu"`` (``make_default_networks``),
   ``max_grad_norm=0.5``, ``gamma=0.99``, ``gae_lambda=0.95``, ``clip_eps=0.2`` (ratio and value clip),
   ``ent_coef=0.01``, ``vf_coef=0.5``, ``anneal_lr=False``, Adam eps 1e-5 (``ippo._optimizer``).
-- choice: ``obs_clip=10`` (purejaxrl / SB3 ``VecNormalize``; Mava normalises without clipping), ``recurrent=True`` (the paper lists a
-  recurrent policy layer), ``init_log_std=0`` (Box action spaces only; GANNO's are discrete).
+- choice: ``obs_clip=10`` (purejaxrl / SB3 ``VecNormalize``; Mava normalises without clipping),
+  ``recurrent=True`` (the paper lists a recurrent policy layer), ``init_log_std=0`` (Box action spaces
+  only; GANNO's are discrete).
 
 ``PUREJAXRL_STYLE`` keeps this repository's earlier settings: purejaxrl's PPO learning rate 2.5e-4 and
 tanh activation, one 32-step rollout per env copy (4 sequences of 8 per env copy and agent).

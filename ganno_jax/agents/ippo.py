@@ -92,7 +92,8 @@ def make_train_pieces(cfg: IPPOConfig, env, env_params, mesh: Optional[Mesh] = N
     Env contract: ``reset(key, params) -> (obs [A, d], state)``; ``step(key, state, action, params)``
     with ``action [A] int32`` for a ``Discrete`` action space (categorical head) or ``[A, D] float32``
     for a ``Box`` of size ``D`` per agent (Gaussian head, unclipped samples: the env clips), returning
-    ``(obs, state, reward [A] or [], terminated [], truncated [], info)`` and auto-resetting at episode end, with ``info["final_obs"] [A, d]`` the pre-reset obs used to bootstrap truncated steps
+    ``(obs, state, reward [A] or [], terminated [], truncated [], info)`` and auto-resetting at episode
+    end, with ``info["final_obs"] [A, d]`` the pre-reset obs used to bootstrap truncated steps
     (if absent, truncation is treated as termination). With ``mesh`` (1-D, axis ``"envs"``) the env
     copies are split over its devices (see ``sharding.py``). Raises ``ValueError`` on a config that
     does not fit the env or the mesh.
@@ -103,7 +104,8 @@ def make_train_pieces(cfg: IPPOConfig, env, env_params, mesh: Optional[Mesh] = N
     obs_dim = env.observation_space(env_params).shape[-1]
     action_space = env.action_space(env_params)
     network = make_network(cfg, action_space)
-    action_dtype, action_shape = (jnp.int32 if is_discrete(action_space) else jnp.float32), action_shape_of(action_space)
+    action_dtype = jnp.int32 if is_discrete(action_space) else jnp.float32
+    action_shape = action_shape_of(action_space)
     tx = _optimizer(cfg)
     num_envs, num_actors = cfg.num_envs, cfg.num_envs * num_agents
 
@@ -139,7 +141,8 @@ def make_train_pieces(cfg: IPPOConfig, env, env_params, mesh: Optional[Mesh] = N
     def env_step(rs: RunnerState, _):
         key, k_act, k_env = jax.random.split(rs.key, 3)
         obs = sanitize(rs.obs).reshape(num_actors, obs_dim)
-        hidden, pi, value = network.apply(rs.params, rs.hidden, normalize_obs(cfg, rs.obs_stats, obs)[None], rs.done[None])
+        hidden, pi, value = network.apply(rs.params, rs.hidden, normalize_obs(cfg, rs.obs_stats, obs)[None],
+                                          rs.done[None])
         action = pi.sample(seed=k_act)
         log_prob, action, value = pi.log_prob(action)[0], action[0].astype(action_dtype), value[0]
 

@@ -19,9 +19,10 @@ their authors define, whatever the task's mode (``weight_decay_mode(optimizer, t
 Lion decoupled (``optax.lion``); LAMB decays inside its trust ratio, so the layer's step is
 ``lr * ||theta|| / ||adam + wd theta|| * (adam + wd theta)``; schedule-free AdamW and Prodigy own part of
 their step size, so they run with one global LR per step (``update_rules.OptimizerRule``) and apply
-their own AdamW-style decay, also scaled by the step size. Their initial LR keeps its meaning: schedule-free AdamW's LR is
-the grid's initial LR (times the schedule); Prodigy starts its step-size estimate ``d`` at the initial
-LR (``estim_lr0``, paper default 1e-6) and multiplies it by the schedule's unit value, so a constant
+their own AdamW-style decay, also scaled by the step size. Their initial LR keeps its meaning:
+schedule-free AdamW's LR is the grid's initial LR (times the schedule); Prodigy starts its step-size
+estimate ``d`` at the initial LR (``estim_lr0``, paper default 1e-6) and multiplies it by the
+schedule's unit value, so a constant
 schedule is Prodigy as published (``learning_rate = 1``) and the grid probes its sensitivity to
 ``d0``. Prodigy's reported LR is the adapted ``d`` times the schedule.
 """

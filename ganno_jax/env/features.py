@@ -56,8 +56,8 @@ def feature_mask(keep: Optional[tuple[str, ...]]) -> np.ndarray:
 
 def layer_constants(layers: tuple[AgentLayer, ...]) -> np.ndarray:
     """One-hot layer type and depth per agent, [num_agents, len(LAYER_KINDS) + len(DEPTHS)]."""
-    kinds = np.eye(len(LAYER_KINDS), dtype=np.float32)[[LAYER_KINDS.index(l.kind) for l in layers]]
-    depths = np.eye(len(DEPTHS), dtype=np.float32)[[DEPTHS.index(l.depth) for l in layers]]
+    kinds = np.eye(len(LAYER_KINDS), dtype=np.float32)[[LAYER_KINDS.index(layer.kind) for layer in layers]]
+    depths = np.eye(len(DEPTHS), dtype=np.float32)[[DEPTHS.index(layer.depth) for layer in layers]]
     return np.concatenate([kinds, depths], axis=1)
 
 

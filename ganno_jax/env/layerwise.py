@@ -49,7 +49,8 @@ _ACTION_ADD = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 5e-4, -5e-4, 1e-3, -1e-3], np.f
 
 def apply_actions(lrs: jax.Array, actions: jax.Array, lr_min, lr_max) -> jax.Array:
     """New learning rates [N] after actions [N] (see the module table), clipped to [lr_min, lr_max]."""
-    new = lrs * jnp.asarray(_ACTION_MUL)[actions] / jnp.asarray(_ACTION_DIV)[actions] + jnp.asarray(_ACTION_ADD)[actions]
+    new = (lrs * jnp.asarray(_ACTION_MUL)[actions] / jnp.asarray(_ACTION_DIV)[actions]
+           + jnp.asarray(_ACTION_ADD)[actions])
     return jnp.clip(new, lr_min, lr_max)
 
 

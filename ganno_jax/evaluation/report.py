@@ -45,7 +45,7 @@ def evaluate_task(methods: Sequence, task, init_lrs: Sequence[float], seeds: int
         plots.plot_final_vs_lr(results, os.path.join(folder, f"{prefix}final_vs_lr.png"))
     shown = next((r for r, m in zip(results, methods) if isinstance(m, PolicyController)), results[0])
     plots.plot_schedule(shown, os.path.join(folder, f"{prefix}{shown.method}_schedule.png"), init_lr=lr,
-                        layer_names=[l.name for l in InnerTrainer(task).layers])
+                        layer_names=[layer.name for layer in InnerTrainer(task).layers])
     return results, markdown_table(summary_rows(results))
 
 

@@ -175,7 +175,10 @@ def run_sls(env: GlobalLREnv, params: GlobalEnvParams, key: jax.Array, epochs: O
         updates, new_opt = tx.update(grad, opt_state, p, value=loss, grad=grad, value_fn=loss_fn, x=x, y=y)
         new_p = optax.apply_updates(p, updates)
         finite = jnp.isfinite(loss) & jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in jax.tree.leaves(new_p)]))
-        keep = lambda a, b: jax.tree.map(lambda u, v: jnp.where(finite, u, v), a, b)
+
+        def keep(a, b):
+            return jax.tree.map(lambda u, v: jnp.where(finite, u, v), a, b)
+
         lr = optax.tree_utils.tree_get(new_opt, "learning_rate")
         return (keep(new_p, p), keep(new_opt, opt_state)), (jnp.where(finite, loss, 0.0), lr, ~finite)
 
@@ -206,7 +209,10 @@ def run_baselines(env: GlobalLREnv, params: GlobalEnvParams, init_lrs, seeds: in
     init_lrs = jnp.asarray(init_lrs, jnp.float32)
     tables = jnp.stack([jax.vmap(lambda lr: schedule_table(name, lr, epochs, spe))(init_lrs) for name in schedules])
     flat = tables.reshape((-1, epochs, spe))  # [K * L, E, S]
-    run = lambda lrs, k: run_schedule(env, params, lrs, k)
+
+    def run(lrs, k):
+        return run_schedule(env, params, lrs, k)
+
     curves = run_grid(run, flat, seeds, key)
     curves = jax.tree.map(lambda x: x.reshape((len(schedules), init_lrs.shape[0]) + x.shape[1:]), curves)
     out = {name: jax.tree.map(lambda x: x[i], curves) for i, name in enumerate(schedules)}
