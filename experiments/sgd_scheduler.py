@@ -221,7 +221,7 @@ def train_agents(s: Setup, key: jax.Array):
     for lr in s.init_lrs:
         cfg = dataclasses.replace(s.ppo, lr=lr)
         out = jax.block_until_ready(jax.jit(jax.vmap(make_train(cfg, s.env, s.params)))(jax.random.split(key, s.seeds)))
-        policies.append(policy_from(out).replace(cfg=cfg))
+        policies.append(policy_from(out).replace(cfg=s.ppo))  # one static config, so the policies stack
         steps.append(np.asarray(out.metrics["steps"]).reshape(s.seeds, -1).sum(axis=1))
     steps = np.stack(steps)
     if steps.min() != steps.max():

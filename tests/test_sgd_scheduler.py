@@ -111,7 +111,8 @@ def test_smoke_run_writes_tables(tmp_path, capsys, experiment):
         exp.main(["--help"])
     assert info.value.code == 0
     out = str(tmp_path / "run")
-    result = exp.main(["--smoke", "--out", out, "--init-lrs", "1e-3", "--optimizers", "sgd"])  # one compile each
+    # two agent LRs: agents trained with different PPO LRs are stacked into one evaluation
+    result = exp.main(["--smoke", "--out", out, "--init-lrs", "1e-3,5e-3", "--optimizers", "sgd"])
     rows = result["rows"]
     assert {r["method"] for r in rows} == {"Agent (PPO)", "SGD grid search", "SGD grid-search best LR", "SGD-SLS",
                                            "SGD-ConstantLR", "SGD-OneCycleLR"}

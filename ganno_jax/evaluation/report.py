@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from typing import Optional, Sequence
 
@@ -31,8 +32,8 @@ def evaluate_task(methods: Sequence, task, init_lrs: Sequence[float], seeds: int
 
     Returns (results, Markdown table). Plots, named ``<plot_prefix>accuracy_curves.png`` etc. (prefix
     default ``<name>_``): accuracy curves at ``plot_lr`` (default: 1e-3 or the nearest grid LR), final
-    accuracy vs initial LR (grids of >= 2 LRs), and ``<prefix><method>_schedule.png``, the per-layer
-    schedule of the first learned policy (the first method when there is none).
+    accuracy vs initial LR (grids of >= 2 LRs), and ``<prefix><method>_schedule.png`` (``file_stem(method)``),
+    the per-layer schedule of the first learned policy (the first method when there is none).
     """
     results = run_many(methods, task, init_lrs=init_lrs, seeds=seeds, weight_decay=weight_decay, seed=seed,
                        max_parallel_runs=max_parallel_runs, devices=devices, progress=progress)
@@ -44,9 +45,15 @@ def evaluate_task(methods: Sequence, task, init_lrs: Sequence[float], seeds: int
     if len(init_lrs) > 1:
         plots.plot_final_vs_lr(results, os.path.join(folder, f"{prefix}final_vs_lr.png"))
     shown = next((r for r, m in zip(results, methods) if isinstance(m, PolicyController)), results[0])
-    plots.plot_schedule(shown, os.path.join(folder, f"{prefix}{shown.method}_schedule.png"), init_lr=lr,
+    plots.plot_schedule(shown, os.path.join(folder, f"{prefix}{file_stem(shown.method)}_schedule.png"), init_lr=lr,
                         layer_names=[layer.name for layer in InnerTrainer(task).layers])
     return results, markdown_table(summary_rows(results))
+
+
+def file_stem(method: str) -> str:
+    """A method name as a file-name part: runs of characters other than letters, digits, ``.-_`` become
+    one ``_`` (``"GANNO (sample)"`` -> ``"GANNO_sample"``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", method).strip("_")
 
 
 def finish(out: str, title: str, sections: Sequence[tuple[str, str]], start: float,
