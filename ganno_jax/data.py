@@ -17,6 +17,9 @@ Decisions:
 * Validation for every dataset but ``digits`` is 10% of the official train split, chosen by a
   seeded permutation (seed 0); the official test split keeps its order.
 * Normalisation: per-channel mean / std of the train split, applied to all three splits.
+* User datasets (:func:`from_arrays`): NumPy arrays, NHWC or flat ``[n, D]`` (-> ``[n, D, 1, 1]``), the
+  same validation split and normalisation; registered in-process, and saved as ``<dir>/<name>.npz``
+  (unnormalised) with ``save_to=dir`` so a new process finds them by name with ``data_dir=dir``.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ import functools
 import gzip
 import pickle
 import random
+import re
 from pathlib import Path
 
 import flax
@@ -46,6 +50,8 @@ _CIFAR = {  # name -> (sub-directory, train files, test files, label key, classe
     "cifar100": ("cifar-100-python", ("train",), ("test",), "fine_labels", 100),
 }
 _SPLITS = ("train", "validation", "test")
+_NAME = re.compile(r"[A-Za-z0-9_]+")
+_USER_DATASETS: dict[str, "Dataset"] = {}  # registered by from_arrays
 
 
 class DatasetError(FileNotFoundError):
@@ -89,13 +95,21 @@ class Dataset:
 
 @functools.lru_cache(maxsize=None)
 def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
-    """Load dataset ``name`` (one of :data:`DATASETS`), normalised and on device; cached.
+    """Load dataset ``name``, normalised and on device; cached.
 
-    ``data_dir`` is only used by the file datasets (mnist, fashion_mnist, cifar10, cifar100).
+    ``name`` is one of :data:`DATASETS`, a dataset registered by :func:`from_arrays`, or a dataset
+    saved by ``from_arrays(..., save_to=data_dir)`` as ``<data_dir>/<name>.npz`` (how a user dataset
+    reaches a new process: the run folder's config.json stores only the name and ``data_dir``).
+    ``data_dir`` is also where the file datasets (mnist, fashion_mnist, cifar10, cifar100) are read.
     Raises ``ValueError`` for an unknown name and :class:`DatasetError` for missing or bad files.
     """
+    if name in _USER_DATASETS:
+        return _USER_DATASETS[name]
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}")
+        saved = _saved_path(name, data_dir)
+        if saved is None or not saved.is_file():
+            raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(dataset_names(data_dir))}")
+        return _read_saved(name, saved)
     if name == "digits":
         x, y, x_test, y_test, num_classes = _digits()
     elif name == "mnist1d":
@@ -106,6 +120,12 @@ def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
         raise DatasetError(f"dataset {name!r}: labels outside [0, {num_classes})")
     x_train, x_val, y_train, y_val = train_test_split(
         x, y, test_size=VAL_FRACTION, random_state=SEED, stratify=y if name == "digits" else None)
+    return _normalised(name, num_classes, (x_train, y_train), (x_val, y_val), (x_test, y_test))
+
+
+def _normalised(name: str, num_classes: int, train, val, test) -> Dataset:
+    """Dataset of ``(x [n, H, W, C], y [n])`` NumPy splits, normalised per channel by the train split's mean / std."""
+    x_train = train[0]
     mean = x_train.mean(axis=(0, 1, 2), dtype=np.float64).astype(np.float32)
     std = x_train.std(axis=(0, 1, 2), dtype=np.float64).astype(np.float32)
     std = np.where(std > 0, std, np.float32(1.0))
@@ -115,10 +135,128 @@ def load_dataset(name: str, data_dir: str | Path | None = None) -> Dataset:
         with jax.ensure_compile_time_eval():  # concrete device arrays even if first loaded inside a trace
             return jnp.asarray(x_norm, dtype=jnp.float32), jnp.asarray(y_split, dtype=jnp.int32)
 
-    (x_train, y_train), (x_val, y_val), (x_test, y_test) = (
-        prepare(x_train, y_train), prepare(x_val, y_val), prepare(x_test, y_test))
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = prepare(*train), prepare(*val), prepare(*test)
     return Dataset(name=name, num_classes=num_classes, x_train=x_train, y_train=y_train,
                    x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test)
+
+
+def dataset_names(data_dir: str | Path | None = None) -> tuple[str, ...]:
+    """Names :func:`load_dataset` accepts: built-in, registered by :func:`from_arrays`, saved in ``data_dir``."""
+    saved = () if data_dir is None else tuple(sorted(p.stem for p in Path(data_dir).glob("*.npz")))
+    return tuple(dict.fromkeys((*DATASETS, *_USER_DATASETS, *saved)))
+
+
+def from_arrays(name: str, x_train, y_train, x_test, y_test, *, num_classes: int | None = None,
+                x_val=None, y_val=None, register: bool = True, save_to: str | Path | None = None) -> Dataset:
+    """A :class:`Dataset` from NumPy arrays, split and normalised as the built-in datasets are.
+
+    Args:
+      name: the dataset's name (letters, digits, ``_``; not a built-in name); task names are
+        ``<name>-<model>``.
+      x_train, x_test: images ``[n, H, W, C]`` (NHWC) or flat vectors ``[n, D]``, read as ``[n, D, 1, 1]``
+        (a one-pixel-wide image of D rows, as ``mnist1d``: every built-in model accepts it except
+        ``torch_mnist_cnn``, which needs 6x6 pixels). Finite numbers; cast to float32.
+      y_train, y_test: integer labels ``[n]`` in ``[0, num_classes)``.
+      num_classes: number of classes (default: largest label + 1).
+      x_val, y_val: a validation split (both or neither); default: 10% of the train split, chosen by
+        the seeded permutation the file datasets use (``SEED``), the rest stays train.
+      register: make ``name`` loadable by :func:`load_dataset` and valid in ``Task(dataset=name)`` in this process.
+      save_to: also write the arrays (unnormalised) to ``<save_to>/<name>.npz``, which ``load_dataset(name,
+        save_to)`` and ``Task(dataset=name, data_dir=save_to)`` (CLI: ``--data-dir``) read back in any process.
+    Returns:
+      the dataset, normalised per channel by the train split's mean / std.
+    Raises:
+      ValueError naming the argument for a bad name, shapes that do not match, empty splits, non-finite
+      pixels, non-integer or out-of-range labels.
+    """
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValueError(f"name={name!r} must be a non-empty string of letters, digits and '_'")
+    if name in DATASETS:
+        raise ValueError(f"name={name!r} is a built-in dataset; choose another name (built-in: {', '.join(DATASETS)})")
+    if (x_val is None) != (y_val is None):
+        raise ValueError("x_val and y_val must be given together (or neither, for 10% of the train split)")
+    splits = {"train": (x_train, y_train), "test": (x_test, y_test)}
+    if x_val is not None:
+        splits["val"] = (x_val, y_val)
+    arrays = {split: (_images(f"x_{split}", x), _labels(f"y_{split}", y)) for split, (x, y) in splits.items()}
+    for split, (x, y) in arrays.items():
+        if len(x) != len(y):
+            raise ValueError(f"x_{split} holds {len(x)} examples but y_{split} holds {len(y)} labels")
+        if x.shape[1:] != arrays["train"][0].shape[1:]:
+            raise ValueError(f"x_{split} examples have shape {x.shape[1:]} but x_train's have "
+                             f"{arrays['train'][0].shape[1:]}")
+    largest = max(int(y.max()) for _, y in arrays.values())
+    if num_classes is None:
+        num_classes = largest + 1
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+        raise ValueError(f"num_classes={num_classes!r} must be a positive integer")
+    for split, (_, y) in arrays.items():
+        if y.min() < 0 or y.max() >= num_classes:
+            raise ValueError(f"y_{split} holds labels in [{y.min()}, {y.max()}], outside [0, {num_classes}) "
+                             f"(num_classes={num_classes})")
+    if save_to is not None:
+        Path(save_to).mkdir(parents=True, exist_ok=True)
+        np.savez(_saved_path(name, save_to), num_classes=num_classes,
+                 **{f"{axis}_{split}": a for split, xy in arrays.items() for axis, a in zip("xy", xy)})
+    if "val" in arrays:
+        train, val = arrays["train"], arrays["val"]
+    else:
+        x, y = arrays["train"]
+        if len(x) < 2:
+            raise ValueError(f"x_train holds {len(x)} example(s); a validation split needs at least 2 "
+                             "(or pass x_val and y_val)")
+        x, x_held, y, y_held = train_test_split(x, y, test_size=VAL_FRACTION, random_state=SEED)
+        train, val = (x, y), (x_held, y_held)
+    dataset = _normalised(name, int(num_classes), train, val, arrays["test"])
+    if register:
+        _USER_DATASETS[name] = dataset
+        load_dataset.cache_clear()  # a name loaded earlier (e.g. from its .npz) must not shadow the new arrays
+    return dataset
+
+
+def _images(arg: str, x) -> np.ndarray:
+    """``x`` as float32 ``[n, H, W, C]`` (flat ``[n, D]`` -> ``[n, D, 1, 1]``); ValueError naming ``arg``."""
+    x = np.asarray(x)
+    if x.ndim not in (2, 4):
+        raise ValueError(f"{arg} has shape {x.shape}; expected images [n, H, W, C] or flat vectors [n, D]")
+    if len(x) == 0:
+        raise ValueError(f"{arg} is empty (shape {x.shape}); every split needs at least one example")
+    if not (np.issubdtype(x.dtype, np.number) and not np.issubdtype(x.dtype, np.complexfloating)):
+        raise ValueError(f"{arg} has dtype {x.dtype}; expected real numbers")
+    x = x.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise ValueError(f"{arg} holds {int((~np.isfinite(x)).sum())} non-finite values (NaN or inf)")
+    return x[:, :, None, None] if x.ndim == 2 else x
+
+
+def _labels(arg: str, y) -> np.ndarray:
+    """``y`` as an integer ``[n]`` array; ValueError naming ``arg``."""
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"{arg} has shape {y.shape}; expected integer labels [n]")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"{arg} has dtype {y.dtype}; expected integer labels")
+    return y.astype(np.int64)
+
+
+def _saved_path(name: str, data_dir: str | Path | None) -> Path | None:
+    """Where ``from_arrays(name, ..., save_to=data_dir)`` writes the dataset (None without a folder)."""
+    return None if data_dir is None or not _NAME.fullmatch(name) else Path(data_dir) / f"{name}.npz"
+
+
+def _read_saved(name: str, path: Path) -> Dataset:
+    """The dataset ``from_arrays(..., save_to=...)`` wrote to ``path``, split and normalised again."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError) as e:
+        raise DatasetError(f"{path}: not a readable .npz file ({e})") from e
+    missing = {"num_classes", "x_train", "y_train", "x_test", "y_test"} - set(arrays)
+    if missing:
+        raise DatasetError(f"{path}: missing arrays {sorted(missing)}; write it with from_arrays(..., save_to=...)")
+    return from_arrays(name, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
+                       num_classes=int(arrays["num_classes"]), x_val=arrays.get("x_val"), y_val=arrays.get("y_val"),
+                       register=False)
 
 
 def _digits():

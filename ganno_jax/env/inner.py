@@ -84,7 +84,7 @@ class InnerTrainer:
         self.data = dataset if dataset is not None else load_dataset(task.dataset, task.data_dir)
         self.module = build_model(task.model, self.data.num_classes, task.width)
         shapes = jax.eval_shape(lambda k: init_params(self.module, k, self.data.input_shape), jax.random.key(0))
-        self.layers = agent_layers(shapes)
+        self.layers = agent_layers(shapes, task.model)
         self.num_agents = len(self.layers)
         self._leaf_agent = leaf_agents(shapes)
         owners = jax.tree.leaves(self._leaf_agent)

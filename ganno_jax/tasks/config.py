@@ -43,8 +43,9 @@ class Task:
     """Inner training problem. All fields static; validated at construction.
 
     Attributes:
-      dataset: dataset name understood by ``ganno_jax.data.load_dataset``.
-      model: one of ``MODELS``.
+      dataset: dataset name understood by ``ganno_jax.data.load_dataset``: built-in, registered by
+        ``data.from_arrays`` in this process, or saved by it as ``<data_dir>/<dataset>.npz``.
+      model: one of ``MODELS`` or a name registered by ``tasks.register_model``.
       width: base channel/hidden width of the model (CNN first layer, MLP hidden size / 8; ignored by
         ``torch_mnist_cnn``, whose sizes are fixed).
       batch_size: inner minibatch size (examples drawn with replacement, on device).
@@ -60,7 +61,8 @@ class Task:
         (the whole split when it is smaller).
       test_chunk: test-split examples measured at once when evaluation tracks the whole test split
         (memory per run grows with it; results do not depend on it beyond float round-off).
-      data_dir: folder with dataset files for file-backed datasets (None: offline datasets).
+      data_dir: folder with dataset files for file-backed datasets and ``.npz`` user datasets (None: offline
+        datasets).
     """
 
     dataset: str = struct.field(pytree_node=False, default="digits")
@@ -77,10 +79,11 @@ class Task:
     data_dir: Optional[str] = struct.field(pytree_node=False, default=None)
 
     def __post_init__(self):
-        from ganno_jax.data import DATASETS
+        from ganno_jax.data import dataset_names
+        from ganno_jax.tasks.models import model_names
 
-        _check_choice("dataset", self.dataset, DATASETS)
-        _check_choice("model", self.model, MODELS)
+        _check_choice("dataset", self.dataset, dataset_names(self.data_dir))
+        _check_choice("model", self.model, model_names())
         _check_choice("optimizer", self.optimizer, INNER_OPTIMIZERS)
         _check_choice("weight_decay_mode", self.weight_decay_mode, WEIGHT_DECAY_MODES)
         _check_range("width", self.width, 1, 4096, integer=True)

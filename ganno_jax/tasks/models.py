@@ -1,6 +1,6 @@
 """Models of the inner problem and the agent layer each parameterised layer maps to.
 
-Every model keeps its parameters flat: one top-level entry per module, named ``L{i:02d}_<kind>``
+Every built-in model keeps its parameters flat: one top-level entry per module, named ``L{i:02d}_<kind>``
 for the i-th parameterised layer (``dense`` or ``conv``) and ``L{i:02d}_norm`` for the
 normalisation that follows it. Layer ``i`` is agent ``i`` (GANNO: one agent per layer); a
 normalisation's scale/bias belong to the agent of the layer it follows.
@@ -20,6 +20,8 @@ Decisions (not fixed by the papers):
   Flax's default initialisation (LeCun normal, zero bias) replaces PyTorch's uniform one. Needs images
   of at least 6x6 pixels (not mnist1d).
 - ``mlp``: two hidden layers of ``8 * width`` units (ReLU) and a linear classifier -> 3 agents.
+- Registered models (``register_model``): any Flax module; every submodule owning a ``kernel`` is one
+  agent (kind from the kernel's rank or given, depth by position), see ``agent_layers``.
 - ResNets use GroupNorm (stateless) instead of BatchNorm so every model is a pure function of its
   parameters (no mutable batch statistics inside the vmapped inner loop). ``resnet9`` is the
   DAWNBench ResNet-9 layout, ``resnet18`` the CIFAR ResNet-18 (basic blocks [2, 2, 2, 2], 1x1
@@ -28,11 +30,13 @@ Decisions (not fixed by the papers):
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+import re
+from typing import Callable, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
+from flax.traverse_util import flatten_dict, unflatten_dict
 
 from ganno_jax.tasks.config import MODELS
 from ganno_jax.tasks.conv import Conv
@@ -41,6 +45,8 @@ LAYER_KINDS = ("linear", "conv", "attention")
 DEPTHS = ("first", "intermediate", "final")
 #: ``cnnN`` max-pools after a conv while the larger spatial side of its output exceeds this many pixels.
 POOL_ABOVE = 4
+_FLAT_NAME = re.compile(r"L\d{2}_(conv|dense|norm)")
+_MODEL_NAME = re.compile(r"[A-Za-z0-9_]+")
 
 
 class AgentLayer(NamedTuple):
@@ -177,10 +183,53 @@ class ResNet18(nn.Module):
         return layers.dense(x.mean(axis=(1, 2)), self.num_classes)
 
 
+class _UserModel(NamedTuple):
+    build_fn: Callable[[int, int], nn.Module]
+    layer_kinds: Optional[tuple[str, ...]]
+
+
+_USER_MODELS: dict[str, _UserModel] = {}
+
+
+def model_names() -> tuple[str, ...]:
+    """Names ``build_model`` accepts: ``MODELS`` and the models registered by :func:`register_model`."""
+    return (*MODELS, *_USER_MODELS)
+
+
+def register_model(name: str, build_fn: Callable[[int, int], nn.Module],
+                   layer_kinds: Optional[Sequence[str]] = None) -> None:
+    """Makes ``Task(model=name)`` build ``build_fn(num_classes, width)``, any Flax module mapping
+    ``[B, H, W, C]`` inputs to ``[B, num_classes]`` logits; registering a name again replaces it.
+
+    Its agents are the submodules that own a ``kernel`` parameter (see :func:`agent_layers`), their kind
+    inferred from the kernel's rank (4-D ``conv``, 2-D ``linear``) unless ``layer_kinds`` gives one of
+    ``LAYER_KINDS`` per agent, in agent order. The registration lives in this process: a new process
+    (``ganno train --resume``, ``ganno evaluate``) must register the model again before naming it.
+    """
+    if not isinstance(name, str) or not _MODEL_NAME.fullmatch(name):
+        raise ValueError(f"name={name!r} must be a non-empty string of letters, digits and '_' (no '-': "
+                         "task names are <dataset>-<model>)")
+    if name in MODELS:
+        raise ValueError(f"name={name!r} is a built-in model; choose another name (built-in: {', '.join(MODELS)})")
+    if not callable(build_fn):
+        raise ValueError(f"build_fn={build_fn!r} must be callable as build_fn(num_classes, width) -> flax module")
+    if layer_kinds is not None:
+        layer_kinds = tuple(layer_kinds)
+        for kind in layer_kinds:
+            if kind not in LAYER_KINDS:
+                raise ValueError(f"layer_kinds holds {kind!r}; allowed: {', '.join(LAYER_KINDS)}")
+    _USER_MODELS[name] = _UserModel(build_fn, layer_kinds)
+
+
 def build_model(model: str, num_classes: int, width: int) -> nn.Module:
-    """Flax module for a model name in ``ganno_jax.tasks.MODELS`` (``width`` is ignored by ``torch_mnist_cnn``)."""
+    """Flax module for a model name in ``model_names()`` (``width`` is ignored by ``torch_mnist_cnn``)."""
+    if model in _USER_MODELS:
+        module = _USER_MODELS[model].build_fn(num_classes, width)
+        if not isinstance(module, nn.Module):
+            raise ValueError(f"model={model!r}: build_fn returned {type(module).__name__}, not a flax.linen.Module")
+        return module
     if model not in MODELS:
-        raise ValueError(f"model={model!r} is not valid; allowed: {', '.join(MODELS)}")
+        raise ValueError(f"model={model!r} is not valid; allowed: {', '.join(model_names())}")
     if model == "mlp":
         return MLP(num_classes, width)
     if model.startswith("cnn"):
@@ -192,24 +241,84 @@ def build_model(model: str, num_classes: int, width: int) -> nn.Module:
     return ResNet18(num_classes, width)
 
 
-def agent_layers(params) -> tuple[AgentLayer, ...]:
-    """Agents of a flat parameter dict (keys ``L{i:02d}_<kind>``), in depth order."""
-    kinds = {int(k[1:3]): k[4:] for k in params if not k.endswith("_norm")}
-    last = max(kinds)
+def _is_flat(params) -> bool:
+    """Whether ``params`` uses the built-in models' flat ``L{i:02d}_<kind>`` names."""
+    return bool(params) and all(_FLAT_NAME.fullmatch(k) for k in params)
+
+
+def _natural(path: tuple[str, ...]) -> tuple:
+    """Sort key of a parameter path reading digit runs as numbers (``Dense_2`` before ``Dense_10``)."""
+    return tuple(tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", part)) for part in path)
+
+
+def _layer_paths(params) -> list[tuple[str, ...]]:
+    """Paths of the submodules owning a ``kernel`` in agent order: flat names by index, others naturally sorted."""
+    if _is_flat(params):
+        return sorted(((k,) for k in params if not k.endswith("_norm")), key=lambda p: int(p[0][1:3]))
+    paths = {path[:-1] for path in flatten_dict(params) if path[-1] == "kernel"}
+    if not paths:
+        raise ValueError("the model has no parameter named 'kernel'; its layers (agents) cannot be inferred")
+    return sorted(paths, key=_natural)
+
+
+def agent_layers(params, model: Optional[str] = None) -> tuple[AgentLayer, ...]:
+    """Agents of a model's parameter tree, in depth order.
+
+    Built-in models keep flat keys ``L{i:02d}_<kind>``: layer ``i`` is agent ``i``. Any other tree (a
+    registered model): each submodule owning a ``kernel`` is one agent, ordered by its parameter path with
+    digit runs read as numbers (Flax's automatic names ``Conv_0``, ``Conv_1``, ``Dense_0`` ... count call
+    order per layer type; name the submodules to fix another order); kind ``conv`` for a 4-D kernel,
+    ``linear`` for a 2-D one, or ``layer_kinds`` of ``register_model(model, ...)``; depth first /
+    intermediate / final by position. Names are the paths joined by ``/``.
+    """
+    paths = _layer_paths(params)
+    kinds = _USER_MODELS[model].layer_kinds if model in _USER_MODELS else None
+    if kinds is not None and len(kinds) != len(paths):
+        raise ValueError(f"model={model!r}: layer_kinds gives {len(kinds)} kinds but the model has {len(paths)} "
+                         f"layers with a kernel: {', '.join('/'.join(p) for p in paths)}")
+    if kinds is None:
+        kinds = tuple(_kind(params, path) for path in paths)
+    last = len(paths) - 1
     return tuple(
-        AgentLayer(
-            index=i,
-            name=f"L{i:02d}_{kind}",
-            kind="conv" if kind == "conv" else "linear",
-            depth="first" if i == 0 else "final" if i == last else "intermediate",
-        )
-        for i, kind in sorted(kinds.items())
+        AgentLayer(index=i, name="/".join(path), kind=kind,
+                   depth="first" if i == 0 else "final" if i == last else "intermediate")
+        for i, (path, kind) in enumerate(zip(paths, kinds))
     )
 
 
+def _kind(params, path: tuple[str, ...]) -> str:
+    """``conv`` / ``linear`` from a flat name's suffix or the rank of the kernel at ``path``."""
+    if _is_flat(params):
+        return "conv" if path[0].endswith("_conv") else "linear"
+    node = params
+    for key in path:
+        node = node[key]
+    ndim = len(node["kernel"].shape)
+    if ndim not in (2, 4):
+        raise ValueError(f"layer {'/'.join(path)!r} has a {ndim}-D kernel; its kind cannot be inferred "
+                         f"(4-D: conv, 2-D: linear): pass layer_kinds to register_model")
+    return "conv" if ndim == 4 else "linear"
+
+
 def leaf_agents(params):
-    """Pytree like ``params`` whose leaves are the int agent index owning each parameter."""
-    return {k: jax.tree.map(lambda _: int(k[1:3]), v) for k, v in params.items()}
+    """Pytree like ``params`` whose leaves are the int agent index owning each parameter.
+
+    Flat built-in trees: ``L{i:02d}_norm`` belongs to layer ``i``. Other trees: a parameter belongs to the
+    agent whose submodule path is its longest prefix; one outside every agent's submodule (a norm's scale,
+    a free parameter) to the last agent before it in the same path order (the first agent if none is).
+    """
+    if _is_flat(params):
+        return {k: jax.tree.map(lambda _: int(k[1:3]), v) for k, v in params.items()}
+    paths = _layer_paths(params)
+    owners = {}
+    for leaf_path in flatten_dict(params):
+        inside = [i for i, p in enumerate(paths) if leaf_path[:len(p)] == p]
+        if inside:
+            owners[leaf_path] = max(inside, key=lambda i: len(paths[i]))
+        else:
+            before = [i for i, p in enumerate(paths) if _natural(p) < _natural(leaf_path)]
+            owners[leaf_path] = before[-1] if before else 0
+    return unflatten_dict(owners)
 
 
 def count_parameters(params) -> int:

@@ -7,11 +7,14 @@ Built-in defaults per dataset (tau = 100 as in the GANNO paper everywhere):
   Horizon 300 env steps = 30,000 Adam steps, the paper's episode: a whole training run
   (``scales.PAPER_HORIZON`` gives the derivation; at batch 128 that is ~71 epochs of Fashion-MNIST's
   54,000 training examples, ~85 of CIFAR-10's 45,000). The paper gives neither batch sizes nor widths.
+- User datasets (``data.from_arrays``) and models (``register_model``) pair with every model / dataset as
+  ``<dataset>-<model>`` with ``Task``'s defaults (batch 64, horizon 10, width 16, tau 100).
 """
 from __future__ import annotations
 
-from ganno_jax.data import DATASETS
-from ganno_jax.tasks.config import MODELS, Task
+from ganno_jax.data import dataset_names
+from ganno_jax.tasks.config import Task
+from ganno_jax.tasks.models import model_names
 
 _DATASET_DEFAULTS = {
     "digits": dict(batch_size=64, horizon=10, width=16),
@@ -25,9 +28,10 @@ _USER_TASKS: dict[str, Task] = {}
 
 
 def names() -> list[str]:
-    """All task names: built-in ``<dataset>-<model>`` pairs and registered user tasks."""
-    builtin = [f"{d}-{m}" for d in DATASETS for m in MODELS if d in _DATASET_DEFAULTS]
-    return sorted(set(builtin) | set(_USER_TASKS))
+    """All task names: ``<dataset>-<model>`` pairs of built-in and registered datasets and models, and
+    registered user tasks."""
+    pairs = [f"{d}-{m}" for d in dataset_names() for m in model_names()]
+    return sorted(set(pairs) | set(_USER_TASKS))
 
 
 def register(name: str, task: Task, overwrite: bool = False) -> None:
@@ -44,6 +48,7 @@ def get(name: str, **overrides) -> Task:
     if name in _USER_TASKS:
         return _USER_TASKS[name].replace(**overrides) if overrides else _USER_TASKS[name]
     dataset, _, model = name.rpartition("-")
-    if dataset not in _DATASET_DEFAULTS or model not in MODELS:
-        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(names())}")
-    return Task(dataset=dataset, model=model, **{**_DATASET_DEFAULTS[dataset], **overrides})
+    if dataset not in dataset_names(overrides.get("data_dir")) or model not in model_names():
+        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(names())} (and <name>-<model> for a "
+                         "dataset saved as <data_dir>/<name>.npz)")
+    return Task(dataset=dataset, model=model, **{**_DATASET_DEFAULTS.get(dataset, {}), **overrides})
