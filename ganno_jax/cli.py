@@ -5,6 +5,7 @@
     ganno train --task fashion_mnist-cnn2 --train-seeds 3 --log-episodes 0,40 --out runs/f  # 3 agents, Fig. 1
     ganno evaluate --run runs/x --task digits-cnn3 --methods constant,cosine,random --out results/y
     ganno demo --out results/demo                                           # what `make demo` runs
+    ganno train --import my_models.py --task my_data-my_net --data-dir data/ --out runs/m   # your own task
 """
 from __future__ import annotations
 
@@ -43,7 +44,11 @@ def _task_args(parser: argparse.ArgumentParser, default: str = "digits-cnn2") ->
     parser.add_argument("--horizon", type=int, help="env steps per episode (default: the task's)")
     parser.add_argument("--batch-size", type=int, help="inner minibatch size (default: the task's)")
     parser.add_argument("--width", type=int, help="model width multiplier (default: the task's, 16)")
-    parser.add_argument("--data-dir", help="folder with MNIST/Fashion-MNIST/CIFAR files")
+    parser.add_argument("--data-dir", help="folder with MNIST/Fashion-MNIST/CIFAR files and <name>.npz datasets saved "
+                                           "by data.from_arrays(..., save_to=DIR)")
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="Python module or .py file run first, e.g. one that calls tasks.register_model "
+                             "(repeatable; also needed with --resume for a registered model)")
     parser.add_argument("--eval-batch", type=int, help="train/validation examples measured per env step "
                                                        "(default: the task's, 512)")
     parser.add_argument("--test-chunk", type=int, help="test examples measured at once in evaluation "
@@ -123,6 +128,17 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def _run_import(spec: str) -> None:
+    """Runs the ``.py`` file ``spec`` or imports module ``spec`` (both register user datasets / models)."""
+    import importlib
+    import runpy
+
+    if spec.endswith(".py"):
+        runpy.run_path(spec)
+    else:
+        importlib.import_module(spec)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``ganno`` argument parser."""
     parser = argparse.ArgumentParser(prog="ganno", description=__doc__,
@@ -181,8 +197,10 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     use_cpu_cores()
     try:
+        for spec in getattr(args, "imports", ()):
+            _run_import(spec)
         return args.func(args)
-    except (ValueError, FileExistsError, FileNotFoundError, MemoryError) as err:
+    except (ValueError, FileExistsError, FileNotFoundError, ImportError, MemoryError) as err:
         print(f"ganno {args.command}: error: {err}", file=sys.stderr)
         return 2
 

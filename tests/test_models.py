@@ -93,8 +93,10 @@ def test_registry_get_register_and_errors():
     assert (task.dataset, task.model, task.tau) == ("digits", "cnn2", 100)
     assert gj.tasks.get("mnist1d-mlp", tau=7).tau == 7
     assert "cifar10-resnet18" in gj.tasks.names()
-    with pytest.raises(ValueError, match="digits-cnn2"):
+    with pytest.raises(ValueError, match="model 'cnn4' is not one of mlp, cnn2"):
         gj.tasks.get("digits-cnn4")
+    with pytest.raises(ValueError, match="dataset 'imagenet' is not one of digits, mnist1d"):
+        gj.tasks.get("imagenet-cnn2")
     custom = task.replace(tau=5, horizon=2)
     gj.tasks.register("tiny-user-task", custom, overwrite=True)
     assert gj.tasks.get("tiny-user-task") == custom

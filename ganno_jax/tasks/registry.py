@@ -48,7 +48,12 @@ def get(name: str, **overrides) -> Task:
     if name in _USER_TASKS:
         return _USER_TASKS[name].replace(**overrides) if overrides else _USER_TASKS[name]
     dataset, _, model = name.rpartition("-")
-    if dataset not in dataset_names(overrides.get("data_dir")) or model not in model_names():
-        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(names())} (and <name>-<model> for a "
-                         "dataset saved as <data_dir>/<name>.npz)")
+    datasets = dataset_names(overrides.get("data_dir"))
+    if dataset not in datasets:
+        raise ValueError(f"unknown task {name!r}: dataset {dataset!r} is not one of {', '.join(datasets)} (tasks are "
+                         f"<dataset>-<model> or registered: {', '.join(_USER_TASKS) or 'none'}; a user dataset comes "
+                         "from data.from_arrays, or from <data_dir>/<dataset>.npz saved by it)")
+    if model not in model_names():
+        raise ValueError(f"unknown task {name!r}: model {model!r} is not one of {', '.join(model_names())} (a user "
+                         "model comes from tasks.register_model; ganno --import FILE runs the file registering it)")
     return Task(dataset=dataset, model=model, **{**_DATASET_DEFAULTS.get(dataset, {}), **overrides})
