@@ -63,7 +63,7 @@ def test_notebook_stored_without_outputs(path):
     stored = [i for i, c in enumerate(nb.cells)
               if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count") is not None)]
     assert not stored, (f"{os.path.basename(path)}: code cells {stored} hold outputs or execution counts; "
-                        f"strip them (jupyter nbconvert --clear-output --inplace {path})")
+                        "clear them before committing (notebooks/README.md shows how)")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
