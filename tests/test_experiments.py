@@ -112,7 +112,7 @@ def test_bad_grid_is_a_value_error(tmp_path, name, extra, experiment):
 @pytest.mark.parametrize("name,extra,valid", [
     ("generalisation", ["--baselines", "constant,nope"], "sgdr"),
     ("warmup", ["--schedules", "warmup_cosine,nope"], "onecycle_cosine"),
-    ("resnet", ["--eval-tasks", "digits-resnet99"], "digits-resnet18"),
+    ("resnet", ["--eval-tasks", "digits-resnet99"], "model .resnet99. is not one of .*resnet18"),
     ("ablations", ["--variants", "nope"], "timestep_only"),
 ])
 def test_unknown_names_list_the_valid_ones(tmp_path, name, extra, valid, experiment):
