@@ -41,8 +41,8 @@ def ganno_by_actions(args, scale, train_task: str) -> list:
     """The GANNO agent (trained, or ``--train-run``) twice: acting by sampling and greedily, one row each."""
     first, second = actions_first(scale)
     agent = ex.prepare_out_and_agent(args, scale, train_task, actions=first, name=f"GANNO ({first})")
-    run_dir = args.train_run or os.path.join(args.out, "agent")
-    return [agent, controllers.from_run(run_dir, actions=second, name=f"GANNO ({second})")]
+    other = agent.policy.replace(greedy=second == "greedy")  # the same restored agents, acting the other way
+    return [agent, agent.replace(name=f"GANNO ({second})", policy=other)]
 
 
 def main(argv=None) -> dict:

@@ -27,12 +27,12 @@ from ganno_jax.env.features import NUM_ACTIONS
 from ganno_jax.env.wrappers import VARIANTS
 from ganno_jax.runs import load_policy
 
-#: Optimiser baselines ``baseline`` knows, with the schedule each runs under: Lion and Prodigy at a
-#: constant LR; LAMB with cosine decay (GANNO Table 1: "LAMB w/ cosine decay"); schedule-free AdamW with
-#: the linear warm-up its authors recommend (no decay).
 #: How a learned policy picks its action in evaluation: ``sample`` from the policy (seeded by the run's
 #: key, so every method keeps its common random numbers) or ``greedy`` (its most likely action).
 EVAL_ACTIONS = ("sample", "greedy")
+#: Optimiser baselines ``baseline`` knows, with the schedule each runs under: Lion and Prodigy at a
+#: constant LR; LAMB with cosine decay (GANNO Table 1: "LAMB w/ cosine decay"); schedule-free AdamW with
+#: the linear warm-up its authors recommend (no decay).
 OPTIMIZER_BASELINES = {"lion": "constant", "lamb": "cosine", "schedule_free_adamw": "warmup_linear",
                        "prodigy": "constant"}
 
@@ -112,4 +112,4 @@ def from_run(run_dir: str, actions: str = "greedy", name: Optional[str] = None) 
         name = "GANNO" if config.variant == "ganno" else f"GANNO-{config.variant.replace('_', '-')}"
     bounds = (config.env_params.lr_min, config.env_params.lr_max)
     return learned(name, policy, obs_mask=obs_mask, single_agent=single, lr_bounds=bounds,
-                   members=getattr(config, "train_seeds", 1))
+                   members=config.train_seeds)
