@@ -1,0 +1,188 @@
+"""Warm start: handcrafted schedules expressed as GANNO's nine actions, imitated by the actor (BC).
+
+GANNO cannot discover a warm-up from LR 0 by itself (paper, Appendix H.1). A warm start shows it the
+best handcrafted schedules first (issue 14, item 4):
+
+1. ``schedule_actions``: a schedule (``baselines.make_schedule``) over the task's ``horizon * tau``
+   optimiser steps becomes, decision by decision, the action whose new LR is closest (log scale) to
+   the schedule's mean LR over the coming ``tau`` steps (ties: the lower action index, no-op first).
+   Every layer gets the same actions. The env starts at the schedule's LR at step 0 (0 for a warm-up).
+2. ``demonstrations``: those actions rolled out through the env (one vmapped ``lax.scan`` over
+   schedules x peak LRs x seeds, accuracy reward so there is one inner run per env step), giving the
+   observations the agents would see: ``obs [T, K, A, d]``, ``actions [T, K, A]``.
+3. ``behaviour_clone``: full-batch Adam on the actor's negative log-likelihood of the demonstrated
+   actions, sequences fed through the recurrent policy from a reset, observations normalised by the
+   demonstrations' own statistics (which IPPO then keeps updating). The critic is left at its
+   initialisation: the demonstrations carry accuracy rewards, not the difference rewards IPPO trains
+   the critic on.
+4. ``warm_runner_state``: IPPO's fresh runner state with the cloned parameters and the
+   demonstrations' observation statistics; IPPO then fine-tunes as usual.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from ganno_jax.agents.config import IPPOConfig
+from ganno_jax.agents.ippo import RunnerState, normalize_obs
+from ganno_jax.agents.networks import ActorCritic, init_hidden
+from ganno_jax.agents.normalize import RunningMeanStd, sanitize
+from ganno_jax.baselines.schedules import make_schedule, schedule_names
+from ganno_jax.env import NUM_ACTIONS
+from ganno_jax.env.layerwise import apply_actions
+
+#: the warm-up schedules of the paper's Appendix H.1 that GANNO could not match from LR 0
+DEFAULT_SOURCES = ("warmup_cosine", "onecycle_cosine")
+#: LR floor of the tracking distance, as a fraction of the schedule's largest LR (see ``schedule_actions``)
+TRACKING_FLOOR = 0.01
+
+
+class Demonstrations(NamedTuple):
+    """Schedules rolled out through the env: ``K`` trajectories of ``T`` decisions, ``A`` agents."""
+
+    obs: jnp.ndarray  # [T, K, A, d] observation each action was taken on (sanitised, not normalised)
+    actions: jnp.ndarray  # [T, K, A] int32
+    lrs: jnp.ndarray  # [T, K] LR the actions set for each segment (every layer the same)
+    targets: jnp.ndarray  # [T, K] schedule's mean LR over each segment
+
+
+def check_sources(names: Sequence[str]) -> tuple[str, ...]:
+    """``names`` as a tuple, or ``ValueError`` naming an unknown schedule and the allowed ones."""
+    names = tuple(names)
+    if not names:
+        raise ValueError("warm_start needs at least one schedule name")
+    for name in names:
+        if name not in schedule_names():
+            raise ValueError(f"warm-start schedule {name!r} is unknown; allowed: {', '.join(schedule_names())}")
+    return names
+
+
+def schedule_targets(name: str, peak_lr, horizon: int, tau: int) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """(LR at step 0 [], mean LR over each of the ``horizon`` segments of ``tau`` steps [horizon])."""
+    schedule = make_schedule(name, peak_lr, horizon * tau)
+    per_step = schedule(jnp.arange(horizon * tau)).reshape(horizon, tau)
+    return schedule(jnp.asarray(0)), per_step.mean(axis=1)
+
+
+def schedule_actions(start_lr, targets: jnp.ndarray, lr_min: float = 0.0, lr_max: float = 0.1):
+    """Greedy action sequence tracking ``targets [T]`` from ``start_lr``: (actions [T] int32, lrs [T]).
+
+    Each decision takes the action whose new LR is closest to the target in log scale, with a floor of
+    ``TRACKING_FLOOR`` times the schedule's largest LR added to both sides (so 0 is reachable). A
+    linear distance would be myopic: near the end of a decay it prefers jumping to 0 (-0.0005) over
+    dividing, and then has to climb back.
+    """
+    candidates = jnp.arange(NUM_ACTIONS)
+    floor = TRACKING_FLOOR * jnp.maximum(jnp.max(targets), start_lr)
+
+    def decide(lr, target):
+        options = apply_actions(jnp.full(NUM_ACTIONS, lr), candidates, lr_min, lr_max)
+        action = jnp.argmin(jnp.abs(jnp.log(options + floor) - jnp.log(target + floor)))  # ties: the lower index
+        return options[action], (action.astype(jnp.int32), options[action])
+
+    _, (actions, lrs) = jax.lax.scan(decide, jnp.asarray(start_lr, jnp.float32), targets)
+    return actions, lrs
+
+
+def demonstrations(env, env_params, names: Sequence[str], peak_lrs: Sequence[float], seeds: int,
+                   key: jax.Array) -> Demonstrations:
+    """Rolls every schedule of ``names`` at every peak LR out through ``env`` for ``seeds`` seeds.
+
+    Trajectory ``k`` is schedule ``k // (P * seeds)``, peak ``(k // seeds) % P``; each starts from a
+    fresh inner run (weight decay sampled from ``env_params``' range) and lasts ``task.horizon`` steps.
+    """
+    names = check_sources(names)
+    if seeds < 1:
+        raise ValueError(f"seeds={seeds!r} must be an integer >= 1")
+    peaks = jnp.asarray(peak_lrs, jnp.float32)
+    if peaks.ndim != 1 or peaks.size == 0 or not bool(jnp.all(peaks > 0)):
+        raise ValueError(f"peak_lrs={tuple(peak_lrs)!r} must be a non-empty list of LRs > 0")
+    horizon, tau, num_agents = env.task.horizon, env.task.tau, env.num_agents
+    starts, targets = [], []
+    for name in names:
+        start, target = jax.vmap(lambda p, n=name: schedule_targets(n, p, horizon, tau))(peaks)
+        starts.append(jnp.repeat(start, seeds))
+        targets.append(jnp.repeat(target, seeds, axis=0))
+    starts, targets = jnp.concatenate(starts), jnp.concatenate(targets)  # [K], [K, T]
+    actions, lrs = jax.vmap(schedule_actions, (0, 0, None, None))(starts, targets, env_params.lr_min,
+                                                                  env_params.lr_max)
+    params = env_params.replace(reward_mode="accuracy", track_test=False)
+
+    def rollout(key, start, actions):
+        obs, state = env.reset_env(key, params.replace(init_lr=start))
+
+        def step(carry, inputs):
+            obs, state = carry
+            k, action = inputs
+            next_obs, state, *_ = env.step_env(k, state, jnp.broadcast_to(action, (num_agents,)), params)
+            return (next_obs, state), obs
+
+        keys = jax.random.split(key, horizon)
+        _, seen = jax.lax.scan(step, (obs, state), (keys, actions))
+        return sanitize(seen)
+
+    keys = jax.random.split(key, starts.shape[0])
+    obs = jax.jit(jax.vmap(rollout))(keys, starts, actions)  # [K, T, A, d]
+    agent_actions = jnp.broadcast_to(actions[..., None], actions.shape + (num_agents,))
+    return Demonstrations(obs=obs.swapaxes(0, 1), actions=agent_actions.swapaxes(0, 1), lrs=lrs.T,
+                         targets=targets.T)
+
+
+def _sequences(demos: Demonstrations):
+    """Demonstrations as the network's sequence batch: obs [T, K*A, d], actions [T, K*A], resets [T, K*A]."""
+    steps, trajectories, agents, dim = demos.obs.shape
+    obs = demos.obs.reshape(steps, trajectories * agents, dim)
+    actions = demos.actions.reshape(steps, trajectories * agents)
+    resets = jnp.zeros(actions.shape, bool).at[0].set(True)
+    return obs, actions, resets
+
+
+def _policy(network: ActorCritic, cfg: IPPOConfig, params, obs_stats: RunningMeanStd, obs, resets):
+    hidden = init_hidden(cfg, obs.shape[1])
+    return network.apply(params, hidden, normalize_obs(cfg, obs_stats, obs), resets, method=ActorCritic.policy)[1]
+
+
+def behaviour_clone(network: ActorCritic, cfg: IPPOConfig, params, demos: Demonstrations, steps: int,
+                    lr: float = 1e-3):
+    """Actor parameters trained ``steps`` full-batch Adam steps to imitate ``demos``.
+
+    Returns ``(params, obs_stats, losses [steps])``: the parameters (critic untouched), the observation
+    statistics of the demonstrations, and the negative log-likelihood before each step.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps={steps!r} must be an integer >= 1")
+    obs, actions, resets = _sequences(demos)
+    obs_stats = RunningMeanStd.create((obs.shape[-1],)).update(obs)
+    tx = optax.adam(lr)
+
+    def nll(p):
+        return -_policy(network, cfg, p, obs_stats, obs, resets).log_prob(actions).mean()
+
+    def train_step(carry, _):
+        p, opt_state = carry
+        loss, grads = jax.value_and_grad(nll)(p)
+        updates, opt_state = tx.update(grads, opt_state, p)
+        return (optax.apply_updates(p, updates), opt_state), loss
+
+    (params, _), losses = jax.lax.scan(train_step, (params, tx.init(params)), None, steps)
+    return params, obs_stats, losses
+
+
+def imitation_accuracy(network: ActorCritic, cfg: IPPOConfig, params, obs_stats: RunningMeanStd,
+                       demos: Demonstrations) -> jnp.ndarray:
+    """Fraction [] of demonstrated actions that the policy's most likely action reproduces."""
+    obs, actions, resets = _sequences(demos)
+    greedy = _policy(network, cfg, params, obs_stats, obs, resets).mode()
+    return jnp.mean(greedy == actions)
+
+
+def warm_runner_state(runner_state: RunnerState, params, obs_stats: RunningMeanStd) -> RunnerState:
+    """IPPO's fresh ``runner_state`` (from ``init``) starting from cloned ``params`` and ``obs_stats``.
+
+    The fresh optimiser state is kept: IPPO's optimiser (gradient clipping + Adam) starts from zero
+    moments and a zero count whatever the parameters' values, so it is the state for ``params`` too.
+    """
+    return runner_state.replace(params=params, obs_stats=obs_stats)

@@ -1,0 +1,78 @@
+"""Warm start (issue 14 item 4): schedules as actions, their demonstrations, behaviour cloning."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import ganno_jax as gj
+from ganno_jax.agents import IPPOConfig
+from ganno_jax.agents import warm_start as ws
+from ganno_jax.agents.networks import init_hidden, make_network
+
+TASK = gj.tasks.get("digits-mlp", tau=4, horizon=16, batch_size=16, width=2, eval_batch=64)
+CFG = IPPOConfig(activation="tanh")
+
+
+@pytest.fixture(scope="module")
+def demos():
+    env = gj.env.LayerwiseLREnv(TASK)
+    return env, ws.demonstrations(env, env.default_params, ("warmup_cosine", "onecycle_cosine"), (3e-4, 3e-3), 2,
+                                  jax.random.key(0))
+
+
+def test_constant_schedule_is_all_no_ops():
+    start, targets = ws.schedule_targets("constant", 1e-3, horizon=10, tau=5)
+    actions, lrs = ws.schedule_actions(start, targets)
+    np.testing.assert_array_equal(actions, 0)
+    np.testing.assert_allclose(lrs, 1e-3)
+
+
+def test_cosine_is_tracked_downwards_and_warm_up_starts_from_zero():
+    start, targets = ws.schedule_targets("cosine", 3e-3, horizon=40, tau=10)
+    _, lrs = ws.schedule_actions(start, targets)
+    assert np.all(np.diff(np.asarray(lrs)) <= 0)
+    assert np.max(np.abs(lrs - targets)) < 0.2 * 3e-3
+    start, targets = ws.schedule_targets("warmup_cosine", 1e-3, horizon=40, tau=10)
+    actions, lrs = ws.schedule_actions(start, targets)
+    assert float(start) == 0.0 and int(np.argmax(lrs)) > 0  # from 0 up to the peak, then down
+    assert float(lrs.max()) == pytest.approx(1e-3, rel=0.05)
+    assert int(actions[0]) in (0, 5, 7)  # only the additive actions leave 0
+
+
+def test_demonstrations_have_one_trajectory_per_schedule_peak_and_seed(demos):
+    env, d = demos
+    assert d.obs.shape == (TASK.horizon, 8, env.num_agents, gj.env.OBS_DIM)
+    assert d.actions.shape == (TASK.horizon, 8, env.num_agents)
+    assert np.all(np.isfinite(d.obs))
+    # every layer gets the schedule's action; the two seeds of a (schedule, peak) act alike
+    np.testing.assert_array_equal(d.actions[..., 0], d.actions[..., -1])
+    np.testing.assert_array_equal(d.actions[:, 0], d.actions[:, 1])
+    # the observed LR feature follows the actions: observations differ between schedules
+    assert not np.allclose(d.obs[:, 0], d.obs[:, 4])
+
+
+def test_behaviour_cloning_reproduces_the_schedules_actions(demos):
+    env, d = demos
+    network = make_network(CFG, env.action_space())
+    params = network.init(jax.random.key(1), init_hidden(CFG, 1), jnp.zeros((1, 1, d.obs.shape[-1])),
+                          jnp.zeros((1, 1), bool))
+    before = ws.imitation_accuracy(network, CFG, params, ws.RunningMeanStd.create((d.obs.shape[-1],)), d)
+    cloned, obs_stats, losses = jax.jit(lambda p: ws.behaviour_clone(network, CFG, p, d, steps=300))(params)
+    accuracy = float(ws.imitation_accuracy(network, CFG, cloned, obs_stats, d))
+    assert losses[-1] < 0.25 * losses[0]
+    assert accuracy >= 0.9 > float(before)
+    np.testing.assert_array_equal(cloned["params"]["critic_out"]["kernel"], params["params"]["critic_out"]["kernel"])
+
+
+@pytest.mark.parametrize("names, message", [((), "at least one"), (("cosine", "nope"), "'nope' is unknown")])
+def test_bad_sources_name_the_problem(names, message):
+    with pytest.raises(ValueError, match=message):
+        ws.check_sources(names)
+
+
+def test_bad_peaks_and_steps_are_refused(demos):
+    env, d = demos
+    with pytest.raises(ValueError, match="peak_lrs"):
+        ws.demonstrations(env, env.default_params, ("cosine",), (0.0,), 1, jax.random.key(0))
+    with pytest.raises(ValueError, match="steps=0"):
+        ws.behaviour_clone(None, CFG, None, d, steps=0)
