@@ -3,10 +3,12 @@
 ``save(folder, step, tree)`` writes ``folder/<step>`` atomically through an orbax
 ``CheckpointManager`` (keeps the last ``max_to_keep``); ``restore(folder, like)`` restores the latest
 step into the structure of ``like`` (a pytree or its ``jax.eval_shape``), placed as ``like``'s arrays are
-(abstract leaves: on the default device), whatever device layout saved it. Only committed steps count:
-orbax writes a step into a temporary folder and renames it when complete, so a save that was killed
-half-way is never listed nor loaded. A checkpoint that does not match ``like`` or cannot be read raises
-``CheckpointError`` naming the folder and the problem.
+(abstract leaves: on this process's first device), whatever device layout or number of processes
+saved it. With several processes (``jax.distributed``) every process calls ``save`` and ``restore``
+(orbax coordinates them: each writes its shards, process 0 the metadata; the folder must be shared).
+Only committed steps count: orbax writes a step into a temporary folder and renames it when complete,
+so a save that was killed half-way is never listed nor loaded. A checkpoint that does not match
+``like`` or cannot be read raises ``CheckpointError`` naming the folder and the problem.
 """
 from __future__ import annotations
 
@@ -33,8 +35,9 @@ def _to_saveable(tree):
 
 def _restore_target(like):
     """Abstract saveable tree of ``like`` with explicit shardings, so a checkpoint saved on another
-    device layout (e.g. env copies split over CPU cores) restores onto this process's devices."""
-    default = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    device layout (e.g. env copies split over CPU cores, or several processes) restores onto this
+    process's devices (abstract leaves: its first local device)."""
+    default = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
 
     def target(x, abstract):
         sharding = getattr(x, "sharding", None) or default

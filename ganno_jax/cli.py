@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import sys
 
+from ganno_jax import distributed
 from ganno_jax.agents import IPPOConfig
 from ganno_jax.agents.sharding import use_cpu_cores
 from ganno_jax.env.layerwise import REWARD_MODES, EnvParams
@@ -86,7 +87,8 @@ def _cmd_train(args) -> int:
     from ganno_jax import training
 
     if args.resume:
-        training.train_run(args.resume, resume=True, chunk_updates=args.chunk_updates, devices=args.devices)
+        training.train_run(args.resume, resume=True, chunk_updates=args.chunk_updates, devices=args.devices,
+                           max_chunks=args.max_chunks)
         print(f"resumed and finished {args.resume}")
         return 0
     if not args.out:
@@ -94,7 +96,8 @@ def _cmd_train(args) -> int:
     cfg = IPPOConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(IPPOConfig)})
     training.train_run(args.out, _task_from(args), cfg, variant=args.variant, env_params=_env_params_from(args),
                        seed=args.seed, chunk_updates=args.chunk_updates, overwrite=args.overwrite,
-                       devices=args.devices, train_seeds=args.train_seeds, log_episodes=args.log_episodes)
+                       devices=args.devices, train_seeds=args.train_seeds, log_episodes=args.log_episodes,
+                       max_chunks=args.max_chunks)
     print(f"trained; run folder: {args.out} ({training.final_metrics(args.out)})")
     return 0
 
@@ -154,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--variant", default="ganno", help="ganno | lr_only | timestep_only | single_agent")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--chunk-updates", type=int, default=10, help="PPO updates between checkpoints")
+    train.add_argument("--max-chunks", type=int, metavar="N",
+                       help="stop after N chunks (each checkpointed), e.g. to fit a cluster's time limit; "
+                            "--resume continues")
     train.add_argument("--train-seeds", type=int, default=1, metavar="A",
                        help="agents trained at once (one vmap over seeds; the paper's +- covers trained agents)")
     train.add_argument("--log-episodes", type=_episodes, default=(0, 40), metavar="K,K",
@@ -161,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "'' for none)")
     train.add_argument("--devices", type=int, help="split the env copies over this many devices (default: as "
                                                    "many as divide --num-envs; on CPU one device per core)")
+    distributed.add_args(train)
     _env_args(train)
     _ippo_args(train)
     train.set_defaults(func=_cmd_train)
@@ -183,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--devices", type=int, help="split the runs over this many devices (default: all; on CPU "
                                                 "one device per core)")
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
+    distributed.add_args(ev)
     ev.set_defaults(func=_cmd_evaluate)
 
     dm = sub.add_parser("demo", help="train a small GANNO on digits and evaluate it zero-shot (CPU, minutes)")
@@ -197,6 +205,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     use_cpu_cores()
     try:
+        distributed.initialize(getattr(args, "coordinator", None), getattr(args, "num_processes", None),
+                               getattr(args, "process_id", None))
         for spec in getattr(args, "imports", ()):
             _run_import(spec)
         return args.func(args)
