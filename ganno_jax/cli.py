@@ -118,9 +118,10 @@ def _cmd_evaluate(args) -> int:
     check_out(args.out, args.overwrite, protect=[args.run])  # files are written only once all runs end
     _, table = evaluate_task(methods, task, init_lrs, seeds, args.out,
                              weight_decay=args.weight_decay, plot_prefix="", max_parallel_runs=args.max_parallel_runs,
-                             devices=args.devices, progress=not args.no_progress)
-    print(table)
-    print(f"wrote {args.out}/ (results.json, results.md, results.csv, plots)")
+                             devices=args.devices, progress=not args.no_progress and distributed.is_writer())
+    if distributed.is_writer():
+        print(table)
+        print(f"wrote {args.out}/ (results.json, results.md, results.csv, plots)")
     return 0
 
 

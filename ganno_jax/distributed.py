@@ -115,3 +115,29 @@ def to_host(tree):
         return np.asarray(jax.device_get(x))
 
     return jax.tree.map(get, tree)
+
+
+
+def put(tree, sharding):
+    """``jax.device_put(tree, sharding)``, also where ``sharding`` spans several processes' devices (every
+    process passes the same values): there, arrays held by this process alone (e.g. restored onto its
+    first device) travel as NumPy arrays, PRNG key arrays as their key data, as ``device_put`` requires."""
+    if jax.process_count() == 1:
+        return jax.device_put(tree, sharding)
+
+    def leaf(x):
+        if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            data = jax.device_put(np.asarray(jax.random.key_data(x)), sharding)
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+        return jax.device_put(np.asarray(x) if isinstance(x, jax.Array) and x.is_fully_addressable else x, sharding)
+
+    return jax.tree.map(leaf, tree)
+
+
+def agree_min(value: Optional[int]) -> Optional[int]:
+    """The least of every process's ``value`` (None if some process has None); ``value`` itself with one
+    process. Keeps choices made from local measurements (free memory) the same in every process."""
+    if jax.process_count() == 1:
+        return value
+    values = multihost_utils.process_allgather(np.int64(-1 if value is None else value))
+    return None if (values < 0).any() else int(values.min())

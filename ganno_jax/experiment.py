@@ -22,7 +22,7 @@ import os
 import sys
 from typing import Callable, Optional, Sequence
 
-from ganno_jax import tasks, training
+from ganno_jax import distributed, tasks, training
 from ganno_jax.agents.sharding import use_cpu_cores
 from ganno_jax.evaluation import controllers
 from ganno_jax.runs import RunConfig, load_config, prepare_out
@@ -73,13 +73,15 @@ def check_runs(paths: Sequence[Optional[str]]) -> None:
 
 # ----------------------------------------------------------------------------------------- flags
 def base_parser(prog: str, description: str, default_out: str, scale_help: str) -> argparse.ArgumentParser:
-    """ArgumentParser with the flags of every script: --out, --overwrite, --scale cpu|paper, --smoke."""
+    """ArgumentParser with the flags of every script: --out, --overwrite, --scale cpu|paper, --smoke, and
+    --coordinator / --num-processes / --process-id (several processes, ``distributed.add_args``)."""
     p = argparse.ArgumentParser(prog=prog, description=description,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=default_out, help=f"results folder (default: {default_out})")
     p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty results folder")
     p.add_argument("--scale", choices=("cpu", "paper"), default="cpu", help=scale_help)
     p.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (tests); overrides --scale")
+    distributed.add_args(p)
     return p
 
 
@@ -120,7 +122,7 @@ def parser(prog: str, description: str, default_out: str,
 
 def run_options(args) -> dict:
     """Keyword arguments of ``evaluation.report.evaluate_task`` from the flags: runs at once, progress bar."""
-    return dict(max_parallel_runs=args.max_parallel_runs, progress=not args.no_progress)
+    return dict(max_parallel_runs=args.max_parallel_runs, progress=not args.no_progress and distributed.is_writer())
 
 
 def scale_of(args) -> GannoScale:
@@ -236,10 +238,12 @@ def scale_note(scale: GannoScale, seeds: int) -> str:
 
 
 def script_entry(main: Callable[[Optional[list]], object]) -> None:
-    """``if __name__ == "__main__"`` body: one CPU device per core (env copies split over them), then
-    runs ``main``, turning input errors into one-line exits."""
+    """``if __name__ == "__main__"`` body: one CPU device per core (env copies split over them), joins a
+    multi-process run (``distributed.initialize_from_argv``), then runs ``main``, turning input errors
+    into one-line exits."""
     use_cpu_cores()
     try:
+        distributed.initialize_from_argv(sys.argv[1:])
         main(sys.argv[1:])
     except (ValueError, FileExistsError, FileNotFoundError, MemoryError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -2,10 +2,11 @@
 
 Every command and script that writes a folder (``ganno train`` / ``evaluate`` / ``demo``, the
 ``experiments/*.py`` scripts) prepares it with ``prepare_out`` and writes files with ``write_atomic``
-(temp file + ``os.replace``: a reader never sees half a file). A training run folder holds
-``config.json`` (``RunConfig``: task, IPPO config, every ``EnvParams`` field, variant, seed, number of
-trained agents, logged episodes), which ``save_config`` / ``load_config`` round-trip exactly, and
-``checkpoints/`` (orbax), from which ``load_policy`` rebuilds the trained policy.
+(temp file + ``os.replace``: a reader never sees half a file); with several processes
+(``ganno_jax.distributed``) both act in process 0 only, as ``evaluation.plots.save_figure`` does.
+A training run folder holds ``config.json`` (``RunConfig``: task, IPPO config, every ``EnvParams`` field,
+variant, seed, number of trained agents, logged episodes), which ``save_config`` / ``load_config``
+round-trip exactly, and ``checkpoints/`` (orbax), from which ``load_policy`` rebuilds the trained policy.
 
 A run trains ``train_seeds`` independent agents (the paper's +- covers trained agents) as one
 ``jax.vmap`` of ``agents.make_train_pieces`` over PRNG keys (``run_pieces``): one agent gets
@@ -25,7 +26,7 @@ from typing import Optional, Sequence
 
 import jax
 
-from ganno_jax import checkpoint
+from ganno_jax import checkpoint, distributed
 from jax.sharding import Mesh
 
 from ganno_jax.agents import IPPOConfig, LearnedPolicy, TrainPieces, make_train_pieces, policy_from
@@ -37,7 +38,10 @@ CONFIG = "config.json"
 
 
 def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and ``os.replace`` (never half-written)."""
+    """Write ``text`` to ``path`` via a temporary file and ``os.replace`` (never half-written); with
+    several processes (``distributed``) only process 0 writes, the others return at once."""
+    if not distributed.is_writer():
+        return
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
@@ -73,11 +77,14 @@ def check_out(path: str, overwrite: bool, protect: Sequence[Optional[str]] = (),
 def prepare_out(path: str, overwrite: bool, protect: Sequence[Optional[str]] = (), what: str = "results folder",
                 hint: str = "pass --overwrite to replace it") -> str:
     """Creates the folder ``path`` after ``check_out`` (same arguments), deleting an existing one first
-    (only with ``overwrite``); returns ``path``."""
+    (only with ``overwrite``); returns ``path``. With several processes every process checks (all fail
+    alike), process 0 creates, and all wait for it."""
     check_out(path, overwrite, protect, what, hint)
-    if os.path.exists(path) and os.listdir(path):
-        shutil.rmtree(path)
-    os.makedirs(path, exist_ok=True)
+    if distributed.is_writer():
+        if os.path.exists(path) and os.listdir(path):
+            shutil.rmtree(path)
+        os.makedirs(path, exist_ok=True)
+    distributed.barrier(f"prepare_out {os.path.abspath(path)}")
     return path
 
 

@@ -51,7 +51,7 @@ from ganno_jax import checkpoint, distributed
 from ganno_jax.agents import IPPOConfig, RunnerState
 from ganno_jax.agents.sharding import mesh_for
 from ganno_jax.env.layerwise import EnvParams
-from ganno_jax.runs import RunConfig, check_out, load_config, prepare_out, run_pieces, save_config, write_atomic
+from ganno_jax.runs import RunConfig, load_config, prepare_out, run_pieces, save_config, write_atomic
 from ganno_jax.tasks.config import Task
 
 #: Per-agent columns of metrics.csv (means over the agents; ``<field>_a<i>`` per agent when several).
@@ -165,18 +165,14 @@ def train_run(out_dir: str, task: Optional[Task] = None, cfg: Optional[IPPOConfi
         raise ValueError(f"chunk_updates={chunk_updates!r} must be an integer >= 1")
     if max_chunks is not None and max_chunks < 1:
         raise ValueError(f"max_chunks={max_chunks!r} must be an integer >= 1 (or None: until the end)")
-    writer = distributed.is_writer()
     if resume:
         config = load_config(out_dir)
     else:
         config = RunConfig(task, cfg, EnvParams() if env_params is None else env_params, variant, seed, train_seeds,
                            tuple(log_episodes))
-        how = dict(what="run folder", hint="pass --resume to continue it or --overwrite to replace it")
-        check_out(out_dir, overwrite, **how)  # every process: all fail alike, none waits for the writer
-        if writer:
-            prepare_out(out_dir, overwrite, **how)
-            save_config(out_dir, config)
-        distributed.barrier("run folder prepared")
+        prepare_out(out_dir, overwrite, what="run folder", hint="pass --resume to continue it or --overwrite to "
+                                                                 "replace it")
+        save_config(out_dir, config)
     task, cfg, variant = config.task, config.ippo, config.variant
     pieces = run_pieces(config, mesh_for(cfg.num_envs, devices))
     runner_state = jax.jit(pieces.init)(jax.random.key(config.seed))
@@ -191,7 +187,8 @@ def train_run(out_dir: str, task: Optional[Task] = None, cfg: Optional[IPPOConfi
         row.setdefault("episodes", row["update"] * cfg.num_steps // task.horizon)
     episodes = rows[-1]["episodes"] if rows else 0
     update = jax.jit(pieces.update, static_argnums=1)
-    bar = tqdm(total=cfg.num_updates, initial=done_updates, unit="upd", disable=not (progress and writer),
+    bar = tqdm(total=cfg.num_updates, initial=done_updates, unit="upd",
+               disable=not (progress and distributed.is_writer()),
                desc=f"train {task.name} [{variant}]" + (f" x{config.train_seeds}" if config.train_seeds > 1 else ""))
     chunks = 0
     while done_updates < cfg.num_updates and (max_chunks is None or chunks < max_chunks):
@@ -208,17 +205,16 @@ def train_run(out_dir: str, task: Optional[Task] = None, cfg: Optional[IPPOConfi
         episodes = int(ended[-1])
         done_updates += n
         chunks += 1
-        if schedule_rows and writer:
+        if schedule_rows:
             _write_rows(schedules_path, schedule_rows, tuple(schedule_rows[0]))
-        if writer:
-            _write_rows(metrics_path, rows, metric_fields(config.train_seeds))
+        _write_rows(metrics_path, rows, metric_fields(config.train_seeds))
         checkpoint.save(ckpt_dir, done_updates, runner_state)
         last = new_rows[-1]
         bar.update(n)
         bar.set_postfix(env_steps_s=f"{last['env_steps_per_s']:.1f}", reward=f"{last['mean_reward']:.4f}",
                         val_acc=f"{last['val_acc']:.3f}")
     bar.close()
-    if schedule_rows and writer:
+    if schedule_rows:
         _plot_schedules(out_dir, config)
     return runner_state
 

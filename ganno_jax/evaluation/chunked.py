@@ -33,6 +33,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from ganno_jax import distributed
 from ganno_jax.agents.sharding import ENV_AXIS
 
 #: fraction of a device's free memory one chunk's program may use
@@ -218,14 +219,14 @@ class RunMapper:
         padded = -(-num_runs // plan.chunk) * plan.chunk
         order = np.minimum(np.arange(padded), num_runs - 1)
         if mesh is not None:
-            shared = jax.device_put(shared, NamedSharding(mesh, PartitionSpec()))
+            shared = distributed.put(shared, NamedSharding(mesh, PartitionSpec()))
         pieces = []
         for start in range(0, padded, plan.chunk):
             chunk_runs = jax.tree.map(lambda x: x[order[start:start + plan.chunk]], runs)
             if mesh is not None:
-                chunk_runs = jax.device_put(chunk_runs, NamedSharding(mesh, PartitionSpec(ENV_AXIS)))
+                chunk_runs = distributed.put(chunk_runs, NamedSharding(mesh, PartitionSpec(ENV_AXIS)))
             try:
-                pieces.append(jax.device_get(compiled(shared, chunk_runs)))
+                pieces.append(distributed.to_host(compiled(shared, chunk_runs)))
             except jax.errors.JaxRuntimeError as err:
                 if not _is_oom(err):
                     raise

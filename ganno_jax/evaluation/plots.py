@@ -18,11 +18,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ganno_jax import distributed  # noqa: E402
 from ganno_jax.evaluation.harness import EvalResult  # noqa: E402
 
 
 def save_figure(fig, path: str) -> str:
-    """Writes ``fig`` to ``path`` as PNG atomically (temp file, then ``os.replace``), closes it; returns ``path``."""
+    """Writes ``fig`` to ``path`` as PNG atomically (temp file, then ``os.replace``), closes it; returns ``path``.
+    With several processes only process 0 writes (as ``runs.write_atomic``)."""
+    if not distributed.is_writer():
+        plt.close(fig)
+        return path
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp.png"
     fig.savefig(tmp, dpi=120, bbox_inches="tight")
