@@ -18,7 +18,8 @@ each default says where it comes from:
   ``ent_coef=0.01``, ``vf_coef=0.5``, ``anneal_lr=False``, Adam eps 1e-5 (``ippo._optimizer``).
 - choice: ``obs_clip=10`` (purejaxrl / SB3 ``VecNormalize``; Mava normalises without clipping),
   ``recurrent=True`` (the paper lists a recurrent policy layer), ``init_log_std=0`` (Box action spaces
-  only; GANNO's are discrete).
+  only; GANNO's are discrete), ``critic="independent"`` (the paper's IPPO: each agent's value from its
+  own observation; ``"centralised"`` is MAPPO's critic over all agents of an env copy, ``networks.py``).
 
 ``PUREJAXRL_STYLE`` keeps this repository's earlier settings: purejaxrl's PPO learning rate 2.5e-4 and
 tanh activation, one 32-step rollout per env copy (4 sequences of 8 per env copy and agent).
@@ -28,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 
 _ACTIVATIONS = ("tanh", "relu")
+CRITICS = ("independent", "centralised")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +73,7 @@ class IPPOConfig:
     actor_post_gru: int = 64
     critic_layers: tuple[int, ...] = (64, 64)
     activation: str = "relu"
+    critic: str = "independent"  # "centralised": one value per agent from all agents of its env copy
     init_log_std: float = 0.0  # Gaussian head (Box action spaces) only: initial log standard deviation
 
     def __post_init__(self):
@@ -90,6 +93,7 @@ class IPPOConfig:
             _require(name, sizes, ok, "a tuple of integers >= 1")
         _require("init_log_std", self.init_log_std, -10.0 <= self.init_log_std <= 2.0, "a float in [-10, 2]")
         _require("activation", self.activation, self.activation in _ACTIVATIONS, f"one of {_ACTIVATIONS}")
+        _require("critic", self.critic, self.critic in CRITICS, f"one of {CRITICS}")
         _require("num_steps", self.num_steps, self.num_steps % self.seq_len == 0,
                  f"a multiple of seq_len={self.seq_len}")
         _require("num_minibatches", self.num_minibatches, self.num_sequences % self.num_minibatches == 0,

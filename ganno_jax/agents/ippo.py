@@ -7,10 +7,13 @@ GAE over the whole rollout, cuts it into ``num_sequences`` sequences of ``seq_le
 all its agents: Mava's epoch batch) and trains ``update_epochs`` epochs of ``num_minibatches``
 minibatches of whole sequences. ``train(key)`` is literally ``update(init(key), num_updates)``,
 so a CLI can run the same loop in chunks (``make_train_pieces``) and get bit-identical parameters.
+With ``critic="centralised"`` (MAPPO) each agent's value sees every agent of its env copy: the rollout
+and every minibatch hold whole env copies, so the critic regroups the actor axis ``[E * A] -> [E, A]``.
 Given a ``mesh`` (``agents.env_mesh``), the env copies are split over its devices (``sharding.py``).
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple, Optional
 
 import flax.struct
@@ -108,6 +111,8 @@ def make_train_pieces(cfg: IPPOConfig, env, env_params, mesh: Optional[Mesh] = N
     action_shape = action_shape_of(action_space)
     tx = _optimizer(cfg)
     num_envs, num_actors = cfg.num_envs, cfg.num_envs * num_agents
+    # minibatches hold whole env copies (all their agents, env-major), as the centralised critic needs
+    apply_fn = functools.partial(network.apply, num_agents=num_agents)
 
     def to_returns(stats: RunningMeanStd, v):  # critic output -> return units
         return stats.denormalize(v) if cfg.normalize_values else v
@@ -115,14 +120,15 @@ def make_train_pieces(cfg: IPPOConfig, env, env_params, mesh: Optional[Mesh] = N
     def to_critic(stats: RunningMeanStd, v):  # return units -> critic output units
         return stats.normalize(v) if cfg.normalize_values else v
 
-    def value_of(rs: RunnerState, obs):  # sanitised obs [..., d] -> value [...] in return units
-        return to_returns(rs.ret_stats, network.apply(rs.params, normalize_obs(cfg, rs.obs_stats, obs),
-                                                       method=ActorCritic.value))
+    def value_of(rs: RunnerState, obs):  # sanitised obs [..., k * A, d] (whole env copies) -> [..., k * A]
+        return to_returns(rs.ret_stats, network.apply(rs.params, normalize_obs(cfg, rs.obs_stats, obs), num_agents,
+                                                       method=ActorCritic.actor_values))
 
     def init(key: jax.Array) -> RunnerState:
         """Fresh network, optimiser, normalisers and ``num_envs`` reset env copies."""
         k_net, k_env, k_run = jax.random.split(key, 3)
-        params = network.init(k_net, init_hidden(cfg, 1), jnp.zeros((1, 1, obs_dim)), jnp.zeros((1, 1), bool))
+        params = network.init(k_net, init_hidden(cfg, 1), jnp.zeros((1, 1, obs_dim)), jnp.zeros((1, 1), bool),
+                              num_agents=1)  # no parameter depends on the number of agents
         keys = split_envs(jax.random.split(k_env, num_envs), mesh)
         obs, env_state = split_envs(jax.vmap(env.reset, in_axes=(0, None))(keys, env_params), mesh)
         return RunnerState(
@@ -142,7 +148,7 @@ def make_train_pieces(cfg: IPPOConfig, env, env_params, mesh: Optional[Mesh] = N
         key, k_act, k_env = jax.random.split(rs.key, 3)
         obs = sanitize(rs.obs).reshape(num_actors, obs_dim)
         hidden, pi, value = network.apply(rs.params, rs.hidden, normalize_obs(cfg, rs.obs_stats, obs)[None],
-                                          rs.done[None])
+                                          rs.done[None], num_agents)
         action = pi.sample(seed=k_act)
         log_prob, action, value = pi.log_prob(action)[0], action[0].astype(action_dtype), value[0]
 
@@ -169,7 +175,7 @@ def make_train_pieces(cfg: IPPOConfig, env, env_params, mesh: Optional[Mesh] = N
 
     def train_minibatch(carry, mb: PPOBatch):
         params, opt_state = carry
-        grads, stats = jax.grad(ppo_loss, has_aux=True)(params, network.apply, cfg, mb)
+        grads, stats = jax.grad(ppo_loss, has_aux=True)(params, apply_fn, cfg, mb)
         updates, opt_state = tx.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), stats
 

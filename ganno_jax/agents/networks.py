@@ -9,7 +9,10 @@ for ``Discrete(n)`` action spaces, ``GaussianHead`` for ``Box`` action spaces (`
 state-independent log-std): samples are *not* squashed, the env clips them to its box, and PPO uses the
 log-prob of the unclipped sample (standard practice, as purejaxrl's continuous PPO). A tanh squash would
 need a log-det-Jacobian correction and has no closed-form entropy.
-Critic: a separate feed-forward torso ``critic_layers`` on the same (normalised) observation -> scalar.
+Critic (``critic``): ``"independent"`` (IPPO, the paper's) is a separate feed-forward torso
+``critic_layers`` on the agent's own (normalised) observation -> scalar. ``"centralised"`` (MAPPO) is a
+``CentralisedCritic``: it sees every agent of the env copy through mean and max pooling over the agent
+axis, so no parameter depends on the number of agents (one critic for any depth). Actors are the same.
 Initialisation follows purejaxrl's scales (hidden layers sqrt 2, policy output 0.01, value output 1,
 biases zero) with variance-scaling normal weights of variance ``scale**2 / fan_in`` instead of
 orthogonal matrices (same per-weight variance): orthogonal init needs a QR per layer, and a dozen
@@ -98,6 +101,35 @@ class GaussianHead(nn.Module):
         return distrax.MultivariateNormalDiag(loc=mean, scale_diag=jnp.broadcast_to(jnp.exp(log_std), mean.shape))
 
 
+class CentralisedCritic(nn.Module):
+    """MAPPO critic over the agents of one env copy, independent of their number (deep-sets pooling).
+
+    Every agent's observation is embedded by one shared layer (width ``layers[0]``); the embeddings are
+    pooled over the agent axis (mean and max, concatenated) and agent i's value is an MLP
+    (``layers[1:]``, then a scalar) of ``[embedding_i, mean, max]``. ``obs [..., A, d]``,
+    ``agent_mask [..., A]`` bool (None: all real) -> ``value [..., A]``. Padded agents (mask False) are
+    left out of both pools, so they change no real agent's value; their own values are meaningless.
+    """
+
+    layers: tuple[int, ...]
+    activation: str
+
+    @nn.compact
+    def __call__(self, obs, agent_mask=None):
+        embedding = MLP(self.layers[:1], self.activation, name="embed")(obs)  # [..., A, F]
+        if agent_mask is None:
+            mean, peak = embedding.mean(axis=-2), embedding.max(axis=-2)
+        else:
+            mask = agent_mask[..., None]
+            count = mask.sum(axis=-2)
+            mean = jnp.where(mask, embedding, 0.0).sum(axis=-2) / jnp.maximum(count, 1)
+            peak = jnp.where(count > 0, jnp.where(mask, embedding, -jnp.inf).max(axis=-2), 0.0)
+        pooled = jnp.broadcast_to(jnp.concatenate([mean, peak], -1)[..., None, :],
+                                  embedding.shape[:-1] + (2 * embedding.shape[-1],))
+        x = MLP(self.layers[1:], self.activation, name="torso")(jnp.concatenate([embedding, pooled], -1))
+        return _dense(1, 1.0, name="out")(x)[..., 0]
+
+
 class ActorCritic(nn.Module):
     """Shared-parameter actor-critic; every row of the batch axis is one (env copy, agent) actor."""
 
@@ -108,19 +140,24 @@ class ActorCritic(nn.Module):
     critic_layers: tuple[int, ...]
     recurrent: bool
     activation: str
+    critic: str = "independent"
 
     def setup(self):
         self.actor_torso = MLP(self.actor_layers, self.activation)
         self.rnn = ScannedGRU(self.gru_size) if self.recurrent else None
         self.actor_post = MLP((self.actor_post_gru,), self.activation)
-        self.critic_torso = MLP(self.critic_layers, self.activation)
-        self.critic_out = _dense(1, 1.0)
+        if self.critic == "centralised":
+            self.central_critic = CentralisedCritic(self.critic_layers, self.activation)
+        else:
+            self.critic_torso = MLP(self.critic_layers, self.activation)
+            self.critic_out = _dense(1, 1.0)
 
-    def __call__(self, hidden, obs, dones):
+    def __call__(self, hidden, obs, dones, num_agents: int | None = None):
         """``hidden [B, H]``, ``obs [T, B, d]``, ``dones [T, B]`` (reset before step t) ->
-        ``(hidden [B, H], pi with batch shape [T, B], value [T, B])``."""
+        ``(hidden [B, H], pi with batch shape [T, B], value [T, B])``. ``num_agents`` (static): the
+        batch holds whole env copies of that many agents each, env-major (needed by the centralised critic)."""
         hidden, pi = self.policy(hidden, obs, dones)
-        return hidden, pi, self.value(obs)
+        return hidden, pi, self.actor_values(obs, num_agents)
 
     def policy(self, hidden, obs, dones):
         """Actor only: as ``__call__`` without the value -> ``(hidden [B, H], pi [T, B])``."""
@@ -129,9 +166,24 @@ class ActorCritic(nn.Module):
             hidden, x = self.rnn(hidden, (x, dones))
         return hidden, self.head(self.actor_post(x))
 
-    def value(self, obs):
-        """Critic only: ``obs [..., d] -> value [...]``."""
+    def value(self, obs, agent_mask=None):
+        """Critic only: ``obs [..., A, d]`` (the agents of one env copy on axis -2), ``agent_mask [..., A]``
+        (centralised critic only; None: all agents real) -> ``value [..., A]``. The independent critic is
+        per row, so any ``obs [..., d] -> [...]`` works for it."""
+        if self.critic == "centralised":
+            return self.central_critic(obs, agent_mask)
         return self.critic_out(self.critic_torso(obs))[..., 0]
+
+    def actor_values(self, obs, num_agents: int | None = None):
+        """Critic on the folded actor axis: ``obs [..., B, d]`` with ``B = envs * num_agents`` (env-major)
+        -> ``value [..., B]``; ``num_agents`` is required by the centralised critic only."""
+        if self.critic != "centralised":
+            return self.value(obs)
+        if num_agents is None or obs.shape[-2] % num_agents:
+            raise ValueError(f"num_agents={num_agents!r} must divide the actor axis ({obs.shape[-2]}) "
+                             "for the centralised critic")
+        grouped = obs.reshape(obs.shape[:-2] + (obs.shape[-2] // num_agents, num_agents, obs.shape[-1]))
+        return self.value(grouped).reshape(obs.shape[:-1])
 
 
 def is_discrete(action_space) -> bool:
@@ -163,6 +215,7 @@ def make_network(cfg: IPPOConfig, action_space) -> ActorCritic:
         critic_layers=cfg.critic_layers,
         recurrent=cfg.recurrent,
         activation=cfg.activation,
+        critic=cfg.critic,
     )
 
 
