@@ -13,6 +13,7 @@ import re
 import time
 from typing import Optional, Sequence
 
+from ganno_jax import distributed
 from ganno_jax.env.inner import InnerTrainer
 from ganno_jax.evaluation import plots
 from ganno_jax.evaluation.controllers import PolicyController
@@ -68,6 +69,8 @@ def finish(out: str, title: str, sections: Sequence[tuple[str, str]], start: flo
     summary = {"title": title, "elapsed_s": elapsed, "sections": [{"heading": h, "table": t} for h, t in sections],
                **(extra or {})}
     write_atomic(os.path.join(out, "summary.json"), json.dumps(summary, indent=2))
+    if not distributed.is_writer():  # several processes: process 0 wrote the files and prints the report
+        return report
     print(report)
     print(f"[experiment] wrote {out}/ (README.md, summary.json, results.{{json,md,csv}}, plots) in {elapsed:.0f}s")
     return report
