@@ -110,15 +110,14 @@ def _mesh_devices(mesh: Optional[Mesh]) -> list:
 
 def device_budget(mesh: Optional[Mesh]) -> Optional[int]:
     """Bytes one device's share of a program may use: ``MEMORY_FRACTION`` of its free memory
-    (CPU devices share the host's RAM, so it is divided among the mesh's devices)."""
-    devices = _mesh_devices(mesh)
+    (CPU devices share the host's RAM, so it is divided among the mesh's devices); only this process's
+    devices count, and with several processes the least of theirs, so that all choose the same chunks."""
+    devices = [d for d in _mesh_devices(mesh) if d.process_index == jax.process_index()]
     free = [free_memory(d) for d in devices]
-    if any(f is None for f in free):
-        return None
-    share = min(free) * MEMORY_FRACTION
-    if devices[0].platform == "cpu":
-        share /= len(devices)
-    return int(share)
+    share = None
+    if all(f is not None for f in free):
+        share = min(free) * MEMORY_FRACTION / (len(devices) if devices[0].platform == "cpu" else 1)
+    return distributed.agree_min(None if share is None else int(share))
 
 
 def program_bytes(compiled) -> Optional[int]:
