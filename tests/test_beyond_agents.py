@@ -81,6 +81,10 @@ def test_one_critic_for_two_depths_and_padded_agents_change_nothing(central, dep
     chex.assert_shape(mixed, (6, 5))
     np.testing.assert_allclose(mixed[:3, :2], values[2], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(mixed[3:], values[5], rtol=1e-5, atol=1e-6)
+    # gradients stay finite through the masked pools, even for an env copy with no real agent
+    empty = mask.at[0].set(False)
+    grads = jax.grad(lambda p: jnp.sum(network.apply(p, batch, empty, method=ActorCritic.value) * empty))(params)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
     # an all-True mask is no mask
     np.testing.assert_allclose(network.apply(params, depth_obs[5], jnp.ones((3, 5), bool), method=ActorCritic.value),
                                values[5], rtol=1e-6, atol=1e-7)
