@@ -30,6 +30,7 @@ from ganno_jax import checkpoint, distributed
 from jax.sharding import Mesh
 
 from ganno_jax.agents import IPPOConfig, LearnedPolicy, TrainPieces, make_train_pieces, policy_from
+from ganno_jax.agents.warm_start import check_sources
 from ganno_jax.env.layerwise import EnvParams, LayerwiseLREnv
 from ganno_jax.env.wrappers import VARIANTS, variant_env
 from ganno_jax.tasks.config import Task
@@ -95,6 +96,8 @@ class RunConfig:
     ``variant`` (``env.wrappers.VARIANTS``) is checked and sets ``env_params.obs_mask``.
     ``train_seeds``: agents trained at once (>= 1). ``log_episodes``: episodes of env copy 0 (of agent 0)
     whose schedules training writes to ``schedules.csv`` (paper Fig. 1), sorted, each >= 0.
+    ``warm_start``: handcrafted schedules (``baselines.schedule_names``) the policy imitates for
+    ``warm_start_steps`` behaviour-cloning steps before IPPO (``agents.warm_start``); () for none.
     """
 
     task: Task
@@ -104,6 +107,8 @@ class RunConfig:
     seed: int = 0
     train_seeds: int = 1
     log_episodes: tuple = ()
+    warm_start: tuple = ()
+    warm_start_steps: int = 300
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
@@ -114,6 +119,11 @@ class RunConfig:
         if any(isinstance(e, bool) or not isinstance(e, int) or e < 0 for e in episodes):
             raise ValueError(f"log_episodes={self.log_episodes!r} is not valid; it must list integers >= 0")
         object.__setattr__(self, "log_episodes", tuple(sorted(set(episodes))))
+        if self.warm_start:
+            object.__setattr__(self, "warm_start", check_sources(self.warm_start))
+        steps = self.warm_start_steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"warm_start_steps={steps!r} is not valid; it must be an integer >= 1")
         object.__setattr__(self, "env_params", self.env_params.replace(obs_mask=VARIANTS[self.variant][0]))
 
     def env(self):
@@ -125,16 +135,19 @@ class RunConfig:
         params = {f.name: getattr(self.env_params, f.name) for f in dataclasses.fields(EnvParams)}
         return {"task": dataclasses.asdict(self.task), "ippo": dataclasses.asdict(self.ippo),
                 "env_params": params, "variant": self.variant, "seed": self.seed, "train_seeds": self.train_seeds,
-                "log_episodes": list(self.log_episodes)}
+                "log_episodes": list(self.log_episodes), "warm_start": list(self.warm_start),
+                "warm_start_steps": self.warm_start_steps}
 
     @classmethod
     def from_dict(cls, conf: dict) -> "RunConfig":
         """Inverse of ``to_dict``; folders written before ``env_params`` was saved give its defaults
-        with their ``reward_mode``, before ``train_seeds`` / ``log_episodes`` were: 1 / none."""
+        with their ``reward_mode``, before ``train_seeds`` / ``log_episodes`` / ``warm_start`` were: 1 / none /
+        none."""
         tuples = lambda d: {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}  # noqa: E731
         params = conf.get("env_params") or {"reward_mode": conf.get("reward_mode", "difference")}
         return cls(Task(**conf["task"]), IPPOConfig(**tuples(conf["ippo"])), EnvParams(**tuples(params)),
-                   conf["variant"], conf["seed"], conf.get("train_seeds", 1), tuple(conf.get("log_episodes", ())))
+                   conf["variant"], conf["seed"], conf.get("train_seeds", 1), tuple(conf.get("log_episodes", ())),
+                   tuple(conf.get("warm_start", ())), conf.get("warm_start_steps", 300))
 
 
 def run_pieces(config: RunConfig, mesh: Optional[Mesh] = None) -> TrainPieces:

@@ -3,12 +3,13 @@
 A run folder (``runs.py``) holds ``config.json`` (``runs.RunConfig``: task, IPPO config, every
 ``EnvParams`` field, variant, seed, ``train_seeds``, ``log_episodes``), ``metrics.csv`` (one row per PPO
 update), ``schedules.csv`` / ``schedules.png`` (paper Fig. 1, when episodes are logged) and
-``checkpoints/<update>``; ``evaluation.controllers.from_run`` loads its policy for evaluation. Training
-runs ``chunk_updates`` PPO updates per jitted call (``runs.run_pieces``), then writes the CSV files and a
-checkpoint, so a run killed mid-way (even during a save) resumes from its last complete checkpoint,
-drops the rows written after it, and ends exactly as an uninterrupted run would (chunked and fused
-training give identical parameters for the same key; ``tests/test_resume.py`` kills ``ganno train``
-for real).
+``checkpoints/<update>``, and ``warm_start.json`` when the run was warm-started (``RunConfig.warm_start``:
+behaviour cloning of handcrafted schedules before IPPO, once, at the start);
+``evaluation.controllers.from_run`` loads its policy for evaluation. Training runs ``chunk_updates`` PPO
+updates per jitted call (``runs.run_pieces``), then writes the CSV files and a checkpoint, so a run killed
+mid-way (even during a save) resumes from its last complete checkpoint, drops the rows written after it,
+and ends exactly as an uninterrupted run would (chunked and fused training give identical parameters for
+the same key; ``tests/test_resume.py`` kills ``ganno train`` for real).
 
 Several trained agents (``train_seeds = A``): the A agents train as one ``jax.vmap`` over their keys
 (``runs.run_pieces``; each agent's env copies still split over the devices). ``metrics.csv`` keeps one
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import time
 from typing import Optional, Sequence
@@ -50,6 +52,7 @@ from tqdm.auto import tqdm
 from ganno_jax import checkpoint, distributed
 from ganno_jax.agents import IPPOConfig, RunnerState
 from ganno_jax.agents.sharding import mesh_for
+from ganno_jax.agents.warm_start import warm_runner_state, warm_start_params
 from ganno_jax.env.layerwise import EnvParams
 from ganno_jax.runs import RunConfig, load_config, prepare_out, run_pieces, save_config, write_atomic
 from ganno_jax.tasks.config import Task
@@ -60,7 +63,8 @@ AGENT_FIELDS = ("mean_reward", "val_acc", "final_val_acc", "diverged_frac", "los
 METRIC_FIELDS = ("update", "env_steps", "episodes", *AGENT_FIELDS, "env_steps_per_s")
 COUNT_FIELDS = ("update", "env_steps", "episodes")  # integer columns of metrics.csv
 SCHEDULE_FIELDS = ("update", "episode", "step", "opt_step")  # integer columns of schedules.csv, then lr_<i>, ...
-METRICS, SCHEDULES = "metrics.csv", "schedules.csv"
+METRICS, SCHEDULES, WARM_START = "metrics.csv", "schedules.csv", "warm_start.json"
+WARM_START_STREAM = 0x5741524D  # folded into the run key for the warm start's demonstrations ("WARM")
 #: Episodes of the paper's Fig. 1 (MARL episodes 0 and 40).
 FIG1_EPISODES = (0, 40)
 
@@ -145,11 +149,24 @@ def _plot_schedules(out_dir: str, config: RunConfig) -> None:
                             title=f"{config.task.name} [{config.variant}], env copy 0 of agent 0")
 
 
+def _warm_start(out_dir: str, config: RunConfig, runner_state: RunnerState) -> RunnerState:
+    """The fresh ``runner_state`` with behaviour-cloned parameters (``agents.warm_start``); writes
+    ``warm_start.json`` (imitation accuracy before/after per agent, losses)."""
+    env, env_params = config.env()
+    key = jax.random.fold_in(jax.random.key(config.seed), WARM_START_STREAM)
+    stacked = config.train_seeds if config.train_seeds > 1 else 0
+    params, obs_stats, report = warm_start_params(config.ippo, env, env_params, runner_state.params,
+                                                  config.warm_start, config.warm_start_steps, key, stacked)
+    write_atomic(os.path.join(out_dir, WARM_START), json.dumps(report, indent=2))
+    return warm_runner_state(runner_state, params, obs_stats)
+
+
 def train_run(out_dir: str, task: Optional[Task] = None, cfg: Optional[IPPOConfig] = None, variant: str = "ganno",
               env_params: Optional[EnvParams] = None, seed: int = 0, chunk_updates: int = 10, resume: bool = False,
               overwrite: bool = False, progress: bool = True, max_chunks: Optional[int] = None,
               devices: Optional[int] = None, train_seeds: int = 1,
-              log_episodes: Sequence[int] = FIG1_EPISODES) -> RunnerState:
+              log_episodes: Sequence[int] = FIG1_EPISODES, warm_start: Sequence[str] = (),
+              warm_start_steps: int = 300) -> RunnerState:
     """Trains (or, with ``resume``, continues) a run in ``out_dir``; returns the final ``RunnerState``
     (leaves with a leading ``[train_seeds]`` axis when ``train_seeds > 1``).
 
@@ -160,6 +177,8 @@ def train_run(out_dir: str, task: Optional[Task] = None, cfg: Optional[IPPOConfi
     ``cfg.num_envs``; results are the same up to float rounding, see ``agents.sharding``).
     ``train_seeds``: agents trained at once (one vmap, see the module docstring). ``log_episodes``:
     episodes whose schedules go to ``schedules.csv`` (default: the paper's Fig. 1, 0 and 40; ``()``: none).
+    ``warm_start``: schedule names the policy first imitates for ``warm_start_steps`` behaviour-cloning
+    steps (``agents.warm_start``; ``warm_start.json`` reports how well), then IPPO fine-tunes it.
     """
     if chunk_updates < 1:
         raise ValueError(f"chunk_updates={chunk_updates!r} must be an integer >= 1")
@@ -169,7 +188,7 @@ def train_run(out_dir: str, task: Optional[Task] = None, cfg: Optional[IPPOConfi
         config = load_config(out_dir)
     else:
         config = RunConfig(task, cfg, EnvParams() if env_params is None else env_params, variant, seed, train_seeds,
-                           tuple(log_episodes))
+                           tuple(log_episodes), tuple(warm_start), warm_start_steps)
         prepare_out(out_dir, overwrite, what="run folder", hint="pass --resume to continue it or --overwrite to "
                                                                  "replace it")
         save_config(out_dir, config)
@@ -180,6 +199,8 @@ def train_run(out_dir: str, task: Optional[Task] = None, cfg: Optional[IPPOConfi
     done_updates = 0
     if resume and checkpoint.latest_step(ckpt_dir) is not None:
         done_updates, runner_state = checkpoint.restore(ckpt_dir, runner_state)
+    elif config.warm_start:
+        runner_state = _warm_start(out_dir, config, runner_state)
     metrics_path, schedules_path = os.path.join(out_dir, METRICS), os.path.join(out_dir, SCHEDULES)
     rows = _read_rows(metrics_path, done_updates)
     schedule_rows = _read_rows(schedules_path, done_updates, SCHEDULE_FIELDS)

@@ -10,7 +10,7 @@ best handcrafted schedules first (issue 14, item 4):
 2. ``demonstrations``: those actions rolled out through the env (one vmapped ``lax.scan`` over
    schedules x peak LRs x seeds, accuracy reward so there is one inner run per env step), giving the
    observations the agents would see: ``obs [T, K, A, d]``, ``actions [T, K, A]``.
-3. ``behaviour_clone``: full-batch Adam on the actor's negative log-likelihood of the demonstrated
+3. ``behaviour_clone``: full-batch Adam (``BC_LR``) on the actor's negative log-likelihood of the demonstrated
    actions, sequences fed through the recurrent policy from a reset, observations normalised by the
    demonstrations' own statistics (which IPPO then keeps updating). The critic is left at its
    initialisation: the demonstrations carry accuracy rewards, not the difference rewards IPPO trains
@@ -20,7 +20,7 @@ best handcrafted schedules first (issue 14, item 4):
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -28,7 +28,7 @@ import optax
 
 from ganno_jax.agents.config import IPPOConfig
 from ganno_jax.agents.ippo import RunnerState, normalize_obs
-from ganno_jax.agents.networks import ActorCritic, init_hidden
+from ganno_jax.agents.networks import ActorCritic, init_hidden, make_network
 from ganno_jax.agents.normalize import RunningMeanStd, sanitize
 from ganno_jax.baselines.schedules import make_schedule, schedule_names
 from ganno_jax.env import NUM_ACTIONS
@@ -36,6 +36,8 @@ from ganno_jax.env.layerwise import apply_actions
 
 #: the warm-up schedules of the paper's Appendix H.1 that GANNO could not match from LR 0
 DEFAULT_SOURCES = ("warmup_cosine", "onecycle_cosine")
+#: Adam step size of behaviour cloning (full batch; 3x PPO's 1e-3: the targets are fixed, not noisy)
+BC_LR = 3e-3
 #: LR floor of the tracking distance, as a fraction of the schedule's largest LR (see ``schedule_actions``)
 TRACKING_FLOOR = 0.01
 
@@ -146,17 +148,18 @@ def _policy(network: ActorCritic, cfg: IPPOConfig, params, obs_stats: RunningMea
 
 
 def behaviour_clone(network: ActorCritic, cfg: IPPOConfig, params, demos: Demonstrations, steps: int,
-                    lr: float = 1e-3):
+                    lr: Optional[float] = None):
     """Actor parameters trained ``steps`` full-batch Adam steps to imitate ``demos``.
 
     Returns ``(params, obs_stats, losses [steps])``: the parameters (critic untouched), the observation
-    statistics of the demonstrations, and the negative log-likelihood before each step.
+    statistics of the demonstrations, and the negative log-likelihood before each step. ``lr``: Adam's
+    step size (default ``BC_LR``).
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps={steps!r} must be an integer >= 1")
     obs, actions, resets = _sequences(demos)
     obs_stats = RunningMeanStd.create((obs.shape[-1],)).update(obs)
-    tx = optax.adam(lr)
+    tx = optax.adam(BC_LR if lr is None else lr)
 
     def nll(p):
         return -_policy(network, cfg, p, obs_stats, obs, resets).log_prob(actions).mean()
@@ -186,3 +189,40 @@ def warm_runner_state(runner_state: RunnerState, params, obs_stats: RunningMeanS
     moments and a zero count whatever the parameters' values, so it is the state for ``params`` too.
     """
     return runner_state.replace(params=params, obs_stats=obs_stats)
+
+
+#: peak LRs of the demonstrations (the paper's evaluation grid of initial LRs)
+DEFAULT_PEAK_LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+#: inner runs per (schedule, peak LR) in the demonstrations
+DEFAULT_DEMO_SEEDS = 2
+
+
+def warm_start_params(cfg: IPPOConfig, env, env_params, params, sources: Sequence[str], steps: int, key: jax.Array,
+                      num_agents_stacked: int = 0):
+    """Behaviour-cloned ``params`` (and observation statistics) for IPPO to fine-tune; the whole warm start.
+
+    Demonstrations of ``sources`` at ``DEFAULT_PEAK_LRS`` x ``DEFAULT_DEMO_SEEDS`` are rolled out through
+    ``env`` once; every agent of ``params`` (a leading ``[num_agents_stacked]`` axis when > 0, as
+    ``runs.run_pieces`` stacks several trained agents) is cloned from its own initialisation.
+    Returns ``(params, obs_stats, report)``; ``report``: a JSON-ready dict (sources, demonstrations,
+    steps, per-agent imitation accuracy before/after and first/last loss).
+    """
+    network = make_network(cfg, env.action_space(env_params))
+    demos = demonstrations(env, env_params, sources, DEFAULT_PEAK_LRS, DEFAULT_DEMO_SEEDS, key)
+
+    def clone(p):
+        cloned, obs_stats, losses = behaviour_clone(network, cfg, p, demos, steps)
+        fresh_stats = RunningMeanStd.create((demos.obs.shape[-1],))
+        accuracy = (imitation_accuracy(network, cfg, p, fresh_stats, demos),
+                    imitation_accuracy(network, cfg, cloned, obs_stats, demos))
+        return cloned, obs_stats, losses[jnp.array([0, -1])], jnp.stack(accuracy)
+
+    run = jax.jit(jax.vmap(clone) if num_agents_stacked else clone)
+    cloned, obs_stats, losses, accuracy = run(params)
+    losses, accuracy = jnp.atleast_2d(losses), jnp.atleast_2d(accuracy)
+    report = {"sources": list(check_sources(sources)), "peak_lrs": list(DEFAULT_PEAK_LRS),
+              "demonstrations": int(demos.actions.shape[1]), "decisions": int(demos.actions.shape[0]),
+              "steps": steps, "lr": BC_LR,
+              "accuracy_before": [float(a) for a in accuracy[:, 0]], "accuracy": [float(a) for a in accuracy[:, 1]],
+              "loss_first": [float(v) for v in losses[:, 0]], "loss_last": [float(v) for v in losses[:, 1]]}
+    return cloned, obs_stats, report
