@@ -5,6 +5,7 @@
     ganno train --task fashion_mnist-cnn2 --train-seeds 3 --log-episodes 0,40 --out runs/f  # 3 agents, Fig. 1
     ganno evaluate --run runs/x --task digits-cnn3 --methods constant,cosine,random --out results/y
     ganno demo --out results/demo                                           # what `make demo` runs
+    ganno train --task digits-cnn2 --warm-start warmup_cosine,onecycle_cosine --out runs/w  # imitate, then IPPO
     ganno train --import my_models.py --task my_data-my_net --data-dir data/ --out runs/m   # your own task
 """
 from __future__ import annotations
@@ -22,6 +23,11 @@ from ganno_jax.env.layerwise import REWARD_MODES, EnvParams
 def _episodes(text: str) -> tuple:
     """``"0,40"`` -> (0, 40); ``""`` -> () (argparse reports a malformed list)."""
     return tuple(int(v) for v in text.split(",") if v.strip())
+
+
+def _names(text: str) -> tuple:
+    """``"a,b"`` -> ("a", "b"); ``""`` -> ()."""
+    return tuple(v.strip() for v in text.split(",") if v.strip())
 
 
 def _ippo_args(parser: argparse.ArgumentParser) -> None:
@@ -88,7 +94,8 @@ def _cmd_train(args) -> int:
 
     if args.resume:
         training.train_run(args.resume, resume=True, chunk_updates=args.chunk_updates, devices=args.devices,
-                           max_chunks=args.max_chunks)
+                           max_chunks=args.max_chunks, warm_start=args.warm_start,
+                       warm_start_steps=args.warm_start_steps)
         print(f"resumed and finished {args.resume}")
         return 0
     if not args.out:
@@ -97,7 +104,8 @@ def _cmd_train(args) -> int:
     training.train_run(args.out, _task_from(args), cfg, variant=args.variant, env_params=_env_params_from(args),
                        seed=args.seed, chunk_updates=args.chunk_updates, overwrite=args.overwrite,
                        devices=args.devices, train_seeds=args.train_seeds, log_episodes=args.log_episodes,
-                       max_chunks=args.max_chunks)
+                       max_chunks=args.max_chunks, warm_start=args.warm_start,
+                       warm_start_steps=args.warm_start_steps)
     print(f"trained; run folder: {args.out} ({training.final_metrics(args.out)})")
     return 0
 
@@ -169,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--devices", type=int, help="split the env copies over this many devices (default: as "
                                                    "many as divide --num-envs; on CPU one device per core)")
     distributed.add_args(train)
+    train.add_argument("--warm-start", type=_names, default=(), metavar="NAME,NAME",
+                       help="handcrafted schedules (e.g. warmup_cosine,onecycle_cosine) the policy imitates "
+                            "before IPPO (behaviour cloning; warm_start.json reports how well)")
+    train.add_argument("--warm-start-steps", type=int, default=300, help="behaviour-cloning steps")
     _env_args(train)
     _ippo_args(train)
     train.set_defaults(func=_cmd_train)
