@@ -19,7 +19,7 @@ test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(PY) benchmarks/throughput.py
+	$(VENV)/bin/ganno bench --out results/bench
 
 demo: $(STAMP)
 	$(PY) -m ganno_jax.cli demo --out results/demo --overwrite

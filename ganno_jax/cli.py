@@ -5,6 +5,7 @@
     ganno train --task fashion_mnist-cnn2 --train-seeds 3 --log-episodes 0,40 --out runs/f  # 3 agents, Fig. 1
     ganno evaluate --run runs/x --task digits-cnn3 --methods constant,cosine,random --out results/y
     ganno demo --out results/demo                                           # what `make demo` runs
+    ganno bench --out results/bench                                         # what `make bench` runs
     ganno train --task digits-cnn2 --warm-start warmup_cosine,onecycle_cosine --out runs/w  # imitate, then IPPO
     ganno train --import my_models.py --task my_data-my_net --data-dir data/ --out runs/m   # your own task
 """
@@ -14,6 +15,7 @@ import argparse
 import dataclasses
 import sys
 
+from ganno_jax import bench
 from ganno_jax import distributed
 from ganno_jax.agents import IPPOConfig
 from ganno_jax.agents.sharding import use_cpu_cores
@@ -210,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--out", default="results/demo")
     dm.add_argument("--overwrite", action="store_true")
     dm.set_defaults(func=_cmd_demo)
+    bench.add_parser(sub)
     return parser
 
 

@@ -1,36 +1,37 @@
-"""The throughput benchmark (benchmarks/throughput.py) runs and reports what it measured (no timing is
-asserted). Its PyTorch reference is tested against the JAX env in test_torch_env.py."""
+"""``ganno bench`` runs at a tiny size and writes what it measured (no timing is asserted). Its PyTorch
+reference is tested against the JAX env in test_torch_env.py."""
+import csv
 import json
-import os
-import sys
 
 import jax
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
-import throughput  # noqa: E402
+from ganno_jax import bench, cli
+from ganno_jax.bench.report import COLUMNS
 
 
-def test_benchmark_rows_and_json_report_the_measured_run(tmp_path):
-    path = tmp_path / "bench.json"
-    sides = ("jax", "torch") if throughput._torch_available() else ("jax",)  # torch: the dev extra installs it
-    if "torch" in sides:
-        import torch
-        threads = torch.get_num_threads()
-    rows = throughput.main(["--tasks", "digits-mlp", "--envs", "1", "--tau", "2", "--repeats", "1",
-                            "--reward-mode", "difference", "--torch-threads", "1", "--json", str(path)])
-    if "torch" in sides:
-        torch.set_num_threads(threads)
-    report = json.loads(path.read_text())
-    assert report["rows"] == rows and report["reward_mode"] == "difference"  # the file holds the printed rows
-    assert f"jax {jax.__version__}" in report["header"]
-    (row,) = rows
-    assert (row["task"], row["envs"], row["tau"]) == ("digits-mlp", 1, 2)
-    assert row["devices"] in (1, len(jax.devices())) and row["compile_s"] > 0
-    # difference rewards train the acting and the no-op branch: 2 branches x tau=2 optimiser steps per env step
-    for side in sides:
-        assert row[f"{side}_env_steps_per_s"] > 0
-        assert row[f"{side}_inner_steps_per_s"] == pytest.approx(4 * row[f"{side}_env_steps_per_s"])
-    if "torch" in sides:
-        assert row["torch_threads"] == 1 and f"torch {torch.__version__}" in report["header"]
-        assert row["jax_over_torch"] == pytest.approx(row["jax_env_steps_per_s"] / row["torch_env_steps_per_s"])
+def test_bench_writes_csv_png_json_with_ratios_when_torch_is_installed(tmp_path):
+    has_torch = bench._torch_available()  # the dev extra installs it
+    assert cli.main(["bench", "--quick", "--envs", "1", "2", "--reward-mode", "difference", "--torch-threads", "1",
+                     "--torch-envs", "1", "--matmul-size", "64", "--out", str(tmp_path)]) == 0
+    with open(tmp_path / "bench.csv") as f:
+        reader = csv.DictReader(f)
+        assert tuple(reader.fieldnames) == COLUMNS
+        rows = list(reader)
+    assert (tmp_path / "bench.png").read_bytes()[:4] == b"\x89PNG"
+    report = json.loads((tmp_path / "bench.json").read_text())
+    assert f"jax {jax.__version__}" in report["header"] and len(report["rows"]) == len(rows) == 2
+    for row, envs in zip(rows, (1, 2)):
+        assert (row["task"], int(row["envs"]), int(row["tau"]), int(row["branches"])) == ("digits-mlp", envs, 2, 2)
+        assert int(row["devices"]) in (1, jax.device_count()) and float(row["compile_s"]) > 0
+        # difference rewards train the acting and the no-op branch: 2 branches x tau=2 optimiser steps per env step
+        assert float(row["jax_inner_steps_per_s"]) == pytest.approx(4 * float(row["jax_env_steps_per_s"]))
+        flops, matmul = float(row["flops_per_inner_step"]), float(row["matmul_flops_per_s"])
+        assert flops > 2 * 64 * 64 * 128 and matmul > 0  # at least the first layer's forward matmul
+        assert float(row["fraction_of_matmul"]) == pytest.approx(float(row["jax_inner_steps_per_s"]) * flops / matmul)
+        if has_torch:
+            assert float(row["jax_over_torch"]) == pytest.approx(
+                float(row["jax_env_steps_per_s"]) / float(row["torch_env_steps_per_s"]))
+            assert int(row["torch_threads"]) == 1
+        else:
+            assert row["jax_over_torch"] == ""

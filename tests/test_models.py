@@ -11,34 +11,64 @@ from ganno_jax.env.inner import InnerTrainer
 from ganno_jax.tasks.models import init_params
 
 
-@pytest.mark.parametrize("shape,kernel,stride", [
-    ((2, 8, 8, 3), 3, 1), ((2, 8, 8, 3), 3, 2), ((1, 7, 5, 2), 3, 2), ((2, 9, 9, 4), 1, 2),
-    ((3, 40, 1, 1), 3, 2), ((1, 6, 6, 2), 5, 1),
+IMPLS = ("im2col", "lax")
+
+
+def _reference_conv(x, w, stride, padding):
+    """Direct sum over kernel offsets, one [C, O] matmul each (no patch matrix, no lax.conv)."""
+    kh, kw, _, _ = w.shape
+    if padding == "SAME":
+        pads = [max((-(-n // stride) - 1) * stride + k - n, 0) for n, k in zip(x.shape[1:3], (kh, kw))]
+        x = jnp.pad(x, ((0, 0), (pads[0] // 2, pads[0] - pads[0] // 2), (pads[1] // 2, pads[1] - pads[1] // 2), (0, 0)))
+    out_h, out_w = (x.shape[1] - kh) // stride + 1, (x.shape[2] - kw) // stride + 1
+    return sum(x[:, i : i + (out_h - 1) * stride + 1 : stride, j : j + (out_w - 1) * stride + 1 : stride] @ w[i, j]
+               for i in range(kh) for j in range(kw))
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("shape,kernel,stride,padding", [
+    ((2, 8, 8, 3), 3, 1, "SAME"), ((2, 8, 8, 3), 3, 2, "SAME"), ((1, 7, 5, 2), 3, 2, "SAME"),
+    ((2, 9, 9, 4), 1, 2, "SAME"), ((3, 40, 1, 1), 3, 2, "SAME"), ((1, 6, 6, 2), 5, 1, "SAME"),
+    ((2, 8, 8, 3), 3, 1, "VALID"), ((1, 28, 28, 1), 3, 1, "VALID"), ((2, 6, 5, 2), 5, 1, "VALID"),
 ])
-def test_fast_conv_equals_reference(shape, kernel, stride):
+def test_conv_implementations_equal_reference_forward_and_gradient(impl, shape, kernel, stride, padding):
     kx, kw = jax.random.split(jax.random.key(0))
     x = jax.random.normal(kx, shape)
     w = jax.random.normal(kw, (kernel, kernel, shape[-1], 5))
-    ref = jax.lax.conv_general_dilated(x, w, (stride, stride), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    np.testing.assert_allclose(gj.tasks.conv2d(x, w, stride), ref, rtol=1e-5, atol=1e-5)
+    out = gj.tasks.conv2d(x, w, stride, padding, impl=impl)
+    np.testing.assert_allclose(out, _reference_conv(x, w, stride, padding), rtol=1e-5, atol=1e-5)
+    probe = jax.random.normal(jax.random.key(3), out.shape)  # a gradient that is not all ones
+    grads = jax.grad(lambda x, w: jnp.vdot(probe, gj.tasks.conv2d(x, w, stride, padding, impl=impl)), (0, 1))(x, w)
+    ref = jax.grad(lambda x, w: jnp.vdot(probe, _reference_conv(x, w, stride, padding)), (0, 1))(x, w)
+    for got, want in zip(grads, ref):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("shape,kernel", [((2, 8, 8, 3), 3), ((1, 28, 28, 1), 3), ((2, 6, 5, 2), 5)])
-def test_fast_valid_conv_equals_reference(shape, kernel):
-    kx, kw = jax.random.split(jax.random.key(0))
-    x = jax.random.normal(kx, shape)
-    w = jax.random.normal(kw, (kernel, kernel, shape[-1], 5))
-    ref = jax.lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    np.testing.assert_allclose(gj.tasks.conv2d(x, w, 1, "VALID"), ref, rtol=1e-5, atol=1e-5)
+def test_conv_impl_auto_follows_the_backend_and_bad_names_are_rejected():
+    from ganno_jax.tasks.conv import resolve_impl
+
+    assert (resolve_impl("auto", "cpu"), resolve_impl("auto", "gpu"), resolve_impl("auto", "tpu")) == (
+        "im2col", "lax", "lax")
+    assert resolve_impl("lax", "cpu") == "lax"
+    with pytest.raises(ValueError, match="impl='cudnn' is not valid; allowed: auto, im2col, lax"):
+        gj.tasks.conv2d(jnp.zeros((1, 4, 4, 1)), jnp.zeros((3, 3, 1, 2)), impl="cudnn")
+    with pytest.raises(ValueError, match="at least the kernel's size"):
+        gj.tasks.conv2d(jnp.zeros((1, 2, 2, 1)), jnp.zeros((3, 3, 1, 2)), padding="VALID", impl="lax")
 
 
-def test_fast_conv_gradient_equals_reference():
-    x = jax.random.normal(jax.random.key(1), (2, 6, 6, 3))
-    w = jax.random.normal(jax.random.key(2), (3, 3, 3, 4))
-    ref_fn = lambda w: jax.lax.conv_general_dilated(x, w, (2, 2), "SAME",  # noqa: E731
-                                                    dimension_numbers=("NHWC", "HWIO", "NHWC")).sum()
-    np.testing.assert_allclose(jax.grad(lambda w: gj.tasks.conv2d(x, w, 2).sum())(w), jax.grad(ref_fn)(w),
-                               rtol=1e-5, atol=1e-5)
+@pytest.mark.parametrize("shape,padding", [((2, 7, 5, 3), "SAME"), ((2, 8, 1, 3), "SAME"), ((1, 9, 7, 2), "VALID")])
+def test_max_pool_equals_flax_forward_and_gradient(shape, padding):
+    from flax import linen as nn
+
+    from ganno_jax.tasks.models import _max_pool
+
+    window = (2, 2 if shape[2] > 1 else 1)
+    x = jax.random.normal(jax.random.key(0), shape)  # continuous values: no ties between window maxima
+    ref = lambda x: nn.max_pool(x, window, strides=window, padding=padding)  # noqa: E731
+    np.testing.assert_array_equal(_max_pool(x, window, padding), ref(x))
+    probe = jax.random.normal(jax.random.key(1), ref(x).shape)
+    np.testing.assert_array_equal(jax.grad(lambda x: jnp.vdot(probe, _max_pool(x, window, padding)))(x),
+                                  jax.grad(lambda x: jnp.vdot(probe, ref(x)))(x))
 
 
 @pytest.mark.parametrize("model,agents", [("mlp", 3), ("cnn2", 2), ("cnn3", 3), ("cnn5", 5), ("torch_mnist_cnn", 4),

@@ -1,13 +1,10 @@
-"""The PyTorch port that ``make bench`` compares against (benchmarks/torch_env.py) against ``LayerwiseLREnv``.
+"""The PyTorch port that ``make bench`` compares against (ganno_jax/bench/torch_env.py) against ``LayerwiseLREnv``.
 
 Started from the same parameters, LR and weight decay, stepped on the same minibatches, with every
 example of the train/validation splits measured (``eval_batch`` above their sizes), both envs are
 deterministic: the network function, the action table, the Adam + decoupled decay steps, the
 observation and the difference reward must agree up to float32 round-off.
 """
-import os
-import sys
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,8 +14,7 @@ import ganno_jax as gj
 from ganno_jax.env import LayerwiseLREnv
 
 torch = pytest.importorskip("torch")
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
-import torch_env  # noqa: E402
+from ganno_jax.bench import torch_env  # noqa: E402
 
 INIT_LR, WD = 5e-4, 1e-3
 DATA = gj.data.load_dataset("digits")

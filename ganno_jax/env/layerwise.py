@@ -36,6 +36,7 @@ from flax import struct
 from ganno_jax.data import Dataset
 from ganno_jax.env import features
 from ganno_jax.env.base import FunctionalEnv, log_uniform
+from ganno_jax.env.chunked import chunked_vmap
 from ganno_jax.env.inner import InnerState, InnerTrainer, Metrics
 from ganno_jax.env.spaces import Box, Discrete
 from ganno_jax.tasks.config import Task
@@ -211,7 +212,8 @@ class LayerwiseLREnv(FunctionalEnv):
         branch_lrs = self._branch_lrs(state.lrs, new_lrs, params.reward_mode)
         per_step = jnp.broadcast_to(branch_lrs[:, None], (branch_lrs.shape[0], self.task.tau, self.num_agents))
         # same key in every branch: identical minibatches and evaluation examples (common random numbers)
-        segments = jax.vmap(self._segment, in_axes=(None, None, 0))(key, state, per_step)
+        # vmapped over env copies, the inner runs go in cache-sized chunks on CPU (see chunked.py)
+        segments = chunked_vmap(jax.vmap(self._segment, in_axes=(None, None, 0)))(key, state, per_step)
         val_acc = segments[2].val_acc
         reward = val_acc[0] if params.reward_mode == "accuracy" else val_acc[0] - val_acc[1:]
         reward = jnp.broadcast_to(reward, (self.num_agents,)).astype(jnp.float32)
@@ -226,7 +228,7 @@ class LayerwiseLREnv(FunctionalEnv):
         auto-reset. Returns (obs, state, terminated, info); ``info["lrs"]`` is the last step's LRs as
         applied (optimisers that adapt their step size, e.g. Prodigy, report the adapted one).
         """
-        segment = self._segment(key, state, per_step_lrs)
+        segment = chunked_vmap(self._segment)(key, state, per_step_lrs)
         no_action = jnp.zeros(self.num_agents, jnp.int32)
         applied = self.trainer.rule.effective_lr(segment[0].opt_state, per_step_lrs[-1])
         return self._advance(state, segment, applied, no_action, params)

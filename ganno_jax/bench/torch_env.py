@@ -1,4 +1,4 @@
-"""Plain sequential PyTorch port of one ``LayerwiseLREnv`` env step, the reference of ``throughput.py``.
+"""Plain sequential PyTorch port of one ``LayerwiseLREnv`` env step, the reference of ``ganno bench``.
 
 Same work as ``ganno_jax.env.LayerwiseLREnv.step_env``: the same model (Flax MLP / im2col CNN with
 'SAME' padding, 2x2 max pooling, flatten, linear classifier), ``tau`` steps of per-layer-LR Adam with decoupled weight
