@@ -26,7 +26,6 @@ no key. Divergence: see ``inner.py``; observations and rewards stay finite.
 """
 from __future__ import annotations
 
-import copy
 from typing import Optional
 
 import jax
@@ -126,12 +125,6 @@ class LayerwiseLREnv(FunctionalEnv):
         self.layers = self.trainer.layers
         self.num_agents = self.trainer.num_agents
         self._layer_constants = features.layer_constants(self.layers)
-
-    def with_data(self, dataset: Dataset) -> "LayerwiseLREnv":
-        """This env on ``dataset`` (same shapes; see ``InnerTrainer.with_data``)."""
-        env = copy.copy(self)
-        env.trainer = self.trainer.with_data(dataset)
-        return env
 
     @property
     def default_params(self) -> EnvParams:
