@@ -8,7 +8,11 @@ real ones). Prints, per program, the chunk chosen (runs at once, devices, estima
 budget), then total wall time, seconds per run and the process's peak resident memory.
 
     .venv/bin/python benchmarks/eval_memory.py [--task mnist-cnn3] [--seeds 3] [--max-parallel-runs N]
-        [--test-chunk N] [--data-dir DIR] [--train-run RUN] [--json PATH]
+        [--test-chunk N] [--tau N] [--horizon N] [--data-dir DIR] [--train-run RUN] [--json PATH]
+
+``--tau 2 --horizon 1`` keeps the dataset, the model and every program but runs almost nothing: a
+minutes-long check of the memory held per compiled program (the programs take the dataset as an
+argument, so it is held once, not once per program).
 
 Like the experiment scripts it asks XLA for one CPU device per core and splits the grid over them.
 """
@@ -63,6 +67,8 @@ def main(argv=None) -> dict:
     p.add_argument("--baselines", help="comma-separated (default: generalisation.py's defaults)")
     p.add_argument("--max-parallel-runs", type=int, help="runs at once (default: chosen from free memory)")
     p.add_argument("--test-chunk", type=int, help="test examples measured at once (default: the task's)")
+    p.add_argument("--tau", type=int, help="optimiser steps per decision (default: the CPU scale's)")
+    p.add_argument("--horizon", type=int, help="decisions per run (default: the CPU scale's)")
     p.add_argument("--data-dir", help="real dataset files (default: MNIST-shaped random files, written here)")
     p.add_argument("--train-run", help="evaluate this trained run instead of an untrained actor-critic")
     p.add_argument("--json", help="also write the figures to this JSON file")
@@ -79,8 +85,9 @@ def main(argv=None) -> dict:
             write_mnist_like(tmp)
             print(f"[eval_memory] wrote MNIST-shaped IDX files (60000 + 10000 random images) to {tmp}")
         overrides = dict(scale.task, data_dir=data_dir)
-        if args.test_chunk is not None:
-            overrides["test_chunk"] = args.test_chunk
+        for name in ("test_chunk", "tau", "horizon"):
+            if getattr(args, name) is not None:
+                overrides[name] = getattr(args, name)
         task = tasks.get(args.task, **overrides)
         names = args.baselines.split(",") if args.baselines else default_baselines()
         ganno = controllers.from_run(args.train_run) if args.train_run else untrained_ganno(scale)

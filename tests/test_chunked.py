@@ -76,6 +76,35 @@ def test_free_memory_and_budget_are_plausible():
     assert 0 < budget <= free
 
 
+def test_budget_is_a_share_of_the_free_memory():
+    free = [int(140 * chunked.GIB), int(120 * chunked.GIB)]
+    assert chunked.budget_from_free(free, on_cpu=False) == int(0.7 * 120 * chunked.GIB)  # each device its own
+    assert chunked.budget_from_free(free, on_cpu=True) == int(0.7 * 120 * chunked.GIB / 2)  # one shared RAM
+    assert chunked.budget_from_free([free[0], None], on_cpu=False) is None
+
+
+def test_first_chunk_caps_cpu_devices_only():
+    assert chunked.first_chunk(195, 1, on_cpu=False) == 195  # an accelerator takes the whole grid
+    assert chunked.first_chunk(195, 8, on_cpu=False) == 200  # padded to a multiple of the devices
+    assert chunked.first_chunk(195, 2, on_cpu=True) == 2 * chunked.CPU_RUNS_PER_DEVICE
+    assert chunked.first_chunk(195, 2, on_cpu=True, max_parallel_runs=60) == 60  # the override wins
+    assert chunked.first_chunk(5, 4, on_cpu=True) == 8
+
+
+@pytest.mark.parametrize("devices,per_run", [(1, 0.5), (8, 2.0)])
+def test_fitting_chunk_counts_the_shared_inputs_once(devices, per_run):
+    """An 80 GB accelerator: 10 GiB of dataset shared by every run plus ``per_run`` GiB per run; the whole
+    grid (200 runs) does not fit, the next chunk is the largest that does."""
+    gib = chunked.GIB
+    budget = chunked.budget_from_free([int(80e9)], on_cpu=False)
+    footprint = lambda chunk: 10 * gib + chunk // devices * per_run * gib  # noqa: E731  per device
+    chunk = chunked.fitting_chunk(200, devices, int(footprint(200)), shared=int(10 * gib), budget=budget)
+    assert chunk % devices == 0 and footprint(chunk) <= budget < footprint(chunk + devices)
+    if devices == 1:  # a proportional shrink (the dataset counted per run) would overshoot the budget
+        assert int(200 * budget / footprint(200)) > chunk
+    assert chunked.fitting_chunk(200, devices, int(footprint(200)), shared=int(60 * gib), budget=budget) == devices
+
+
 SCRIPT = textwrap.dedent("""
     import jax, numpy as np
     import ganno_jax as gj

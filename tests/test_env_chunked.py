@@ -28,3 +28,34 @@ def test_default_chunk_and_bad_chunk():
     assert default_chunk(4 * jax.local_device_count(), backend="cpu") == jax.local_device_count()
     with pytest.raises(ValueError, match="chunk=0 must be a positive integer"):
         chunked_vmap(_fn, 0)
+
+
+
+def test_env_steps_take_the_dataset_as_a_jit_argument():
+    """A custom-vmapped function cannot close over a traced array (lowering fails: "No constant handler
+    for type: DynamicJaxprTracer"), so the chunked inner segment takes the dataset as an argument: with
+    the dataset a jit argument (``with_data``), env steps in a scan vmapped over runs (the evaluation
+    harness) and vmapped steps (training) compile, and equal the steps on the dataset as a constant."""
+    import ganno_jax as gj
+    from ganno_jax.env import LayerwiseLREnv
+
+    env = LayerwiseLREnv(gj.tasks.get("digits-mlp", tau=2, horizon=2, eval_batch=32))
+    params, n = env.default_params, 4
+    keys = jax.random.split(jax.random.key(0), n)
+    _, state = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
+    actions = jnp.tile(jnp.arange(env.num_agents, dtype=jnp.int32), (n, 1))
+    lrs = jnp.full((n, env.task.tau, env.num_agents), 3e-3)
+
+    def steps(e):
+        def run(k, s, a, lr):
+            def body(carry, _):
+                acted = e.step_env(k, carry, a, params)
+                return acted[1], (acted, e.step_schedule(k, carry, lr, params))
+            return jax.lax.scan(body, s, length=2)[1]
+
+        training = jax.vmap(e.step_env, (0, 0, 0, None))(keys, state, actions, params)
+        return jax.vmap(run)(keys, state, actions, lrs), training
+
+    got = jax.jit(lambda data: steps(env.with_data(data)))(env.trainer.data)
+    want = jax.jit(lambda: steps(env))()
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), got, want)

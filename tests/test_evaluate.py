@@ -154,3 +154,40 @@ def test_sampled_actions_are_seeded_and_differ_from_greedy(two_untrained_policie
     assert not np.allclose(lrs, by_greedy.curves["lrs"][0])
     with pytest.raises(ValueError, match="sample, greedy"):
         controllers.check_eval_actions("mode")
+
+
+@pytest.fixture(scope="module")
+def large_dataset_task(tmp_path_factory):
+    """A task on a saved 6000 x 32 x 32 random dataset (~28 MB as float32), and the dataset."""
+    from ganno_jax import data
+
+    folder = str(tmp_path_factory.mktemp("evalmem"))
+    rng = np.random.default_rng(0)
+    data.from_arrays("evalmem", rng.normal(size=(6000, 32, 32, 1)), rng.integers(0, 10, 6000),
+                     rng.normal(size=(1000, 32, 32, 1)), rng.integers(0, 10, 1000), register=False, save_to=folder)
+    task = gj.tasks.get("evalmem-mlp", tau=2, horizon=1, eval_batch=64, data_dir=folder)
+    return task, data.load_dataset("evalmem", folder)
+
+
+@pytest.mark.parametrize("program", ["schedules", "policy"])
+def test_compiled_programs_take_the_dataset_as_an_argument(large_dataset_task, program):
+    """No evaluation program embeds the dataset as a constant (closed over, it would: the program text
+    grows by ~2 characters per byte and every cached executable keeps a copy); it is an argument,
+    counted once in the program's footprint."""
+    import jax.numpy as jnp
+
+    from ganno_jax.evaluation import harness
+
+    task, dataset = large_dataset_task
+    data_bytes = chunked.tree_bytes(dataset)
+    keys, wd = jax.random.split(jax.random.key(0), 2), jnp.float32(0.1)
+    if program == "schedules":
+        mapper = harness._schedule_runs(task, None, ("constant", "cosine"))
+        shared, runs = (dataset, wd), (jnp.array([0, 1], jnp.int32), jnp.full(2, 1e-3), keys)
+    else:
+        policies = jax.tree.map(lambda x: x[None], controllers.baseline("random").policy)
+        mapper = harness._policy_runs(task, False, None, None)
+        shared, runs = (dataset, policies, wd), (jnp.full(2, 1e-3), jnp.zeros(2, jnp.int32), keys)
+    assert len(mapper.lower(shared, runs, chunk=2).as_text()) < data_bytes / 20
+    plan, _ = mapper.plan(shared, runs, max_parallel_runs=2)
+    assert data_bytes <= plan.program_bytes < 2 * data_bytes

@@ -18,6 +18,7 @@ and optimiser state keep their previous values) and sets the ``diverged`` flag.
 """
 from __future__ import annotations
 
+import copy
 from typing import Optional
 
 import jax
@@ -93,6 +94,13 @@ class InnerTrainer:
             rule = DirectionRule(direction if direction is not None else _default_direction(task.optimizer),
                                  task.weight_decay_mode)
         self.rule = rule
+
+    def with_data(self, dataset: Dataset) -> "InnerTrainer":
+        """This trainer on ``dataset`` (same shapes), e.g. a jitted program's dataset argument, so the
+        compiled program does not embed the data as constants (as it does data closed over)."""
+        trainer = copy.copy(self)
+        trainer.data = dataset
+        return trainer
 
     # ----------------------------------------------------------------- building blocks
     def init(self, key: jax.Array, init_lr=None) -> InnerState:

@@ -26,6 +26,7 @@ no key. Divergence: see ``inner.py``; observations and rewards stay finite.
 """
 from __future__ import annotations
 
+import copy
 from typing import Optional
 
 import jax
@@ -126,6 +127,12 @@ class LayerwiseLREnv(FunctionalEnv):
         self.num_agents = self.trainer.num_agents
         self._layer_constants = features.layer_constants(self.layers)
 
+    def with_data(self, dataset: Dataset) -> "LayerwiseLREnv":
+        """This env on ``dataset`` (same shapes; see ``InnerTrainer.with_data``)."""
+        env = copy.copy(self)
+        env.trainer = self.trainer.with_data(dataset)
+        return env
+
     @property
     def default_params(self) -> EnvParams:
         """Paper defaults: training ranges, difference reward, all features."""
@@ -184,6 +191,11 @@ class LayerwiseLREnv(FunctionalEnv):
         inner, stats = self.trainer.train(state.inner, per_step_lrs, state.weight_decay, k_train)
         return inner, stats, self.trainer.measure(self.trainer.eval_params(inner), k_eval)
 
+    def _segment_on(self, data: Dataset, key: jax.Array, state: EnvState, per_step_lrs: jax.Array):
+        """``_segment`` on ``data``: the chunked (``custom_vmap``) call takes the dataset as an argument,
+        since a custom-vmapped function cannot close over a traced one (a jit argument via ``with_data``)."""
+        return self.with_data(data)._segment(key, state, per_step_lrs)
+
     def _advance(self, state: EnvState, segment, lrs: jax.Array, action: jax.Array, params: EnvParams):
         """(obs, next state, terminated, info) after a segment's result ``(inner, stats, metrics)``."""
         inner, stats, metrics = segment
@@ -213,7 +225,8 @@ class LayerwiseLREnv(FunctionalEnv):
         per_step = jnp.broadcast_to(branch_lrs[:, None], (branch_lrs.shape[0], self.task.tau, self.num_agents))
         # same key in every branch: identical minibatches and evaluation examples (common random numbers)
         # vmapped over env copies, the inner runs go in cache-sized chunks on CPU (see chunked.py)
-        segments = chunked_vmap(jax.vmap(self._segment, in_axes=(None, None, 0)))(key, state, per_step)
+        segments = chunked_vmap(jax.vmap(self._segment_on, in_axes=(None, None, None, 0)))(
+            self.trainer.data, key, state, per_step)
         val_acc = segments[2].val_acc
         reward = val_acc[0] if params.reward_mode == "accuracy" else val_acc[0] - val_acc[1:]
         reward = jnp.broadcast_to(reward, (self.num_agents,)).astype(jnp.float32)
@@ -228,7 +241,7 @@ class LayerwiseLREnv(FunctionalEnv):
         auto-reset. Returns (obs, state, terminated, info); ``info["lrs"]`` is the last step's LRs as
         applied (optimisers that adapt their step size, e.g. Prodigy, report the adapted one).
         """
-        segment = chunked_vmap(self._segment)(key, state, per_step_lrs)
+        segment = chunked_vmap(self._segment_on)(self.trainer.data, key, state, per_step_lrs)
         no_action = jnp.zeros(self.num_agents, jnp.int32)
         applied = self.trainer.rule.effective_lr(segment[0].opt_state, per_step_lrs[-1])
         return self._advance(state, segment, applied, no_action, params)

@@ -1,8 +1,10 @@
 """One per-run program over many runs, in chunks that fit memory, split over devices.
 
 An evaluation grid (methods x initial LRs x seeds) is a flat axis of ``R`` runs, each the same pure
-function ``fn(shared, run)`` of inputs shared by all runs (policy parameters, weight decay) and
-inputs of its own (initial LR, PRNG key, schedule index). ``RunMapper`` vmaps ``fn`` over chunks of
+function ``fn(shared, run)`` of inputs shared by all runs (the dataset, policy parameters, weight
+decay) and inputs of its own (initial LR, PRNG key, schedule index). Both are arguments of the
+compiled programs: anything large that ``fn`` closed over instead (a dataset) would be embedded in
+every compiled program as a constant, one copy per cached program. ``RunMapper`` vmaps ``fn`` over chunks of
 ``C`` runs, compiles one program per chunk size (cached) and calls it ``ceil(R / C)`` times; the last
 chunk is padded by repeating the last run, never compiled again. Each run's result depends only on
 its own inputs, so chunking changes nothing but the memory held at once (and float round-off where
@@ -10,24 +12,27 @@ XLA batches a matmul differently).
 
 Choosing ``C`` (``RunMapper.plan``):
 - start from ``max_parallel_runs`` when given (the user's override, honoured), else from all runs,
-  capped on CPU at ``CPU_RUNS_PER_DEVICE`` runs per device: one XLA:CPU device runs on about one
-  core, which a real-size run already keeps busy, so a wider vmap only costs memory;
+  capped on CPU at ``CPU_RUNS_PER_DEVICE`` runs per device (``first_chunk``): one XLA:CPU device runs
+  on about one core, which a real-size run already keeps busy, so a wider vmap only costs memory;
+  accelerators have no cap;
 - compile, read the program's footprint from ``compiled.memory_analysis()`` (arguments + outputs +
-  temporaries, per device) and compare it with the device's budget: ``MEMORY_FRACTION`` of its free
-  memory (accelerators: ``memory_stats``; CPU: the available RAM, cgroup limits included, shared by
-  all CPU devices of the mesh);
-- if it does not fit, shrink ``C`` in proportion and compile again; if one run per device does not
-  fit, raise ``InsufficientMemoryError`` naming the estimate, the budget and the knobs that help —
-  before any run starts. An out-of-memory error from XLA while running becomes the same error.
+  temporaries, per device) and compare it with the device's budget (``budget_from_free``):
+  ``MEMORY_FRACTION`` of its free memory (accelerators: ``memory_stats``; CPU: the available RAM,
+  cgroup limits included, shared by all CPU devices of the mesh);
+- if it does not fit, size ``C`` from the footprint (``fitting_chunk``: the shared inputs, e.g. the
+  dataset, counted once, the rest per run) and compile again; if one run per device does not fit,
+  raise ``InsufficientMemoryError`` naming the estimate, the budget and the knobs that help — before
+  any run starts. An out-of-memory error from XLA while running becomes the same error.
 
 With a mesh, ``C`` is a multiple of its device count and each chunk is split over the devices along
-the run axis (``NamedSharding``); shared inputs are replicated.
+the run axis (``NamedSharding``); shared inputs are replicated (one copy per device: ``device_put``
+reuses a buffer already on a device).
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import jax
 import numpy as np
@@ -108,16 +113,46 @@ def _mesh_devices(mesh: Optional[Mesh]) -> list:
     return list(mesh.devices.flat) if mesh is not None else [jax.devices()[0]]
 
 
+def budget_from_free(free: Sequence[Optional[int]], on_cpu: bool) -> Optional[int]:
+    """Bytes one device's share of a program may use, given the free bytes of each of the mesh's
+    devices: ``MEMORY_FRACTION`` of the least free; CPU devices share the host's RAM, so on CPU it is
+    divided among them. None if some device's free memory is unknown."""
+    if not free or any(f is None for f in free):
+        return None
+    share = min(free) * MEMORY_FRACTION
+    return int(share / len(free) if on_cpu else share)
+
+
 def device_budget(mesh: Optional[Mesh]) -> Optional[int]:
-    """Bytes one device's share of a program may use: ``MEMORY_FRACTION`` of its free memory
-    (CPU devices share the host's RAM, so it is divided among the mesh's devices); only this process's
-    devices count, and with several processes the least of theirs, so that all choose the same chunks."""
+    """``budget_from_free`` of this process's devices of the mesh (the default device without a mesh);
+    with several processes the least of theirs, so that all choose the same chunks."""
     devices = [d for d in _mesh_devices(mesh) if d.process_index == jax.process_index()]
-    free = [free_memory(d) for d in devices]
-    share = None
-    if all(f is not None for f in free):
-        share = min(free) * MEMORY_FRACTION / (len(devices) if devices[0].platform == "cpu" else 1)
-    return distributed.agree_min(None if share is None else int(share))
+    return distributed.agree_min(budget_from_free([free_memory(d) for d in devices], devices[0].platform == "cpu"))
+
+
+def first_chunk(num_runs: int, devices: int, on_cpu: bool, max_parallel_runs: Optional[int] = None) -> int:
+    """Runs of the first program compiled: ``max_parallel_runs`` if given, else all ``num_runs``
+    (on CPU at most ``CPU_RUNS_PER_DEVICE`` per device), rounded up to a multiple of ``devices``."""
+    cap = max_parallel_runs
+    if cap is None:
+        cap = min(num_runs, CPU_RUNS_PER_DEVICE * devices) if on_cpu else num_runs
+    return -(-min(cap, num_runs) // devices) * devices
+
+
+def fitting_chunk(chunk: int, devices: int, need: int, shared: int, budget: int) -> int:
+    """Runs of the next program to try after one of ``chunk`` runs needed ``need`` bytes per device
+    (> ``budget``): ``shared`` bytes (inputs of every run, e.g. the dataset) are counted once, the rest
+    divides among the chunk's ``chunk // devices`` runs per device. A multiple of ``devices``, at least
+    ``devices`` and below ``chunk``."""
+    per_device = chunk // devices
+    per_run = max(need - shared, 1) / per_device
+    fits = int((budget - shared) // per_run)
+    return max(1, min(per_device - 1, fits)) * devices
+
+
+def tree_bytes(tree) -> int:
+    """Bytes of a pytree's array leaves (shape x item size; arrays, tracers or ``ShapeDtypeStruct``)."""
+    return sum(int(np.prod(x.shape)) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(tree))
 
 
 def program_bytes(compiled) -> Optional[int]:
@@ -146,7 +181,8 @@ class RunMapper:
     """``fn(shared, run) -> outputs`` mapped over a leading run axis of ``runs`` in chunks.
 
     Args:
-      fn: pure per-run function; ``run`` is a pytree of one run's inputs (no run axis).
+      fn: pure per-run function; ``run`` is a pytree of one run's inputs (no run axis), ``shared`` the
+        inputs of every run — pass anything large (a dataset) here rather than closing over it.
       label: what the runs are, for messages (e.g. ``"digits-cnn3, 9 schedules"``).
       hint: knobs that lower one run's memory, for the out-of-memory message.
     Compiled programs are cached per (chunk, mesh, input shapes), so a second call with other values
@@ -159,18 +195,23 @@ class RunMapper:
         self.hint = hint
         self._compiled: dict = {}
 
+    def lower(self, shared, runs, chunk: int, mesh: Optional[Mesh] = None):
+        """``jax.stages.Lowered`` program of ``chunk`` runs; ``shared`` and ``runs`` (leading run axis of
+        any size; only shapes are used) are its arguments."""
+        abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct((chunk, *x.shape[1:]), x.dtype), runs)
+        if mesh is None:
+            jitted = jax.jit(self._batched)
+        else:
+            split = NamedSharding(mesh, PartitionSpec(ENV_AXIS))
+            jitted = jax.jit(self._batched, in_shardings=(NamedSharding(mesh, PartitionSpec()), split),
+                             out_shardings=split)
+        return jitted.lower(shared, abstract)
+
     def _compile(self, shared, runs, chunk: int, mesh: Optional[Mesh]):
         leaves, treedef = jax.tree.flatten((shared, runs))
         key = (chunk, mesh, treedef, tuple((x.shape, str(x.dtype)) for x in leaves))
         if key not in self._compiled:
-            abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct((chunk, *x.shape[1:]), x.dtype), runs)
-            if mesh is None:
-                jitted = jax.jit(self._batched)
-            else:
-                split = NamedSharding(mesh, PartitionSpec(ENV_AXIS))
-                jitted = jax.jit(self._batched, in_shardings=(NamedSharding(mesh, PartitionSpec()), split),
-                                 out_shardings=split)
-            self._compiled[key] = jitted.lower(shared, abstract).compile()
+            self._compiled[key] = self.lower(shared, runs, chunk, mesh).compile()
         return self._compiled[key]
 
     def plan(self, shared, runs, mesh: Optional[Mesh] = None, max_parallel_runs: Optional[int] = None,
@@ -181,26 +222,20 @@ class RunMapper:
         num_runs = jax.tree.leaves(runs)[0].shape[0]
         devices = mesh.size if mesh is not None else 1
         budget = device_budget(mesh) if budget_bytes is None else budget_bytes
-        cap = max_parallel_runs
-        if cap is None:
-            cap = num_runs
-            if _mesh_devices(mesh)[0].platform == "cpu":
-                cap = min(cap, CPU_RUNS_PER_DEVICE * devices)
-        chunk = -(-min(cap, num_runs) // devices) * devices
+        on_cpu = _mesh_devices(mesh)[0].platform == "cpu"
+        chunk = first_chunk(num_runs, devices, on_cpu, max_parallel_runs)
         while True:
             compiled = self._compile(shared, runs, chunk, mesh)
             need = program_bytes(compiled)
             plan = ChunkPlan(chunk, devices, need, budget)
             if need is None or budget is None or need <= budget or max_parallel_runs is not None:
                 return plan, compiled
-            per_device = chunk // devices
-            if per_device == 1:
+            if chunk == devices:
                 raise InsufficientMemoryError(
                     f"{self.label}: one run needs an estimated {need / GIB:.2f} GiB per device, but only "
                     f"{budget / GIB:.2f} GiB is available to it ({MEMORY_FRACTION:.0%} of the free memory). "
                     f"{self.hint} Or free memory (close other programs), or evaluate on a larger device.")
-            fits = int(per_device * budget / need)
-            chunk = max(1, min(per_device - 1, fits)) * devices
+            chunk = fitting_chunk(chunk, devices, need, tree_bytes(shared), budget)
 
     def __call__(self, shared, runs, mesh: Optional[Mesh] = None, max_parallel_runs: Optional[int] = None,
                  on_chunk: Optional[Callable[[int], Any]] = None, budget_bytes: Optional[int] = None):

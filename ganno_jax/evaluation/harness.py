@@ -9,7 +9,9 @@ numbers), so differences between methods are not sampling noise. Test metrics ar
 the whole test split after every env step (``tau`` optimiser steps), ``task.test_chunk`` examples
 at a time. The grid is a flat axis of runs executed by ``evaluation.chunked.RunMapper``: as many runs at once
 as the free memory allows (or ``max_parallel_runs``), split over all devices; a grid that cannot fit
-one run is refused before it starts (``evaluation.chunked.InsufficientMemoryError``).
+one run is refused before it starts (``evaluation.chunked.InsufficientMemoryError``). The task's dataset
+is an argument of every compiled program (``LayerwiseLREnv.with_data``), never a constant embedded in
+it, so the cached programs hold no copy of it.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from tqdm.auto import tqdm
 from ganno_jax.agents.sharding import env_mesh
 from ganno_jax.baselines.optimizers import check_optimizer_init_lrs, make_update_rule, weight_decay_mode
 from ganno_jax.baselines.schedules import make_schedule
+from ganno_jax.data import load_dataset
 from ganno_jax.env.inner import InnerTrainer
 from ganno_jax.env.layerwise import EnvParams, LayerwiseLREnv
 from ganno_jax.env.wrappers import SingleAgentLREnv
@@ -71,9 +74,8 @@ class EvalResult:
 
 
 @lru_cache(maxsize=32)
-def _env_for(task: Task, optimizer: Optional[str], single_agent: bool):
-    env = LayerwiseLREnv(task, trainer=InnerTrainer(task, rule=make_update_rule(optimizer)))
-    return SingleAgentLREnv(env) if single_agent else env
+def _env_for(task: Task, optimizer: Optional[str]) -> LayerwiseLREnv:
+    return LayerwiseLREnv(task, trainer=InnerTrainer(task, rule=make_update_rule(optimizer)))
 
 
 def _rollout(env, params, policy_step, carry, key):
@@ -94,14 +96,16 @@ def _rollout(env, params, policy_step, carry, key):
 
 @lru_cache(maxsize=32)
 def _schedule_runs(task: Task, optimizer: str, schedules: tuple) -> RunMapper:
-    """Runs of schedules sharing one optimiser: ``fn(wd, (index, init_lr, key)) -> infos [T, ...]``
+    """Runs of schedules sharing one optimiser: ``fn((dataset, wd), (index, init_lr, key)) -> infos [T, ...]``
     (one program for all of them, ``lax.switch`` over the schedule index); cached with its compiled
     programs, so another weight decay or grid of the same shape reuses them."""
-    env = _env_for(task, optimizer, False)
-    layers = _num_layers(env)
+    base = _env_for(task, optimizer)
+    layers = base.num_agents
 
-    def run(weight_decay, inputs):
+    def run(shared, inputs):
+        data, weight_decay = shared
         index, init_lr, key = inputs
+        env = base.with_data(data)
         fns = [make_schedule(name, init_lr, task.total_inner_steps) for name in schedules]
 
         def step(t, k, obs, state, carry, params):
@@ -118,14 +122,16 @@ def _schedule_runs(task: Task, optimizer: str, schedules: tuple) -> RunMapper:
 
 @lru_cache(maxsize=32)
 def _policy_runs(task: Task, single_agent: bool, obs_mask: Optional[tuple], lr_bounds: Optional[tuple]) -> RunMapper:
-    """Runs of a policy: ``fn((policies, wd), (init_lr, member, key)) -> infos [T, ...]``, where
+    """Runs of a policy: ``fn((dataset, policies, wd), (init_lr, member, key)) -> infos [T, ...]``, where
     ``policies`` stacks trained agents on a leading axis and ``member`` picks one; the policies are an
     input, so the compiled programs are reused for every policy of the same structure (cached)."""
-    env = _env_for(task, None, single_agent)
+    base = _env_for(task, None)
 
     def run(shared, inputs):
-        policies, weight_decay = shared
+        data, policies, weight_decay = shared
         init_lr, member, key = inputs
+        env = base.with_data(data)
+        env = SingleAgentLREnv(env) if single_agent else env
         policy = jax.tree.map(lambda x: x[member], policies)
 
         def step(t, k, obs, state, carry, params):
@@ -148,10 +154,6 @@ def _memory_hint(task: Task) -> str:
     return (f"One run's memory grows with the task's test_chunk (now {task.test_chunk}; e.g. "
             f"task.replace(test_chunk={max(1, task.test_chunk // 4)})), eval_batch (now {task.eval_batch}) "
             f"and batch_size (now {task.batch_size}).")
-
-
-def _num_layers(env) -> int:
-    return env.env.num_agents if isinstance(env, SingleAgentLREnv) else env.num_agents
 
 
 def _result(name: str, task: Task, init_lrs, wd: float, infos, plan: ChunkPlan,
@@ -193,6 +195,7 @@ def run_many(controllers: Sequence, task: Task, init_lrs: Sequence[float] = PAPE
         else:
             raise TypeError(f"controller {c!r} is neither a ScheduleController nor a PolicyController")
     mesh = _grid_mesh(devices)
+    data = load_dataset(task.dataset, task.data_dir)  # the envs' (cached): an argument of every program
     runs_per_cell = sum(getattr(c, "members", 1) for c in controllers)
     bar = tqdm(total=runs_per_cell * num_lrs * seeds, unit="run", desc=f"evaluate {task.name}",
                disable=not progress, dynamic_ncols=True)
@@ -206,7 +209,7 @@ def run_many(controllers: Sequence, task: Task, init_lrs: Sequence[float] = PAPE
             # run r = (l, m, s): every trained agent m on every cell, seed s's key shared by all agents
             l_of, m_of, s_of = np.unravel_index(np.arange(num_lrs * c.members * seeds), (num_lrs, c.members, seeds))
             infos, plan = _policy_runs(task, c.single_agent, c.obs_mask, c.lr_bounds)(
-                (stacked, wd), (lrs[l_of], jnp.asarray(m_of, jnp.int32), keys[s_of]), mesh, max_parallel_runs,
+                (data, stacked, wd), (lrs[l_of], jnp.asarray(m_of, jnp.int32), keys[s_of]), mesh, max_parallel_runs,
                 bar.update)
             infos = jax.tree.map(lambda x: x.reshape(num_lrs, c.members * seeds, *x.shape[1:]), infos)
             results[i] = _result(c.name, task, init_lrs, float(wd), infos, plan)
@@ -216,7 +219,7 @@ def run_many(controllers: Sequence, task: Task, init_lrs: Sequence[float] = PAPE
             index = np.repeat(np.arange(len(group)), num_lrs * seeds)
             runs = (jnp.asarray(index, jnp.int32), lrs[np.tile(lr_of, len(group))], keys[np.tile(seed_of, len(group))])
             infos, plan = _schedule_runs(task, optimizer, tuple(c.schedule for c in group))(
-                wd, runs, mesh, max_parallel_runs, bar.update)
+                (data, wd), runs, mesh, max_parallel_runs, bar.update)
             infos = jax.tree.map(lambda x: x.reshape(len(group), *grid_shape, *x.shape[1:]), infos)
             for j, i in enumerate(members):
                 member = jax.tree.map(lambda x: x[j], infos)
