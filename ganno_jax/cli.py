@@ -7,6 +7,7 @@
     ganno demo --out results/demo                                           # what `make demo` runs
     ganno bench --out results/bench                                         # what `make bench` runs
     ganno train --task digits-cnn2 --warm-start warmup_cosine,onecycle_cosine --out runs/w  # imitate, then IPPO
+    ganno train --tasks digits-cnn2,mnist1d-cnn2,digits-mlp --out runs/fam    # one policy, a family of tasks
     ganno train --import my_models.py --task my_data-my_net --data-dir data/ --out runs/m   # your own task
 """
 from __future__ import annotations
@@ -83,12 +84,26 @@ def _env_params_from(args) -> EnvParams:
     return EnvParams(**{name: getattr(args, name) for name in names})
 
 
-def _task_from(args):
+def _task_from(args, name=None):
+    """The task ``name`` (default ``--task``) with the command line's task overrides."""
     import ganno_jax as gj
 
     names = ("tau", "horizon", "batch_size", "width", "data_dir", "eval_batch", "test_chunk")
     overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
-    return gj.tasks.get(args.task, **overrides)
+    return gj.tasks.get(args.task if name is None else name, **overrides)
+
+
+def _train_tasks(args) -> list:
+    """Tasks ``ganno train`` trains on: ``--task-family``'s, ``--tasks``' or ``--task`` alone."""
+    from ganno_jax.tasks import families
+
+    if args.task_family:
+        names = families.family(args.task_family)
+    elif args.tasks:
+        names = families.parse_tasks(args.tasks)
+    else:
+        names = (args.task,)
+    return [_task_from(args, name) for name in names]
 
 
 def _cmd_train(args) -> int:
@@ -103,11 +118,12 @@ def _cmd_train(args) -> int:
     if not args.out:
         raise SystemExit("ganno train: --out is required (or --resume RUN)")
     cfg = IPPOConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(IPPOConfig)})
-    training.train_run(args.out, _task_from(args), cfg, variant=args.variant, env_params=_env_params_from(args),
+    tasks = _train_tasks(args)
+    training.train_run(args.out, tasks[0], cfg, variant=args.variant, env_params=_env_params_from(args),
                        seed=args.seed, chunk_updates=args.chunk_updates, overwrite=args.overwrite,
                        devices=args.devices, train_seeds=args.train_seeds, log_episodes=args.log_episodes,
                        max_chunks=args.max_chunks, warm_start=args.warm_start,
-                       warm_start_steps=args.warm_start_steps)
+                       warm_start_steps=args.warm_start_steps, tasks=tasks[1:])
     print(f"trained; run folder: {args.out} ({training.final_metrics(args.out)})")
     return 0
 
@@ -162,6 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train GANNO agents with IPPO",
                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _task_args(train)
+    family = train.add_mutually_exclusive_group()
+    family.add_argument("--tasks", metavar="TASK,TASK", help="train one policy on several tasks at once, "
+                        "--num-envs env copies and --total-timesteps env steps of each (replaces --task)")
+    family.add_argument("--task-family", metavar="NAME", help="--tasks preset from tasks/families.py: small "
+                        "(digits, mnist1d x mlp, cnn2, cnn3) or paper (file datasets; --data-dir)")
     train.add_argument("--out", help="run folder (config.json, metrics.csv, schedules.csv/.png, checkpoints/)")
     train.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last checkpoint")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run folder")

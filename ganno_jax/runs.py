@@ -14,10 +14,15 @@ A run trains ``train_seeds`` independent agents (the paper's +- covers trained a
 ``jax.random.split(jax.random.key(seed), A)`` and every leaf of the training state, the checkpoint and
 the loaded policy gains a leading ``[A]`` axis. (Agent 0 of an ``A``-agent run is therefore not the
 one-agent run of the same seed; agent ``i`` of runs with the same seed and ``A`` is always the same.)
+
+A family of tasks (``RunConfig.tasks``: tasks trained alongside ``task``) trains one policy on every task
+as ``agents.EnvGroup``s of ``ippo.num_envs`` env copies each; the runner state's per-env fields are then
+tuples over ``all_tasks``. A one-task run keeps the one-env state (old checkpoints load unchanged).
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -29,7 +34,7 @@ import jax
 from ganno_jax import checkpoint, distributed
 from jax.sharding import Mesh
 
-from ganno_jax.agents import IPPOConfig, LearnedPolicy, TrainPieces, make_train_pieces, policy_from
+from ganno_jax.agents import EnvGroup, IPPOConfig, LearnedPolicy, TrainPieces, make_train_pieces, policy_from
 from ganno_jax.agents.warm_start import check_sources
 from ganno_jax.env.layerwise import EnvParams, LayerwiseLREnv
 from ganno_jax.env.wrappers import VARIANTS, variant_env
@@ -98,6 +103,9 @@ class RunConfig:
     whose schedules training writes to ``schedules.csv`` (paper Fig. 1), sorted, each >= 0.
     ``warm_start``: handcrafted schedules (``baselines.schedule_names``) the policy imitates for
     ``warm_start_steps`` behaviour-cloning steps before IPPO (``agents.warm_start``); () for none.
+    ``tasks``: further tasks the one policy trains on alongside ``task`` (a family; ``ippo.num_envs`` env
+    copies each, ``ippo.total_timesteps`` env steps each); names distinct. ``task`` comes first in
+    ``all_tasks``: its env copy 0 gives ``schedules.csv`` and the warm start's demonstrations.
     """
 
     task: Task
@@ -109,6 +117,7 @@ class RunConfig:
     log_episodes: tuple = ()
     warm_start: tuple = ()
     warm_start_steps: int = 300
+    tasks: tuple = ()
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
@@ -125,10 +134,26 @@ class RunConfig:
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"warm_start_steps={steps!r} is not valid; it must be an integer >= 1")
         object.__setattr__(self, "env_params", self.env_params.replace(obs_mask=VARIANTS[self.variant][0]))
+        object.__setattr__(self, "tasks", tuple(self.tasks))
+        if not all(isinstance(t, Task) for t in self.tasks):
+            raise ValueError(f"tasks={self.tasks!r} is not valid; it must list ganno_jax.tasks.Task objects")
+        names = [t.name for t in self.all_tasks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"tasks={names} is not valid; task names must be distinct")
 
-    def env(self):
-        """(env, env_params) the run trains on: the task's ``LayerwiseLREnv`` as its variant sets it."""
-        return variant_env(LayerwiseLREnv(self.task), self.variant, self.env_params)
+    @property
+    def all_tasks(self) -> tuple:
+        """Every task trained on: ``(task, *tasks)``."""
+        return (self.task, *self.tasks)
+
+    def env(self, task: Optional[Task] = None):
+        """(env, env_params) of ``task`` (default: the run's first task): its ``LayerwiseLREnv`` as the
+        variant sets it."""
+        return variant_env(LayerwiseLREnv(self.task if task is None else task), self.variant, self.env_params)
+
+    def groups(self) -> tuple:
+        """One ``agents.EnvGroup`` (``ippo.num_envs`` copies, named by the task) per task of ``all_tasks``."""
+        return tuple(EnvGroup(*self.env(t), self.ippo.num_envs, t.name) for t in self.all_tasks)
 
     def to_dict(self) -> dict:
         """JSON-ready dict (``env_params``: every field, ``obs_mask`` as a list or null)."""
@@ -136,26 +161,32 @@ class RunConfig:
         return {"task": dataclasses.asdict(self.task), "ippo": dataclasses.asdict(self.ippo),
                 "env_params": params, "variant": self.variant, "seed": self.seed, "train_seeds": self.train_seeds,
                 "log_episodes": list(self.log_episodes), "warm_start": list(self.warm_start),
-                "warm_start_steps": self.warm_start_steps}
+                "warm_start_steps": self.warm_start_steps, "tasks": [dataclasses.asdict(t) for t in self.tasks]}
 
     @classmethod
     def from_dict(cls, conf: dict) -> "RunConfig":
         """Inverse of ``to_dict``; folders written before ``env_params`` was saved give its defaults
-        with their ``reward_mode``, before ``train_seeds`` / ``log_episodes`` / ``warm_start`` were: 1 / none /
-        none."""
+        with their ``reward_mode``, before ``train_seeds`` / ``log_episodes`` / ``warm_start`` / ``tasks`` were:
+        1 / none / none / none."""
         tuples = lambda d: {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}  # noqa: E731
         params = conf.get("env_params") or {"reward_mode": conf.get("reward_mode", "difference")}
         return cls(Task(**conf["task"]), IPPOConfig(**tuples(conf["ippo"])), EnvParams(**tuples(params)),
                    conf["variant"], conf["seed"], conf.get("train_seeds", 1), tuple(conf.get("log_episodes", ())),
-                   tuple(conf.get("warm_start", ())), conf.get("warm_start_steps", 300))
+                   tuple(conf.get("warm_start", ())), conf.get("warm_start_steps", 300),
+                   tuple(Task(**t) for t in conf.get("tasks", ())))
 
 
+@functools.lru_cache(maxsize=4)
 def run_pieces(config: RunConfig, mesh: Optional[Mesh] = None) -> TrainPieces:
     """``agents.TrainPieces`` of the run's ``config.train_seeds`` agents: ``init(jax.random.key(config.seed))``
     and ``update(state, n)`` as ``make_train_pieces`` makes them for one agent, vmapped over the agent keys
-    (see the module docstring) when there are several; ``mesh`` splits each agent's env copies."""
-    env, params = config.env()
-    pieces = make_train_pieces(config.ippo, env, params, mesh)
+    (see the module docstring) when there are several; ``mesh`` splits each agent's env copies. A family
+    (``config.tasks``) trains on one ``EnvGroup`` per task. Cached: the same config in one process gets the
+    same functions, so jitting them again reuses their compiled programs (e.g. a run resumed in-process)."""
+    if config.tasks:
+        pieces = make_train_pieces(config.ippo, config.groups(), mesh=mesh)
+    else:
+        pieces = make_train_pieces(config.ippo, *config.env(), mesh)
     if config.train_seeds == 1:
         return pieces
     agents = config.train_seeds

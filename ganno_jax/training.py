@@ -33,6 +33,12 @@ all of them, every process takes part in the orbax checkpoint saves, and only pr
 ``config.json``, the CSV files and ``schedules.png`` (the run folder must be shared). A checkpoint
 restores under any number of processes and devices.
 
+A family of tasks (``RunConfig.tasks``, ``train_run(tasks=...)``): one policy trains on every task at once
+(``agents.EnvGroup`` per task, ``cfg.num_envs`` env copies each; ``env_steps`` counts one group's steps,
+``env_steps_per_s`` all groups' together). The ``METRIC_FIELDS`` columns pool every group's env copies, and
+each task adds ``<field>@<task>`` columns of ``GROUP_FIELDS`` (means over the trained agents), e.g.
+``val_acc@digits-cnn2``. ``episodes`` and ``schedules.csv`` follow env copy 0 of the first task.
+
 Variants (the paper's ablations, ``env.wrappers.VARIANTS``): ``ganno`` (all observations), ``lr_only``,
 ``timestep_only`` (observation masks) and ``single_agent`` (one agent, global observations, one global LR).
 """
@@ -61,6 +67,9 @@ from ganno_jax.tasks.config import Task
 AGENT_FIELDS = ("mean_reward", "val_acc", "final_val_acc", "diverged_frac", "loss_total", "loss_value",
                 "loss_actor", "entropy", "approx_kl")
 METRIC_FIELDS = ("update", "env_steps", "episodes", *AGENT_FIELDS, "env_steps_per_s")
+#: Per-task columns of a family's metrics.csv: ``<field>@<task>``.
+GROUP_FIELDS = ("mean_reward", "val_acc", "final_val_acc", "diverged_frac")
+_STEP_KEYS = ("reward", "val_acc", "done", "diverged")  # per-step metrics the columns are computed from
 COUNT_FIELDS = ("update", "env_steps", "episodes")  # integer columns of metrics.csv
 SCHEDULE_FIELDS = ("update", "episode", "step", "opt_step")  # integer columns of schedules.csv, then lr_<i>, ...
 METRICS, SCHEDULES, WARM_START = "metrics.csv", "schedules.csv", "warm_start.json"
@@ -69,10 +78,12 @@ WARM_START_STREAM = 0x5741524D  # folded into the run key for the warm start's d
 FIG1_EPISODES = (0, 40)
 
 
-def metric_fields(train_seeds: int) -> tuple:
-    """Columns of metrics.csv for a run of ``train_seeds`` agents."""
+def metric_fields(train_seeds: int, task_names: Sequence[str] = ()) -> tuple:
+    """Columns of metrics.csv for a run of ``train_seeds`` agents on ``task_names`` (per-task columns
+    only for several tasks)."""
     per_agent = [f"{f}_a{i}" for i in range(train_seeds) for f in AGENT_FIELDS] if train_seeds > 1 else []
-    return (*METRIC_FIELDS, *per_agent)
+    per_task = [f"{f}@{name}" for name in task_names for f in GROUP_FIELDS] if len(task_names) > 1 else []
+    return (*METRIC_FIELDS, *per_agent, *per_task)
 
 
 def _agent_stats(m: dict, u: int) -> dict:
@@ -86,9 +97,17 @@ def _agent_stats(m: dict, u: int) -> dict:
             "entropy": m["loss"]["entropy"][:, u], "approx_kl": m["loss"]["approx_kl"][:, u]}
 
 
-def _metric_rows(m: dict, first_update: int, episodes: np.ndarray, cfg: IPPOConfig, seconds: float) -> list[dict]:
-    """One dict per update from a chunk's host metrics ``m`` (leading axes [A agents, U updates]);
-    ``episodes [U]``: episodes env copy 0 of agent 0 has finished after each update."""
+def _pooled(groups: Sequence[dict], loss: dict) -> dict:
+    """The per-step metrics ``_agent_stats`` reads, every group's env copies side by side ([A, U, T, sum E])."""
+    return {**{k: np.concatenate([g[k] for g in groups], axis=3) for k in _STEP_KEYS}, "loss": loss}
+
+
+def _metric_rows(groups: Sequence[dict], loss: dict, names: Sequence[str], first_update: int, episodes: np.ndarray,
+                 cfg: IPPOConfig, seconds: float) -> list[dict]:
+    """One dict per update from a chunk's host metrics: ``groups`` one dict per task ``names`` (leading
+    axes [A agents, U updates]), ``loss`` (leaves [A, U]); ``episodes [U]``: episodes env copy 0 of agent 0
+    of the first task has finished after each update."""
+    m = _pooled(groups, loss)
     agents, n = m["reward"].shape[:2]
     rows = []
     for u in range(n):
@@ -97,9 +116,13 @@ def _metric_rows(m: dict, first_update: int, episodes: np.ndarray, cfg: IPPOConf
         row = {"update": first_update + u + 1, "env_steps": (first_update + u + 1) * cfg.num_steps * cfg.num_envs,
                "episodes": int(episodes[u]), **{f: float(v.mean()) for f, v in stats.items()},
                "final_val_acc": float(finals.mean()) if finals.size else float("nan"),
-               "env_steps_per_s": agents * n * cfg.num_steps * cfg.num_envs / max(seconds, 1e-9)}
+               "env_steps_per_s": agents * len(groups) * n * cfg.num_steps * cfg.num_envs / max(seconds, 1e-9)}
         if agents > 1:
             row.update({f"{f}_a{i}": float(v[i]) for f, v in stats.items() for i in range(agents)})
+        if len(groups) > 1:
+            for name, g in zip(names, groups):
+                group_stats = _agent_stats(_pooled([g], loss), u)
+                row.update({f"{f}@{name}": float(np.mean(group_stats[f])) for f in GROUP_FIELDS})
         rows.append(row)
     return rows
 
@@ -166,7 +189,7 @@ def train_run(out_dir: str, task: Optional[Task] = None, cfg: Optional[IPPOConfi
               overwrite: bool = False, progress: bool = True, max_chunks: Optional[int] = None,
               devices: Optional[int] = None, train_seeds: int = 1,
               log_episodes: Sequence[int] = FIG1_EPISODES, warm_start: Sequence[str] = (),
-              warm_start_steps: int = 300) -> RunnerState:
+              warm_start_steps: int = 300, tasks: Sequence[Task] = ()) -> RunnerState:
     """Trains (or, with ``resume``, continues) a run in ``out_dir``; returns the final ``RunnerState``
     (leaves with a leading ``[train_seeds]`` axis when ``train_seeds > 1``).
 
@@ -179,6 +202,7 @@ def train_run(out_dir: str, task: Optional[Task] = None, cfg: Optional[IPPOConfi
     episodes whose schedules go to ``schedules.csv`` (default: the paper's Fig. 1, 0 and 40; ``()``: none).
     ``warm_start``: schedule names the policy first imitates for ``warm_start_steps`` behaviour-cloning
     steps (``agents.warm_start``; ``warm_start.json`` reports how well), then IPPO fine-tunes it.
+    ``tasks``: further tasks the one policy trains on alongside ``task`` (a family, see the module docstring).
     """
     if chunk_updates < 1:
         raise ValueError(f"chunk_updates={chunk_updates!r} must be an integer >= 1")
@@ -188,11 +212,12 @@ def train_run(out_dir: str, task: Optional[Task] = None, cfg: Optional[IPPOConfi
         config = load_config(out_dir)
     else:
         config = RunConfig(task, cfg, EnvParams() if env_params is None else env_params, variant, seed, train_seeds,
-                           tuple(log_episodes), tuple(warm_start), warm_start_steps)
+                           tuple(log_episodes), tuple(warm_start), warm_start_steps, tuple(tasks))
         prepare_out(out_dir, overwrite, what="run folder", hint="pass --resume to continue it or --overwrite to "
                                                                  "replace it")
         save_config(out_dir, config)
     task, cfg, variant = config.task, config.ippo, config.variant
+    names = [t.name for t in config.all_tasks]
     pieces = run_pieces(config, mesh_for(cfg.num_envs, devices))
     runner_state = jax.jit(pieces.init)(jax.random.key(config.seed))
     ckpt_dir = os.path.join(out_dir, "checkpoints")
@@ -210,7 +235,8 @@ def train_run(out_dir: str, task: Optional[Task] = None, cfg: Optional[IPPOConfi
     update = jax.jit(pieces.update, static_argnums=1)
     bar = tqdm(total=cfg.num_updates, initial=done_updates, unit="upd",
                disable=not (progress and distributed.is_writer()),
-               desc=f"train {task.name} [{variant}]" + (f" x{config.train_seeds}" if config.train_seeds > 1 else ""))
+               desc=f"train {'+'.join(names)} [{variant}]" + (f" x{config.train_seeds}" if config.train_seeds > 1
+                                                             else ""))
     chunks = 0
     while done_updates < cfg.num_updates and (max_chunks is None or chunks < max_chunks):
         n = min(chunk_updates, cfg.num_updates - done_updates)
@@ -219,8 +245,10 @@ def train_run(out_dir: str, task: Optional[Task] = None, cfg: Optional[IPPOConfi
         jax.block_until_ready(runner_state)
         seconds = time.perf_counter() - start
         m = distributed.to_host(metrics if config.train_seeds > 1 else jax.tree.map(lambda x: x[None], metrics))
-        new_schedule, ended = _schedule_rows(m, done_updates, episodes, config.log_episodes, task.tau)
-        new_rows = _metric_rows(m, done_updates, ended, cfg, seconds)
+        loss = m.pop("loss")
+        groups = m["groups"] if config.tasks else (m,)
+        new_schedule, ended = _schedule_rows(groups[0], done_updates, episodes, config.log_episodes, task.tau)
+        new_rows = _metric_rows(groups, loss, names, done_updates, ended, cfg, seconds)
         rows += new_rows
         schedule_rows += new_schedule
         episodes = int(ended[-1])
@@ -228,7 +256,7 @@ def train_run(out_dir: str, task: Optional[Task] = None, cfg: Optional[IPPOConfi
         chunks += 1
         if schedule_rows:
             _write_rows(schedules_path, schedule_rows, tuple(schedule_rows[0]))
-        _write_rows(metrics_path, rows, metric_fields(config.train_seeds))
+        _write_rows(metrics_path, rows, metric_fields(config.train_seeds, names))
         checkpoint.save(ckpt_dir, done_updates, runner_state)
         last = new_rows[-1]
         bar.update(n)
