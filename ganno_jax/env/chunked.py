@@ -32,7 +32,9 @@ def default_chunk(axis_size: int, backend: Optional[str] = None) -> int:
 def chunked_vmap(fn: Callable, chunk: Optional[int] = None) -> Callable:
     """``fn`` itself when called unbatched; under ``jax.vmap`` a ``lax.map`` over chunks of ``chunk``
     batch elements (default: ``default_chunk``), each chunk one vmap of ``fn``. Every output is batched.
-    ``fn`` takes positional pytree arguments and is not differentiated through (``custom_vmap``)."""
+    ``fn`` takes positional pytree arguments and is not differentiated through (``custom_vmap``); it must
+    not close over traced arrays (e.g. a jit argument): vmapped around a scan they fail to lower ("No
+    constant handler for type: DynamicJaxprTracer"), so pass them as (unbatched) arguments."""
     if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
         raise ValueError(f"chunk={chunk!r} must be a positive integer (or None: default_chunk)")
     wrapped = jax.custom_batching.custom_vmap(fn)
