@@ -111,8 +111,7 @@ def _cmd_train(args) -> int:
 
     if args.resume:
         training.train_run(args.resume, resume=True, chunk_updates=args.chunk_updates, devices=args.devices,
-                           max_chunks=args.max_chunks, warm_start=args.warm_start,
-                       warm_start_steps=args.warm_start_steps)
+                           max_chunks=args.max_chunks)
         print(f"resumed and finished {args.resume}")
         return 0
     if not args.out:
