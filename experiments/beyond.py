@@ -6,6 +6,8 @@ Options, each one change to plain GANNO's training (``OPTIONS``):
   centralised  a centralised critic (MAPPO: every layer's observation pooled; ``IPPOConfig.critic``)
   per_agent    per-agent credit (``reward_mode="per_agent_difference"``: each layer against its own no-op)
   warm_start   behaviour cloning of warm-up cosine and cosine one-cycle before IPPO (``agents.warm_start``)
+  family       one policy trained on a family of tasks: the training task plus an MLP and a CNN-3 on the
+               same dataset (``RunConfig.tasks``; every task adds ``num_envs`` env copies per update)
 
 Learned agents are evaluated over the initial LRs of the grid and LR 0 (the paper's warm-up case);
 handcrafted schedules and Prodigy over the grid only (a schedule scaled by 0 stays 0). The summary
@@ -40,9 +42,11 @@ OPTIONS = {
     "centralised": {"critic": "centralised"},
     "per_agent": {"reward_mode": "per_agent_difference"},
     "warm_start": {"warm_start": DEFAULT_SOURCES},
+    "family": {"family_models": ("mlp", "cnn3")},
 }
 OPTION_NAMES = {"plain": "GANNO", "centralised": "GANNO + centralised critic",
-                "per_agent": "GANNO + per-agent credit", "warm_start": "GANNO + warm start"}
+                "per_agent": "GANNO + per-agent credit", "warm_start": "GANNO + warm start",
+                "family": "GANNO + family of tasks"}
 SCHEDULES = ("constant", "step", "exponential", "linear", "quadratic", "cosine", "sgdr", "warmup_cosine",
              "onecycle_cosine")
 SMOKE_SCHEDULES = ("constant", "cosine")
@@ -59,8 +63,9 @@ def build_parser():
     return p
 
 
-def _train_kwargs(option: str, scale) -> dict:
-    """``training.train_run`` keyword arguments of ``option`` at ``scale``."""
+def _train_kwargs(option: str, scale, args, train_task: str) -> dict:
+    """``training.train_run`` keyword arguments of ``option`` at ``scale`` (``train_task``: the run's task;
+    a family adds ``<its dataset>-<model>`` for each of ``family_models``)."""
     change = OPTIONS[option]
     kwargs = {"cfg": scale.ippo, "env_params": EnvParams()}
     if "critic" in change:
@@ -69,6 +74,9 @@ def _train_kwargs(option: str, scale) -> dict:
         kwargs["env_params"] = EnvParams(reward_mode=change["reward_mode"])
     if "warm_start" in change:
         kwargs["warm_start"] = change["warm_start"]
+    if "family_models" in change:
+        dataset = train_task.rpartition("-")[0]
+        kwargs["tasks"] = tuple(ex.make_task(f"{dataset}-{model}", scale, args) for model in change["family_models"])
     return kwargs
 
 
@@ -81,7 +89,8 @@ def train_option(args, scale, option: str, train_task: str, folder: str):
     print(f"[{scale.name}] training {OPTION_NAMES[option]} on {task.name}: {scale.train_seeds} agent(s), "
           f"{scale.ippo.total_timesteps} env steps")
     training.train_run(folder, task, seed=args.seed, chunk_updates=scale.chunk_updates, progress=not args.no_progress,
-                       train_seeds=scale.train_seeds, log_episodes=(), **_train_kwargs(option, scale))
+                       train_seeds=scale.train_seeds, log_episodes=(),
+                       **_train_kwargs(option, scale, args, train_task))
     return controllers.from_run(folder, actions=scale.eval_actions, name=OPTION_NAMES[option])
 
 

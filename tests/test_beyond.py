@@ -14,12 +14,15 @@ FAST = ["--smoke", "--no-progress", "--train-task", "digits-mlp", "--eval-tasks"
 def test_each_option_changes_one_thing(experiment):
     beyond = experiment("beyond")
     scale = scales.ganno_scale("smoke")
-    kwargs = {o: beyond._train_kwargs(o, scale) for o in beyond.OPTIONS}
+    args = beyond.build_parser().parse_args(["--smoke"])
+    kwargs = {o: beyond._train_kwargs(o, scale, args, "digits-cnn2") for o in beyond.OPTIONS}
     assert kwargs["plain"]["cfg"] == scale.ippo and kwargs["plain"]["env_params"].reward_mode == "difference"
     assert kwargs["centralised"]["cfg"].critic == "centralised"
     assert kwargs["per_agent"]["env_params"].reward_mode == "per_agent_difference"
     assert kwargs["warm_start"]["warm_start"] == ("warmup_cosine", "onecycle_cosine")
+    assert [t.name for t in kwargs["family"]["tasks"]] == ["digits-mlp", "digits-cnn3"]
     assert all("warm_start" not in k for o, k in kwargs.items() if o != "warm_start")
+    assert all("tasks" not in k for o, k in kwargs.items() if o != "family")
 
 
 def test_smoke_run_compares_options_with_the_best_schedule_and_prodigy(tmp_path, experiment):
