@@ -110,7 +110,11 @@ def test_two_processes_train_like_two_devices_and_resume_in_one(tmp_path):
     assert checkpoint.latest_step(str(two / "checkpoints")) == UPDATES
     for a, b in zip(_state(two, UPDATES), _state(ref, UPDATES)):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
-    assert _rows(two) == _rows(ref)
+    rows_two, rows_ref = _rows(two), _rows(ref)  # the same metrics up to float reassociation
+    assert [r.keys() for r in rows_two] == [r.keys() for r in rows_ref]
+    for r_two, r_ref in zip(rows_two, rows_ref):
+        assert [float(v) for v in r_two.values()] == pytest.approx([float(v) for v in r_ref.values()], rel=1e-5,
+                                                                   abs=1e-7)
     assert os.path.isfile(two / "schedules.png")
 
 

@@ -119,13 +119,14 @@ def _check_groups(cfg: IPPOConfig, groups: tuple, mesh: Optional[Mesh]) -> tuple
     if len(set(names)) != len(names):
         raise ValueError(f"EnvGroup names {names} must be distinct")
     groups = tuple(g._replace(num_envs=cfg.num_envs if g.num_envs is None else g.num_envs) for g in groups)
+    for g in groups:  # an env without agents has nothing to train (checked before its spaces are read)
+        cfg.validate_for(int(g.env.num_agents))
     first = groups[0]
     space = _space_signature(first.env.action_space(first.env_params))
     obs_dim = first.env.observation_space(first.env_params).shape[-1]
     for g in groups:
         if isinstance(g.num_envs, bool) or not isinstance(g.num_envs, int) or g.num_envs < 1:
             raise ValueError(f"EnvGroup {g.name!r}: num_envs={g.num_envs!r} must be an integer >= 1")
-        cfg.validate_for(int(g.env.num_agents))
         check_divisible(g.num_envs, mesh)
         sequences = g.num_envs * (cfg.num_steps // cfg.seq_len)
         if sequences % cfg.num_minibatches:
