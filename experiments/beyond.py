@@ -8,11 +8,18 @@ Options, each one change to plain GANNO's training (``OPTIONS``):
   warm_start   behaviour cloning of warm-up cosine and cosine one-cycle before IPPO (``agents.warm_start``)
   family       one policy trained on a family of tasks: the training task plus an MLP and a CNN-3 on the
                same dataset (``RunConfig.tasks``; every task adds ``num_envs`` env copies per update)
+  wd_control   joint LR + weight-decay control: every layer also sets its own weight decay
+               (``EnvParams.control_wd``; a factorised (LR, WD) action per agent)
+
+Every method is evaluated at each weight decay of ``--weight-decays`` (default: the paper's 0.1, 0.01
+and 1e-4; the agent with WD control starts every run there and may change it, the others keep it).
 
 Learned agents are evaluated over the initial LRs of the grid and LR 0 (the paper's warm-up case);
 handcrafted schedules and Prodigy over the grid only (a schedule scaled by 0 stays 0). The summary
-table compares every method on the grid's average and gives the agents' LR-0 accuracy beside it; the
-best handcrafted schedule is the one with the best average on each task.
+table compares every method on the grid's average at each weight decay and over all of them (each
+seed's accuracy averaged over LRs and WDs; mean ± std over seeds and trained agents), and gives the
+agents' LR-0 accuracy (averaged over WDs) beside it; the best handcrafted schedule is the one with the
+best overall average on each task.
 
 Offline default: train on digits-cnn2, evaluate on mnist1d-cnn5. With --data-dir: train on
 fashion_mnist-cnn2, evaluate on cifar10-cnn5.
@@ -43,23 +50,28 @@ OPTIONS = {
     "per_agent": {"reward_mode": "per_agent_difference"},
     "warm_start": {"warm_start": DEFAULT_SOURCES},
     "family": {"family_models": ("mlp", "cnn3")},
+    "wd_control": {"control_wd": True},
 }
 OPTION_NAMES = {"plain": "GANNO", "centralised": "GANNO + centralised critic",
                 "per_agent": "GANNO + per-agent credit", "warm_start": "GANNO + warm start",
-                "family": "GANNO + family of tasks"}
+                "family": "GANNO + family of tasks", "wd_control": "GANNO + LR & WD control"}
 SCHEDULES = ("constant", "step", "exponential", "linear", "quadratic", "cosine", "sgdr", "warmup_cosine",
              "onecycle_cosine")
 SMOKE_SCHEDULES = ("constant", "cosine")
+#: the paper's weight decays (GANNO Tables 1-3)
+WEIGHT_DECAYS = (0.1, 0.01, 1e-4)
 
 
 def build_parser():
-    """Flags of this experiment (the shared ones plus --options, --schedules)."""
+    """Flags of this experiment (the shared ones plus --options, --schedules, --weight-decays)."""
     p = ex.parser("beyond.py", __doc__, "results/beyond", init_lrs_default="1e-4,3e-4,1e-3,3e-3,1e-2 (and 0 "
                   "for the learned agents)")
     p.add_argument("--options", type=ex.parse_names, metavar="NAME,NAME",
                    help=f"GANNO options to train and compare (default: {','.join(OPTIONS)})")
     p.add_argument("--schedules", type=ex.parse_names, metavar="NAME,NAME",
                    help=f"handcrafted schedules, the best is reported (default: {','.join(SCHEDULES)})")
+    p.add_argument("--weight-decays", type=ex.parse_floats, metavar="WD,WD",
+                   help=f"weight decays every method is evaluated at (default: {','.join(map(str, WEIGHT_DECAYS))})")
     return p
 
 
@@ -72,6 +84,8 @@ def _train_kwargs(option: str, scale, args, train_task: str) -> dict:
         kwargs["cfg"] = dataclasses.replace(scale.ippo, critic=change["critic"])
     if "reward_mode" in change:
         kwargs["env_params"] = EnvParams(reward_mode=change["reward_mode"])
+    if "control_wd" in change:
+        kwargs["env_params"] = EnvParams(control_wd=change["control_wd"])
     if "warm_start" in change:
         kwargs["warm_start"] = change["warm_start"]
     if "family_models" in change:
@@ -94,34 +108,49 @@ def train_option(args, scale, option: str, train_task: str, folder: str):
     return controllers.from_run(folder, actions=scale.eval_actions, name=OPTION_NAMES[option])
 
 
-def _grid_average(result, grid) -> tuple[float, float]:
-    """(mean, std over seeds) of each seed's accuracy (%) averaged over the LRs of ``grid``."""
-    rows = [i for i, lr in enumerate(result.init_lrs) if lr in grid]
-    per_seed = 100.0 * np.asarray(result.final_acc, np.float64)[rows].mean(axis=0)
-    return float(per_seed.mean()), float(per_seed.std())
+def _per_seed(results: list, lrs) -> np.ndarray:
+    """Each seed's accuracy (%) averaged over the initial LRs ``lrs`` and over ``results`` (one method's
+    ``EvalResult`` at each weight decay), [seeds]."""
+    per_wd = []
+    for result in results:
+        rows = [i for i, lr in enumerate(result.init_lrs) if lr in lrs]
+        per_wd.append(100.0 * np.asarray(result.final_acc, np.float64)[rows].mean(axis=0))
+    return np.mean(per_wd, axis=0)
 
 
-def _at_zero(result) -> str:
-    if 0.0 not in result.init_lrs:
-        return "—"
-    acc = 100.0 * np.asarray(result.final_acc, np.float64)[list(result.init_lrs).index(0.0)]
-    return f"{acc.mean():.2f} ± {acc.std():.2f}"
+def _cell(per_seed: np.ndarray) -> str:
+    return f"{per_seed.mean():.2f} ± {per_seed.std():.2f}"
 
 
-def summary_table(agents: list, schedules: list, prodigy: list, grid) -> tuple[str, list[str]]:
-    """(Markdown table, names of agents that beat Prodigy's average): the agents, the best schedule and
-    Prodigy, by average over ``grid`` (mean ± std over seeds), with the agents' LR-0 accuracy."""
-    best = max(schedules, key=lambda r: _grid_average(r, grid)[0])
-    rows = [(r.method, r) for r in agents] + [(f"best schedule: {best.method}", best)]
-    rows += [(r.method, r) for r in prodigy]
-    averages = [_grid_average(r, grid) for _, r in rows]
-    top = int(np.argmax([m for m, _ in averages]))
-    lines = [f"| Method | Average over LRs {', '.join(f'{lr:g}' for lr in grid)} | LR 0 |", "|---|---|---|"]
-    for i, ((name, result), (mean, std)) in enumerate(zip(rows, averages)):
-        cell = f"{mean:.2f} ± {std:.2f}"
-        lines.append(f"| {name} | {f'**{cell}**' if i == top else cell} | {_at_zero(result)} |")
-    beat = [] if not prodigy else [r.method for r in agents
-                                   if _grid_average(r, grid)[0] > _grid_average(prodigy[0], grid)[0]]
+def _at_zero(results: list) -> str:
+    return _cell(_per_seed(results, (0.0,))) if 0.0 in results[0].init_lrs else "—"
+
+
+def _by_method(results_by_wd: list, indices) -> list:
+    """[method][weight decay] ``EvalResult``s of the methods at ``indices`` from [weight decay][method] lists."""
+    return [[results[i] for results in results_by_wd] for i in indices]
+
+
+def summary_table(agents: list, schedules: list, prodigy: list, grid, wds) -> tuple[str, list[str]]:
+    """(Markdown table, names of agents that beat Prodigy's overall average). Every argument but ``grid`` /
+    ``wds`` lists methods, each as its ``EvalResult``s at the weight decays ``wds``: the agents, the best
+    schedule (by overall average) and Prodigy, by average over ``grid`` at each weight decay and over all
+    (mean ± std over seeds), with the agents' LR-0 accuracy averaged over the weight decays."""
+    def overall(results):
+        return float(_per_seed(results, grid).mean())
+
+    best = max(schedules, key=overall)
+    rows = [(r[0].method, r) for r in agents] + [(f"best schedule: {best[0].method}", best)]
+    rows += [(r[0].method, r) for r in prodigy]
+    top = int(np.argmax([overall(r) for _, r in rows]))
+    wd_columns = "".join(f" wd={wd:g} |" for wd in wds)
+    lines = [f"| Method |{wd_columns} Average over LRs {', '.join(f'{lr:g}' for lr in grid)} and WDs | LR 0 |",
+             "|---|" + "---|" * len(wds) + "---|---|"]
+    for i, (name, results) in enumerate(rows):
+        cells = "".join(f" {_cell(_per_seed([r], grid))} |" for r in results)
+        average = _cell(_per_seed(results, grid))
+        lines.append(f"| {name} |{cells} {f'**{average}**' if i == top else average} | {_at_zero(results)} |")
+    beat = [] if not prodigy else [r[0].method for r in agents if overall(r) > overall(prodigy[0])]
     return "\n".join(lines) + "\n", beat
 
 
@@ -134,9 +163,11 @@ def main(argv=None) -> dict:
     seeds = ex.seeds_of(args, scale)
     options = ex.check_names(args.options or tuple(OPTIONS), tuple(OPTIONS), "option")
     schedules = ex.baseline_controllers(args.schedules or (SMOKE_SCHEDULES if args.smoke else SCHEDULES))
+    wds = ex.check_weight_decays(args.weight_decays if args.weight_decays is not None else WEIGHT_DECAYS)
     train_task, eval_tasks = ex.pick_tasks(args, "digits-cnn2", ("mnist1d-cnn5",), "fashion_mnist-cnn2",
                                            ("cifar10-cnn5",))
-    if ex.print_config(args, scale, train_task, eval_tasks, init_lrs=list(grid), options=list(options),
+    if ex.print_config(args, scale, train_task, eval_tasks, init_lrs=list(grid), weight_decays=list(wds),
+                       options=list(options),
                        option_changes={o: {k: list(v) if isinstance(v, tuple) else v for k, v in OPTIONS[o].items()}
                                        for o in options},
                        schedules=[s.name for s in schedules]):
@@ -148,16 +179,24 @@ def main(argv=None) -> dict:
     tables, sections, winners = {}, [], {}
     for name in eval_tasks:
         task, folder = ex.make_task(name, scale, args), os.path.join(args.out, name)
-        agent_results, agent_table = report.evaluate_task(agents, task, (0.0, *grid), seeds, folder, seed=args.seed,
-                                                          name="agents", plot_lr=0.0, **ex.run_options(args))
-        baseline_results, baseline_table = report.evaluate_task([*schedules, *prodigy], task, grid, seeds, folder,
-                                                                seed=args.seed, name="baselines",
-                                                                **ex.run_options(args))
-        tables[name], winners[name] = summary_table(agent_results, baseline_results[:len(schedules)],
-                                                    baseline_results[len(schedules):], grid)
-        sections += [(f"{name}: final test accuracy (%), summary", tables[name]),
-                     (f"{name}: learned agents by initial LR", agent_table),
-                     (f"{name}: handcrafted schedules and Prodigy by initial LR", baseline_table)]
+        agent_by_wd, baseline_by_wd = [], []  # [wd][method] EvalResults
+        for wd in wds:
+            agent_results, agent_table = report.evaluate_task(
+                agents, task, (0.0, *grid), seeds, folder, weight_decay=wd, seed=args.seed, name=f"agents_wd{wd:g}",
+                plot_lr=0.0, **ex.run_options(args))
+            baseline_results, baseline_table = report.evaluate_task(
+                [*schedules, *prodigy], task, grid, seeds, folder, weight_decay=wd, seed=args.seed,
+                name=f"baselines_wd{wd:g}", **ex.run_options(args))
+            agent_by_wd.append(agent_results)
+            baseline_by_wd.append(baseline_results)
+            sections += [(f"{name}, weight decay {wd:g}: learned agents by initial LR", agent_table),
+                         (f"{name}, weight decay {wd:g}: handcrafted schedules and Prodigy by initial LR",
+                          baseline_table)]
+        baseline_methods = _by_method(baseline_by_wd, range(len(schedules) + len(prodigy)))
+        tables[name], winners[name] = summary_table(_by_method(agent_by_wd, range(len(agents))),
+                                                    baseline_methods[:len(schedules)],
+                                                    baseline_methods[len(schedules):], grid, wds)
+        sections.insert(len(sections) - 2 * len(wds), (f"{name}: final test accuracy (%), summary", tables[name]))
     verdict = "; ".join(f"{n}: {', '.join(w) or 'none'}" for n, w in winners.items())
     report.finish(args.out, f"Beyond the paper: GANNO options trained on {train_task}, evaluated zero-shot "
                             f"({ex.scale_note(scale, seeds)}). Beat Prodigy on average: {verdict}",

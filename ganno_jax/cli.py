@@ -69,18 +69,21 @@ def _env_args(parser: argparse.ArgumentParser) -> None:
     """One ``--field`` per ``EnvParams`` range and the reward mode (defaults: the paper's)."""
     group = parser.add_argument_group("environment (EnvParams; defaults: GANNO paper)")
     defaults = EnvParams()
-    for name in ("init_lr_min", "init_lr_max", "init_wd_min", "init_wd_max", "lr_min", "lr_max"):
+    for name in ("init_lr_min", "init_lr_max", "init_wd_min", "init_wd_max", "lr_min", "lr_max", "wd_min", "wd_max"):
         group.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name),
                            help=f"(default: {getattr(defaults, name)})")
     group.add_argument("--init-lr", type=float, help="fixed initial LR instead of sampling the range")
     group.add_argument("--init-wd", type=float, help="fixed weight decay instead of sampling the range")
     group.add_argument("--reward-mode", default=defaults.reward_mode, choices=REWARD_MODES,
                        help=f"(default: {defaults.reward_mode})")
+    group.add_argument("--control-wd", action="store_true",
+                       help="joint LR + weight-decay control: every layer also sets its own weight decay (a second "
+                            "action per agent, clipped to [--wd-min, --wd-max]; beyond the paper)")
 
 
 def _env_params_from(args) -> EnvParams:
-    names = ("init_lr_min", "init_lr_max", "init_wd_min", "init_wd_max", "lr_min", "lr_max", "init_lr", "init_wd",
-             "reward_mode")
+    names = ("init_lr_min", "init_lr_max", "init_wd_min", "init_wd_max", "lr_min", "lr_max", "wd_min", "wd_max",
+             "init_lr", "init_wd", "reward_mode", "control_wd")
     return EnvParams(**{name: getattr(args, name) for name in names})
 
 

@@ -23,7 +23,8 @@ Schedules during training (paper Fig. 1: Fashion-MNIST CNN-2 at MARL episodes 0 
 episode ``k`` in ``log_episodes`` (the k-th episode of env copy 0 of agent 0, counted from 0 across
 updates and chunks) ``schedules.csv`` gets one row per env step with ``SCHEDULE_FIELDS`` (``update``: the
 PPO update that collected the step; ``step``: env step in the episode, 1..horizon; ``opt_step`` =
-``step * tau`` inner optimiser steps) then ``lr_<i>`` per layer (agent) ``i`` and ``train_loss`` /
+``step * tau`` inner optimiser steps) then ``lr_<i>`` per layer (agent) ``i`` (and ``wd_<i>`` with
+weight-decay control) and ``train_loss`` /
 ``val_acc`` measured after the step; ``schedules.png`` (``evaluation.plots.plot_training_schedules``)
 is drawn from it at the end of every ``train_run`` call that has rows.
 
@@ -128,9 +129,10 @@ def _metric_rows(groups: Sequence[dict], loss: dict, names: Sequence[str], first
 
 
 def _schedule_rows(m: dict, first_update: int, episodes_before: int, log_episodes: Sequence[int],
-                   tau: int) -> tuple[list[dict], np.ndarray]:
+                   tau: int, control_wd: bool = False) -> tuple[list[dict], np.ndarray]:
     """(schedules.csv rows, episodes finished after each update ``[U]``) of env copy 0 of agent 0 in a
-    chunk's host metrics ``m`` (leading axes [A, U, T, E]); ``episodes_before`` finished before it."""
+    chunk's host metrics ``m`` (leading axes [A, U, T, E]); ``episodes_before`` finished before it;
+    ``control_wd``: add each layer's weight decay."""
     done = m["done"][0, :, :, 0].astype(bool)  # [U, T]
     ended = episodes_before + np.cumsum(done.reshape(-1)).reshape(done.shape)  # finished after each step
     episode = ended - done  # episode index each step belongs to
@@ -140,6 +142,7 @@ def _schedule_rows(m: dict, first_update: int, episodes_before: int, log_episode
         rows.append({"update": first_update + u + 1, "episode": int(episode[u, t]), "step": step,
                      "opt_step": step * tau,
                      **{f"lr_{i}": float(lr) for i, lr in enumerate(m["lrs"][0, u, t, 0])},
+                     **({f"wd_{i}": float(wd) for i, wd in enumerate(m["wds"][0, u, t, 0])} if control_wd else {}),
                      "train_loss": float(m["train_loss"][0, u, t, 0]), "val_acc": float(m["val_acc"][0, u, t, 0])})
     return rows, ended[:, -1]
 
@@ -247,7 +250,8 @@ def train_run(out_dir: str, task: Optional[Task] = None, cfg: Optional[IPPOConfi
         m = distributed.to_host(metrics if config.train_seeds > 1 else jax.tree.map(lambda x: x[None], metrics))
         loss = m.pop("loss")
         groups = m["groups"] if config.tasks else (m,)
-        new_schedule, ended = _schedule_rows(groups[0], done_updates, episodes, config.log_episodes, task.tau)
+        new_schedule, ended = _schedule_rows(groups[0], done_updates, episodes, config.log_episodes, task.tau,
+                                             config.env_params.control_wd)
         new_rows = _metric_rows(groups, loss, names, done_updates, ended, cfg, seconds)
         rows += new_rows
         schedule_rows += new_schedule

@@ -21,6 +21,10 @@ class Box(NamedTuple):
     shape: tuple[int, ...]
 
 
+class MultiDiscrete(NamedTuple):
+    nvec: tuple
+
+
 def _auto_reset(env, key, params, obs, state, reward, terminated, truncated, info):
     """Replaces ``(obs, state)`` by a fresh episode where it ended; keeps the old obs as ``final_obs``."""
     reset_obs, reset_state = env.reset(key, params)
@@ -144,6 +148,49 @@ class MatchIdEnv:
         truncated = state.time >= self.horizon
         return _auto_reset(self, k_reset, params, self._obs(k_obs, state), state, reward, jnp.zeros((), bool),
                            truncated, {"accuracy": reward.mean()})
+
+
+@flax.struct.dataclass
+class FactorState:
+    targets: jnp.ndarray  # [A, F] int32
+    time: jnp.ndarray
+
+
+class FactorMatchEnv:
+    """Factorised actions: agent i sees one-hots of its own target choice for every factor of ``nvec``
+    (random per episode) and gets reward 1 per factor it matches, divided by the number of factors: per-agent
+    reward ``[A]``, actions ``[A, F]``, episodes of ``horizon`` steps ended by truncation."""
+
+    def __init__(self, num_agents: int = 2, nvec: tuple = (3, 2), horizon: int = 8):
+        self.num_agents = num_agents
+        self.nvec = nvec
+        self.horizon = horizon
+
+    @property
+    def default_params(self):
+        return ()
+
+    def action_space(self, params) -> MultiDiscrete:
+        return MultiDiscrete(self.nvec)
+
+    def observation_space(self, params) -> Box:
+        return Box((self.num_agents, sum(self.nvec)))
+
+    def _obs(self, state: FactorState) -> jnp.ndarray:
+        return jnp.concatenate([jax.nn.one_hot(state.targets[:, i], n) for i, n in enumerate(self.nvec)], axis=1)
+
+    def reset(self, key, params):
+        keys = jax.random.split(key, len(self.nvec))
+        targets = jnp.stack([jax.random.randint(k, (self.num_agents,), 0, n) for k, n in zip(keys, self.nvec)], 1)
+        state = FactorState(targets, jnp.zeros((), jnp.int32))
+        return self._obs(state), state
+
+    def step(self, key, state: FactorState, action, params):
+        reward = (action == state.targets).astype(jnp.float32).mean(axis=1)
+        state = state.replace(time=state.time + 1)
+        truncated = state.time >= self.horizon
+        return _auto_reset(self, key, params, self._obs(state), state, reward, jnp.zeros((), bool), truncated,
+                           {"accuracy": reward.mean()})
 
 
 class CorruptedEnv:

@@ -23,14 +23,17 @@ def test_each_option_changes_one_thing(experiment):
     assert [t.name for t in kwargs["family"]["tasks"]] == ["digits-mlp", "digits-cnn3"]
     assert all("warm_start" not in k for o, k in kwargs.items() if o != "warm_start")
     assert all("tasks" not in k for o, k in kwargs.items() if o != "family")
+    assert kwargs["wd_control"]["env_params"].control_wd
+    assert not any(k["env_params"].control_wd for o, k in kwargs.items() if o != "wd_control")
 
 
 def test_smoke_run_compares_options_with_the_best_schedule_and_prodigy(tmp_path, experiment):
     out = str(tmp_path / "beyond")
-    tables = experiment("beyond").main(["--out", out, "--options", "per_agent,warm_start",
-                                        "--schedules", "constant,cosine", *FAST])
+    tables = experiment("beyond").main(["--out", out, "--options", "per_agent,warm_start,wd_control",
+                                        "--schedules", "constant,cosine", "--weight-decays", "0.1,1e-4", *FAST])
     table = tables["digits-mlp"]
-    for row in ("| GANNO + per-agent credit |", "| GANNO + warm start |", "| best schedule: ", "| prodigy |"):
+    for row in ("| GANNO + per-agent credit |", "| GANNO + warm start |", "| GANNO + LR & WD control |",
+                "| best schedule: ", "| prodigy |", "| wd=0.1 | wd=0.0001 |"):
         assert row in table
     assert "LR 0" in table and table.count("| — |") == 2  # schedules and Prodigy do not start from 0
     summary = json.load(open(os.path.join(out, "summary.json")))
@@ -38,8 +41,11 @@ def test_smoke_run_compares_options_with_the_best_schedule_and_prodigy(tmp_path,
     report = json.load(open(os.path.join(out, "agents", "warm_start", "warm_start.json")))
     assert min(report["accuracy"]) > 0.5  # imitation of the schedules' actions (smoke size: few steps)
     assert runs.load_config(os.path.join(out, "agents", "per_agent")).env_params.reward_mode == "per_agent_difference"
-    agents = json.load(open(os.path.join(out, "digits-mlp", "agents.json")))
-    assert agents["summary"][0]["init_lrs"] == [0.0, 1e-3]
+    assert runs.load_config(os.path.join(out, "agents", "wd_control")).env_params.control_wd
+    for wd in ("0.1", "0.0001"):
+        agents = json.load(open(os.path.join(out, "digits-mlp", f"agents_wd{wd}.json")))
+        assert agents["summary"][0]["init_lrs"] == [0.0, 1e-3]
+        assert agents["summary"][0]["weight_decay"] == pytest.approx(float(wd))
 
 
 def test_unknown_option_lists_the_valid_ones(tmp_path, experiment):

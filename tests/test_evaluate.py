@@ -186,7 +186,7 @@ def test_compiled_programs_take_the_dataset_as_an_argument(large_dataset_task, p
         shared, runs = (dataset, wd), (jnp.array([0, 1], jnp.int32), jnp.full(2, 1e-3), keys)
     else:
         policies = jax.tree.map(lambda x: x[None], controllers.baseline("random").policy)
-        mapper = harness._policy_runs(task, False, None, None)
+        mapper = harness._policy_runs(task, False, None, None, None)
         shared, runs = (dataset, policies, wd), (jnp.full(2, 1e-3), jnp.zeros(2, jnp.int32), keys)
     assert len(mapper.lower(shared, runs, chunk=2).as_text()) < data_bytes / 20
     plan, _ = mapper.plan(shared, runs, max_parallel_runs=2)

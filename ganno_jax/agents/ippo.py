@@ -31,7 +31,8 @@ import optax
 from jax.sharding import Mesh
 
 from ganno_jax.agents.config import IPPOConfig
-from ganno_jax.agents.networks import ActorCritic, action_shape_of, init_hidden, is_discrete, make_network
+from ganno_jax.agents.networks import (ActorCritic, action_dtype_of, action_shape_of, init_hidden, is_discrete,
+                                      is_factorised, make_network)
 from ganno_jax.agents.normalize import RunningMeanStd, sanitize
 from ganno_jax.agents.ppo import PPOBatch, Transition, gae, minibatches, ppo_loss
 from ganno_jax.agents.sharding import check_divisible, split_envs
@@ -144,8 +145,13 @@ def _check_groups(cfg: IPPOConfig, groups: tuple, mesh: Optional[Mesh]) -> tuple
 
 
 def _space_signature(space) -> tuple:
-    """Comparable description of an action space: ``("discrete", n)`` or ``("box", per-agent shape)``."""
-    return ("discrete", int(space.n)) if is_discrete(space) else ("box", action_shape_of(space))
+    """Comparable description of an action space: ``("discrete", n)``, ``("factorised", nvec)`` or
+    ``("box", per-agent shape)``."""
+    if is_discrete(space):
+        return ("discrete", int(space.n))
+    if is_factorised(space):
+        return ("factorised", tuple(int(n) for n in space.nvec))
+    return ("box", action_shape_of(space))
 
 
 def _concat(parts, axis: int = 0) -> jnp.ndarray:
@@ -179,7 +185,7 @@ def make_train_pieces(cfg: IPPOConfig, env, env_params=None, mesh: Optional[Mesh
     obs_dim = first.env.observation_space(first.env_params).shape[-1]
     action_space = first.env.action_space(first.env_params)
     network = make_network(cfg, action_space)
-    action_dtype = jnp.int32 if is_discrete(action_space) else jnp.float32
+    action_dtype = action_dtype_of(action_space)
     action_shape = action_shape_of(action_space)
     tx = _optimizer(cfg)
     agents = tuple(int(g.env.num_agents) for g in groups)

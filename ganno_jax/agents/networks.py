@@ -4,7 +4,9 @@ Actor: MLP ``actor_layers`` -> GRU ``gru_size`` (scanned over time, reset where 
 ``actor_post_gru`` -> head. With ``recurrent=False`` the GRU is skipped and the hidden state has width 0,
 so the training code is the same for both. The head maps features to a distrax distribution; it is an
 attribute of ``ActorCritic`` so another action space only needs another head module: ``CategoricalHead``
-for ``Discrete(n)`` action spaces, ``GaussianHead`` for ``Box`` action spaces (``head_for``).
+for ``Discrete(n)`` action spaces, ``FactorisedCategoricalHead`` for ``MultiDiscrete`` ones (one
+categorical per factor, e.g. the LR and weight-decay actions, sampled independently given the
+features), ``GaussianHead`` for ``Box`` action spaces (``head_for``).
 ``GaussianHead`` is a plain diagonal Gaussian (mean Dense with init scale 0.01, learned
 state-independent log-std): samples are *not* squashed, the env clips them to its box, and PPO uses the
 log-prob of the unclipped sample (standard practice, as purejaxrl's continuous PPO). A tanh squash would
@@ -30,9 +32,10 @@ import numpy as np
 from flax.linen.initializers import constant, variance_scaling
 
 from ganno_jax.agents.config import IPPOConfig
-from ganno_jax.env.spaces import Box
+from ganno_jax.env.spaces import Box, MultiDiscrete
 
 _ACTIVATION_FNS = {"tanh": nn.tanh, "relu": nn.relu}
+_PAD_LOGIT = -1e9  # logit of the padding choices of a factorised head: probability 0, finite entropy terms
 
 
 def _scaled_init(scale: float):
@@ -82,6 +85,22 @@ class CategoricalHead(nn.Module):
     @nn.compact
     def __call__(self, x) -> distrax.Categorical:
         return distrax.Categorical(logits=_dense(self.num_actions, 0.01, name="logits")(x))
+
+
+class FactorisedCategoricalHead(nn.Module):
+    """Features ``[..., F]`` -> independent categoricals over the factors ``nvec`` (logits layers ``factor_i``),
+    one ``distrax`` distribution with event shape ``[len(nvec)]``: log-prob and entropy are sums over the
+    factors. The factors' logits are padded to ``max(nvec)`` with ``_PAD_LOGIT`` (probability 0)."""
+
+    nvec: tuple[int, ...]
+
+    @nn.compact
+    def __call__(self, x) -> distrax.Independent:
+        width = max(self.nvec)
+        pad = [(0, 0)] * (x.ndim - 1)
+        logits = [jnp.pad(_dense(n, 0.01, name=f"factor_{i}")(x), pad + [(0, width - n)], constant_values=_PAD_LOGIT)
+                  for i, n in enumerate(self.nvec)]
+        return distrax.Independent(distrax.Categorical(logits=jnp.stack(logits, -2)), reinterpreted_batch_ndims=1)
 
 
 class GaussianHead(nn.Module):
@@ -191,17 +210,34 @@ def is_discrete(action_space) -> bool:
     return hasattr(action_space, "n")
 
 
+def is_factorised(action_space) -> bool:
+    """Whether an action space is a factorised discrete one (``MultiDiscrete``, has ``.nvec``)."""
+    return hasattr(action_space, "nvec")
+
+
+def action_dtype_of(action_space):
+    """dtype of actions: int32 for (factorised) discrete spaces or an int ``n``, float32 for a box."""
+    discrete = isinstance(action_space, int) or is_discrete(action_space) or is_factorised(action_space)
+    return jnp.int32 if discrete else jnp.float32
+
+
 def action_shape_of(action_space) -> tuple[int, ...]:
-    """Per-agent shape of one action: ``()`` for ``Discrete``, ``(D,)`` for a ``Box`` (its size, flattened)."""
+    """Per-agent shape of one action: ``()`` for ``Discrete``, ``(F,)`` for ``MultiDiscrete`` of F factors,
+    ``(D,)`` for a ``Box`` (its size, flattened)."""
+    if is_factorised(action_space):
+        return (len(action_space.nvec),)
     return () if is_discrete(action_space) else (int(np.prod(action_space.shape)),)
 
 
 def head_for(cfg: IPPOConfig, action_space) -> nn.Module:
-    """``CategoricalHead(n)`` for a ``Discrete`` space (or an int ``n``), else ``GaussianHead`` of the box's size."""
+    """``CategoricalHead(n)`` for a ``Discrete`` space (or an int ``n``), ``FactorisedCategoricalHead`` for a
+    ``MultiDiscrete`` one, else ``GaussianHead`` of the box's size."""
     if isinstance(action_space, int):
         return CategoricalHead(action_space)
     if is_discrete(action_space):
         return CategoricalHead(int(action_space.n))
+    if is_factorised(action_space):
+        return FactorisedCategoricalHead(tuple(int(n) for n in action_space.nvec))
     return GaussianHead(action_shape_of(action_space)[0], cfg.init_log_std)
 
 
@@ -230,9 +266,11 @@ def num_actions_of(params) -> int:
 
 
 def action_space_of(params):
-    """Action space implied by trained parameters: ``n`` (an int) for a categorical head, else a
-    ``Box(-inf, inf, (D,))`` for a Gaussian head (``make_network`` accepts both)."""
+    """Action space implied by trained parameters: ``n`` (an int) for a categorical head, ``MultiDiscrete``
+    for a factorised one, else a ``Box(-inf, inf, (D,))`` for a Gaussian head (``make_network`` accepts all)."""
     head = params["params"]["head"]
     if "logits" in head:
         return int(head["logits"]["kernel"].shape[-1])
+    if "factor_0" in head:
+        return MultiDiscrete(tuple(int(head[f"factor_{i}"]["kernel"].shape[-1]) for i in range(len(head))))
     return Box(-np.inf, np.inf, (int(head["log_std"].shape[-1]),))

@@ -4,7 +4,8 @@ A policy is a pytree (``flax.struct`` dataclass) with two pure, jit/vmap-able me
 
 - ``init(key, num_agents) -> carry``
 - ``act(key, obs [num_agents, obs_dim], carry, done) -> (action [num_agents] int32, carry)``
-  (a ``LearnedPolicy`` with a Gaussian head returns ``[num_agents, D] float32`` actions instead)
+  (a ``LearnedPolicy`` with a Gaussian head returns ``[num_agents, D] float32`` actions instead, one
+  with a factorised head ``[num_agents, F] int32``, e.g. the LR and WD actions of ``control_wd``)
 
 ``done`` (bool scalar or ``[num_agents]``) says that ``obs`` starts a new episode (the previous step
 ended one); recurrent policies reset their state there. Evaluation wraps any policy in an
@@ -21,7 +22,7 @@ import jax.numpy as jnp
 
 from ganno_jax.agents.config import IPPOConfig
 from ganno_jax.agents.ippo import RunnerState, TrainOutput, normalize_obs
-from ganno_jax.agents.networks import ActorCritic, action_space_of, init_hidden, make_network
+from ganno_jax.agents.networks import ActorCritic, action_dtype_of, action_space_of, init_hidden, make_network
 from ganno_jax.agents.normalize import RunningMeanStd, sanitize
 
 
@@ -50,14 +51,14 @@ class LearnedPolicy:
 
     def act(self, key, obs, carry, done):
         """Most likely action (the mean for a Gaussian head) if ``greedy`` else a sample; ``obs [A, d]``,
-        ``carry [A, H]`` -> ``(action [A] int32 or [A, D] float32, carry)``."""
+        ``carry [A, H]`` -> ``(action [A] int32, [A, F] int32 for a factorised head or [A, D] float32, carry)``."""
         space = action_space_of(self.params)
         network = make_network(self.cfg, space)
         x = normalize_obs(self.cfg, self.obs_stats, sanitize(obs))
         reset = jnp.broadcast_to(done, obs.shape[:1])
         carry, pi = network.apply(self.params, carry, x[None], reset[None], method=ActorCritic.policy)
         action = pi.mode() if self.greedy else pi.sample(seed=key)
-        return action[0].astype(jnp.int32 if isinstance(space, int) else jnp.float32), carry
+        return action[0].astype(action_dtype_of(space)), carry
 
 
 @flax.struct.dataclass

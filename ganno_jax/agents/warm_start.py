@@ -7,6 +7,8 @@ best handcrafted schedules first (issue 14, item 4):
    optimiser steps becomes, decision by decision, the action whose new LR is closest (log scale) to
    the schedule's mean LR over the coming ``tau`` steps (ties: the lower action index, no-op first).
    Every layer gets the same actions. The env starts at the schedule's LR at step 0 (0 for a warm-up).
+   In an env with weight-decay control (``EnvParams.control_wd``) every demonstrated WD action is the
+   no-op: a handcrafted schedule keeps its weight decay.
 2. ``demonstrations``: those actions rolled out through the env (one vmapped ``lax.scan`` over
    schedules x peak LRs x seeds, accuracy reward so there is one inner run per env step), giving the
    observations the agents would see: ``obs [T, K, A, d]``, ``actions [T, K, A]``.
@@ -32,7 +34,7 @@ from ganno_jax.agents.networks import ActorCritic, init_hidden, make_network
 from ganno_jax.agents.normalize import RunningMeanStd, sanitize
 from ganno_jax.baselines.schedules import make_schedule, schedule_names
 from ganno_jax.env import NUM_ACTIONS
-from ganno_jax.env.layerwise import apply_actions
+from ganno_jax.env.actions import apply_actions, with_wd_noop
 
 #: the warm-up schedules of the paper's Appendix H.1 that GANNO could not match from LR 0
 DEFAULT_SOURCES = ("warmup_cosine", "onecycle_cosine")
@@ -46,7 +48,7 @@ class Demonstrations(NamedTuple):
     """Schedules rolled out through the env: ``K`` trajectories of ``T`` decisions, ``A`` agents."""
 
     obs: jnp.ndarray  # [T, K, A, d] observation each action was taken on (sanitised, not normalised)
-    actions: jnp.ndarray  # [T, K, A] int32
+    actions: jnp.ndarray  # [T, K, A] int32 ([T, K, A, 2] with control_wd: the WD no-op beside each LR action)
     lrs: jnp.ndarray  # [T, K] LR the actions set for each segment (every layer the same)
     targets: jnp.ndarray  # [T, K] schedule's mean LR over each segment
 
@@ -119,7 +121,8 @@ def demonstrations(env, env_params, names: Sequence[str], peak_lrs: Sequence[flo
         def step(carry, inputs):
             obs, state = carry
             k, action = inputs
-            next_obs, state, *_ = env.step_env(k, state, jnp.broadcast_to(action, (num_agents,)), params)
+            env_action = with_wd_noop(jnp.broadcast_to(action, (num_agents,)), params.control_wd)
+            next_obs, state, *_ = env.step_env(k, state, env_action, params)
             return (next_obs, state), obs
 
         keys = jax.random.split(key, horizon)
@@ -128,17 +131,18 @@ def demonstrations(env, env_params, names: Sequence[str], peak_lrs: Sequence[flo
 
     keys = jax.random.split(key, starts.shape[0])
     obs = jax.jit(jax.vmap(rollout))(keys, starts, actions)  # [K, T, A, d]
-    agent_actions = jnp.broadcast_to(actions[..., None], actions.shape + (num_agents,))
+    agent_actions = with_wd_noop(jnp.broadcast_to(actions[..., None], actions.shape + (num_agents,)),
+                                 params.control_wd)
     return Demonstrations(obs=obs.swapaxes(0, 1), actions=agent_actions.swapaxes(0, 1), lrs=lrs.T,
                          targets=targets.T)
 
 
 def _sequences(demos: Demonstrations):
-    """Demonstrations as the network's sequence batch: obs [T, K*A, d], actions [T, K*A], resets [T, K*A]."""
+    """Demonstrations as the network's sequence batch: obs [T, K*A, d], actions [T, K*A (, 2)], resets [T, K*A]."""
     steps, trajectories, agents, dim = demos.obs.shape
     obs = demos.obs.reshape(steps, trajectories * agents, dim)
-    actions = demos.actions.reshape(steps, trajectories * agents)
-    resets = jnp.zeros(actions.shape, bool).at[0].set(True)
+    actions = demos.actions.reshape(steps, trajectories * agents, *demos.actions.shape[3:])
+    resets = jnp.zeros(actions.shape[:2], bool).at[0].set(True)
     return obs, actions, resets
 
 
@@ -176,7 +180,8 @@ def behaviour_clone(network: ActorCritic, cfg: IPPOConfig, params, demos: Demons
 
 def imitation_accuracy(network: ActorCritic, cfg: IPPOConfig, params, obs_stats: RunningMeanStd,
                        demos: Demonstrations) -> jnp.ndarray:
-    """Fraction [] of demonstrated actions that the policy's most likely action reproduces."""
+    """Fraction [] of demonstrated action choices (every factor's, with control_wd) that the policy's most
+    likely action reproduces."""
     obs, actions, resets = _sequences(demos)
     greedy = _policy(network, cfg, params, obs_stats, obs, resets).mode()
     return jnp.mean(greedy == actions)

@@ -9,6 +9,10 @@ Scaling decisions (the paper lists the quantities, not their encoding):
 - ``u`` in the LAMB trust ratio ``||theta_l|| / ||u_l||`` is the optimiser direction (Adam's
   ``m_hat / (sqrt(v_hat) + eps)``) before the learning rate.
 
+With weight-decay control (``EnvParams.control_wd``, beyond the paper) every row gains the layer's
+current weight decay (log10) and its previous WD action (one-hot) after the paper's features
+(``WD_LAYER_GROUPS``); without it the observation is exactly the paper's, ``OBS_DIM`` wide.
+
 Ablation masks zero the features outside the kept groups (the observation width never changes, so
 one network architecture serves every ablation). ``OBS_MASKS`` holds the paper's presets.
 """
@@ -20,9 +24,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ganno_jax.env.actions import NUM_ACTIONS, NUM_WD_ACTIONS
 from ganno_jax.tasks.models import DEPTHS, LAYER_KINDS, AgentLayer
 
-NUM_ACTIONS = 9
 LOSS_CAP = 100.0
 _EPS = 1e-8
 
@@ -34,6 +38,7 @@ LAYER_GROUPS = {
     "current_lr": 1, "previous_action": NUM_ACTIONS, "layer_type": len(LAYER_KINDS), "depth": len(DEPTHS),
     "trust_ratio": 1, "grad_norm": 1, "update_norm": 1, "weight_mean": 1, "weight_var": 1, "weight_norm": 1,
 }
+WD_LAYER_GROUPS = {"current_wd": 1, "previous_wd_action": NUM_WD_ACTIONS}
 FEATURE_GROUPS = {**GLOBAL_GROUPS, **LAYER_GROUPS}
 OBS_DIM = sum(FEATURE_GROUPS.values())
 OBS_MASKS = {
@@ -44,14 +49,27 @@ OBS_MASKS = {
 }
 
 
-def feature_mask(keep: Optional[tuple[str, ...]]) -> np.ndarray:
-    """[OBS_DIM] float mask with ones on the features of the kept groups (all when ``keep`` is None)."""
+def feature_groups(control_wd: bool = False) -> dict[str, int]:
+    """Feature groups of an observation row in order, with their widths (``WD_LAYER_GROUPS`` last with
+    weight-decay control)."""
+    return {**FEATURE_GROUPS, **WD_LAYER_GROUPS} if control_wd else FEATURE_GROUPS
+
+
+def obs_dim(control_wd: bool = False) -> int:
+    """Width of an observation row: ``OBS_DIM``, plus the weight-decay groups with weight-decay control."""
+    return sum(feature_groups(control_wd).values())
+
+
+def feature_mask(keep: Optional[tuple[str, ...]], control_wd: bool = False) -> np.ndarray:
+    """[obs_dim(control_wd)] float mask with ones on the features of the kept groups (all when ``keep`` is
+    None); ``keep`` may name the weight-decay groups either way (without WD control they are absent)."""
+    groups = feature_groups(control_wd)
     if keep is None:
-        return np.ones(OBS_DIM, np.float32)
-    unknown = [g for g in keep if g not in FEATURE_GROUPS]
+        return np.ones(obs_dim(control_wd), np.float32)
+    unknown = [g for g in keep if g not in feature_groups(True)]
     if unknown:
-        raise ValueError(f"obs_mask has unknown groups {unknown}; allowed: {', '.join(FEATURE_GROUPS)}")
-    return np.concatenate([np.full(n, float(g in keep), np.float32) for g, n in FEATURE_GROUPS.items()])
+        raise ValueError(f"obs_mask has unknown groups {unknown}; allowed: {', '.join(feature_groups(True))}")
+    return np.concatenate([np.full(n, float(g in keep), np.float32) for g, n in groups.items()])
 
 
 def layer_constants(layers: tuple[AgentLayer, ...]) -> np.ndarray:
@@ -89,6 +107,12 @@ def layer_features(lrs, prev_action, constants, grad_norm, update_norm, weight_n
         weight_mean[:, None], _log(weight_var)[:, None], _log(weight_norm)[:, None],
     ]
     return jnp.nan_to_num(jnp.concatenate(columns, axis=1).astype(jnp.float32), posinf=1e3, neginf=-1e3)
+
+
+def wd_features(wds, prev_wd_action) -> jax.Array:
+    """[num_agents, sum(WD_LAYER_GROUPS)] weight-decay features from per-agent WDs and WD actions [num_agents]."""
+    columns = [_log(wds)[:, None], jax.nn.one_hot(prev_wd_action, NUM_WD_ACTIONS)]
+    return jnp.concatenate(columns, axis=1).astype(jnp.float32)
 
 
 def observation(global_row: jax.Array, layer_rows: jax.Array, mask: np.ndarray) -> jax.Array:

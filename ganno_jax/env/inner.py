@@ -6,7 +6,8 @@ trained by the same code. Per-layer learning rates are *data*: one optax directi
 ``u``; each parameter then moves by ``-lr[agent] * u``, with ``lr[agent]`` gathered from a
 ``[num_agents]`` array. The weight decay follows ``task.weight_decay_mode``: ``l2`` adds
 ``weight_decay * theta`` to the gradient the transform sees (the GANNO paper's objective), ``decoupled``
-moves by ``-lr[agent] * (u + weight_decay * theta)`` (AdamW); the ``||g||`` statistic is always the
+moves by ``-lr[agent] * (u + weight_decay * theta)`` (AdamW); the weight decay may be per agent too
+(``[num_agents]``, gathered like the LRs: joint LR + weight-decay control); the ``||g||`` statistic is always the
 loss gradient's. So runs with
 different LRs vmap and nothing recompiles when an LR changes. Optimisers that own part of their
 step size (schedule-free AdamW, Prodigy) plug in as an ``OptimizerRule`` with one global LR
@@ -150,7 +151,8 @@ class InnerTrainer:
         Args:
           state: ``InnerState`` at the start of the segment.
           lrs: per-step, per-agent learning rates [T, num_agents].
-          weight_decay: weight decay (scalar, may be traced), applied as the rule's mode says.
+          weight_decay: weight decay, a scalar or per agent [num_agents] (may be traced), applied as the
+            rule's mode says (rules without ``per_layer_wd`` take agent 0's).
           key: PRNG key for minibatch sampling (ignored when ``batch_indices`` is given).
           batch_indices: optional [T, batch_size] train-split indices (e.g. an epoch's permutation).
         Returns:
@@ -159,13 +161,16 @@ class InnerTrainer:
         steps = lrs.shape[0]
         if batch_indices is None:
             batch_indices = self.sample_batch_indices(key, steps)
+        wd = jnp.broadcast_to(jnp.asarray(weight_decay, jnp.float32), (self.num_agents,))
+        wd_leaves = jax.tree.map(lambda a: wd[a], self._leaf_agent)
+
         def one_step(carry, inputs):
             st, _, _, loss_sum, finite_steps, diverged = carry
             step_lrs, idx = inputs
             x, y = self.data.x_train[idx], self.data.y_train[idx]
             (loss, _), grads = jax.value_and_grad(self.loss_and_accuracy, has_aux=True)(st.params, x, y)
             lr_leaves = jax.tree.map(lambda a: step_lrs[a], self._leaf_agent)
-            params, opt_state, direction = self.rule.apply(grads, st.opt_state, st.params, lr_leaves, weight_decay)
+            params, opt_state, direction = self.rule.apply(grads, st.opt_state, st.params, lr_leaves, wd_leaves)
             # a finite but exploded step (e.g. LR 1e38) is divergence too: ||theta||^2 overflows float32
             finite = jnp.isfinite(loss) & jnp.isfinite(sum(jnp.sum(jnp.square(p)) for p in jax.tree.leaves(params)))
             new = jax.tree.map(lambda a, b: jnp.where(finite, a, b), InnerState(params, opt_state), st)

@@ -2,17 +2,20 @@
 
 One env step applies every agent's action to its layer's learning rate, runs ``task.tau``
 optimiser steps in ``lax.scan`` on on-device minibatches, measures train/validation metrics and
-returns the Appendix D observations. Actions (paper Appendix D), index -> operation on the LR:
+returns the Appendix D observations. The nine LR actions (paper Appendix D) are in ``actions.py``;
+the new LR is clipped to ``[params.lr_min, params.lr_max]`` (default [0, 0.1]: 0 allows the paper's
+warm-up-from-zero case, 0.1 is already far past Adam's useful range).
 
-    0: +0 (no-op)   1: x1.01   2: x1.10   3: /1.01   4: /1.10
-    5: +0.0005      6: -0.0005 7: +0.001  8: -0.001
-
-after which the LR is clipped to ``[params.lr_min, params.lr_max]`` (default [0, 0.1]: 0 allows the
-paper's warm-up-from-zero case, 0.1 is already far past Adam's useful range).
+Joint LR + weight-decay control (``EnvParams.control_wd``, beyond the paper): every layer also owns its
+weight decay (``EnvState.wds``, starting at the run's weight decay), each agent's action is the pair
+(LR action, WD action) of ``actions.py`` (``spaces.MultiDiscrete((9, 5))``), the new WD is clipped to
+``[params.wd_min, params.wd_max]``, and the observation rows gain the layer's WD and previous WD action.
+Without it the state's ``wds`` / ``prev_wd_action`` are None and nothing differs from the paper's env.
 
 Rewards (``EnvParams.reward_mode``, static):
 - ``accuracy``: validation accuracy after the step (the paper's evaluation reward);
-- ``difference``: acting branch minus the joint no-op branch (paper, training), both run as one
+- ``difference``: acting branch minus the joint no-op branch (paper, training; with WD control the no-op
+  keeps both LR and WD), both run as one
   vmap over a branch axis with the same minibatches and evaluation examples (common random
   numbers), so the reward of the joint no-op action is exactly 0; costs 2x the inner compute;
 - ``per_agent_difference``: agent i's reward is the acting branch minus the branch where only
@@ -36,24 +39,14 @@ from flax import struct
 
 from ganno_jax.data import Dataset
 from ganno_jax.env import features
+from ganno_jax.env.actions import action_nvec, apply_actions, apply_wd_actions, split_action
 from ganno_jax.env.base import FunctionalEnv, log_uniform
 from ganno_jax.env.chunked import chunked_vmap
 from ganno_jax.env.inner import InnerState, InnerTrainer, Metrics
-from ganno_jax.env.spaces import Box, Discrete
+from ganno_jax.env.spaces import Box, Discrete, MultiDiscrete
 from ganno_jax.tasks.config import Task
 
 REWARD_MODES = ("accuracy", "difference", "per_agent_difference")
-ACTION_NAMES = ("+0", "x1.01", "x1.10", "/1.01", "/1.10", "+0.0005", "-0.0005", "+0.001", "-0.001")
-_ACTION_MUL = np.array([1.0, 1.01, 1.10, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0], np.float32)
-_ACTION_DIV = np.array([1.0, 1.0, 1.0, 1.01, 1.10, 1.0, 1.0, 1.0, 1.0], np.float32)
-_ACTION_ADD = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 5e-4, -5e-4, 1e-3, -1e-3], np.float32)
-
-
-def apply_actions(lrs: jax.Array, actions: jax.Array, lr_min, lr_max) -> jax.Array:
-    """New learning rates [N] after actions [N] (see the module table), clipped to [lr_min, lr_max]."""
-    new = (lrs * jnp.asarray(_ACTION_MUL)[actions] / jnp.asarray(_ACTION_DIV)[actions]
-           + jnp.asarray(_ACTION_ADD)[actions])
-    return jnp.clip(new, lr_min, lr_max)
 
 
 @struct.dataclass
@@ -64,6 +57,8 @@ class EnvParams:
     sampled at reset (paper: [1e-5, 1e-2] and [1e-5, 1e-1]); ``init_lr``/``init_wd``: a fixed initial
     LR / weight decay (>= 0; 0 is the paper's warm-up-from-zero case) used instead of sampling when not
     None (evaluation: ``fixed_start``). ``lr_min``/``lr_max``: clip range of the per-layer LRs.
+    ``control_wd`` (static): the agents also set their layer's weight decay (module docstring), clipped to
+    ``[wd_min, wd_max]``.
     """
 
     init_lr_min: float = 1e-5
@@ -74,9 +69,12 @@ class EnvParams:
     init_wd: Optional[float] = None
     lr_min: float = 0.0
     lr_max: float = 0.1
+    wd_min: float = 0.0
+    wd_max: float = 1.0
     reward_mode: str = struct.field(pytree_node=False, default="difference")
     obs_mask: Optional[tuple] = struct.field(pytree_node=False, default=None)
     track_test: bool = struct.field(pytree_node=False, default=False)
+    control_wd: bool = struct.field(pytree_node=False, default=False)
 
     def __post_init__(self):
         if self.reward_mode not in REWARD_MODES:
@@ -87,11 +85,14 @@ class EnvParams:
             if isinstance(value, (int, float)) and not 0.0 < value < float("inf"):
                 raise ValueError(f"{field}={value!r} must be a finite number > 0 (a log-uniform range; "
                                  f"fix a value with init_lr / init_wd)")
-        for field in ("init_lr", "init_wd", "lr_min", "lr_max"):
+        if not isinstance(self.control_wd, bool):
+            raise ValueError(f"control_wd={self.control_wd!r} must be True or False")
+        for field in ("init_lr", "init_wd", "lr_min", "lr_max", "wd_min", "wd_max"):
             value = getattr(self, field)
             if isinstance(value, (int, float)) and not 0.0 <= value < float("inf"):
                 raise ValueError(f"{field}={value!r} must be a finite number >= 0")
-        for low, high in (("init_lr_min", "init_lr_max"), ("init_wd_min", "init_wd_max"), ("lr_min", "lr_max")):
+        for low, high in (("init_lr_min", "init_lr_max"), ("init_wd_min", "init_wd_max"), ("lr_min", "lr_max"),
+                         ("wd_min", "wd_max")):
             lo, hi = getattr(self, low), getattr(self, high)
             if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) and lo > hi:
                 raise ValueError(f"{low}={lo!r} must not exceed {high}={hi!r}")
@@ -103,7 +104,11 @@ class EnvParams:
 
 @struct.dataclass
 class EnvState:
-    """Whole inner training run plus what the observations need (per-agent arrays are [N])."""
+    """Whole inner training run plus what the observations need (per-agent arrays are [N]).
+
+    ``weight_decay`` is the run's initial weight decay (scalar); with ``control_wd`` the per-layer weight
+    decays are ``wds`` [N] and the last WD actions ``prev_wd_action`` [N] (None without it).
+    """
 
     inner: InnerState
     lrs: jax.Array
@@ -115,10 +120,18 @@ class EnvState:
     diverged: jax.Array
     grad_norm: jax.Array
     update_norm: jax.Array
+    wds: Optional[jax.Array] = None
+    prev_wd_action: Optional[jax.Array] = None
+
+    @property
+    def layer_wds(self) -> jax.Array:
+        """Weight decay of every layer [N] (the run's weight decay without WD control)."""
+        return jnp.broadcast_to(self.weight_decay, self.lrs.shape) if self.wds is None else self.wds
 
 
 class LayerwiseLREnv(FunctionalEnv):
-    """GANNO environment for a ``Task``: obs [num_agents, OBS_DIM], 9 discrete actions per agent."""
+    """GANNO environment for a ``Task``: obs [num_agents, OBS_DIM], 9 discrete actions per agent (with
+    ``EnvParams.control_wd``: obs [num_agents, features.obs_dim(True)], actions [num_agents, 2])."""
 
     def __init__(self, task: Task, dataset: Optional[Dataset] = None, trainer: Optional[InnerTrainer] = None):
         self.task = task
@@ -138,13 +151,14 @@ class LayerwiseLREnv(FunctionalEnv):
         """Paper defaults: training ranges, difference reward, all features."""
         return EnvParams()
 
-    def action_space(self, params: Optional[EnvParams] = None) -> Discrete:
-        """9 discrete actions per agent."""
-        return Discrete(features.NUM_ACTIONS)
+    def action_space(self, params: Optional[EnvParams] = None) -> Discrete | MultiDiscrete:
+        """9 discrete actions per agent; with ``control_wd`` a factorised (LR, WD) action, ``MultiDiscrete((9, 5))``."""
+        control_wd = params is not None and params.control_wd
+        return MultiDiscrete(action_nvec(True)) if control_wd else Discrete(features.NUM_ACTIONS)
 
     def observation_space(self, params: Optional[EnvParams] = None) -> Box:
-        """Box of shape (num_agents, OBS_DIM)."""
-        return Box(-np.inf, np.inf, (self.num_agents, features.OBS_DIM))
+        """Box of shape (num_agents, obs_dim): ``OBS_DIM``, wider with ``control_wd`` (``features.obs_dim``)."""
+        return Box(-np.inf, np.inf, (self.num_agents, features.obs_dim(params is not None and params.control_wd)))
 
     # ------------------------------------------------------------------ observations
     def get_obs(self, state: EnvState, params: EnvParams) -> jax.Array:
@@ -156,7 +170,12 @@ class LayerwiseLREnv(FunctionalEnv):
         w_norm, w_mean, w_var = self.trainer.weight_stats(state.inner.params)
         layer_rows = features.layer_features(state.lrs, state.prev_action, self._layer_constants, state.grad_norm,
                                              state.update_norm, w_norm, w_mean, w_var)
-        return features.observation(global_row, layer_rows, features.feature_mask(params.obs_mask))
+        if params.control_wd:
+            if state.wds is None:
+                raise ValueError("EnvParams.control_wd is True but the state was reset without it; reset with "
+                                 "the same params")
+            layer_rows = jnp.concatenate([layer_rows, features.wd_features(state.wds, state.prev_wd_action)], 1)
+        return features.observation(global_row, layer_rows, features.feature_mask(params.obs_mask, params.control_wd))
 
     # ------------------------------------------------------------------ dynamics
     def reset_env(self, key: jax.Array, params: EnvParams):
@@ -174,10 +193,13 @@ class LayerwiseLREnv(FunctionalEnv):
             metrics=self.trainer.measure(self.trainer.eval_params(inner), k_eval),
             diverged=jnp.bool_(False), grad_norm=zeros, update_norm=zeros,
         )
+        if params.control_wd:
+            state = state.replace(wds=jnp.full(self.num_agents, wd), prev_wd_action=jnp.zeros_like(state.prev_action))
         return self.get_obs(state, params), state
 
-    def _branch_lrs(self, old: jax.Array, new: jax.Array, mode: str) -> jax.Array:
-        """Learning rates of each reward branch, [branches, N]; branch 0 is the acting one."""
+    def _branches(self, old: jax.Array, new: jax.Array, mode: str) -> jax.Array:
+        """Per-agent values (LRs or WDs) of each reward branch, [branches, N]; branch 0 is the acting one,
+        the others keep ``old`` (all agents: ``difference``; agent i only: ``per_agent_difference``)."""
         if mode == "accuracy":
             return new[None]
         if mode == "difference":
@@ -185,29 +207,34 @@ class LayerwiseLREnv(FunctionalEnv):
         only_agent_noop = jnp.where(jnp.eye(self.num_agents, dtype=bool), old[None], new[None])
         return jnp.concatenate([new[None], only_agent_noop])
 
-    def _segment(self, key: jax.Array, state: EnvState, per_step_lrs: jax.Array):
-        """tau optimiser steps at per-step LRs [tau, N], then metrics: (inner, SegmentStats, Metrics)."""
+    def _segment(self, key: jax.Array, state: EnvState, per_step_lrs: jax.Array, wds: jax.Array):
+        """tau optimiser steps at per-step LRs [tau, N] and weight decays [N], then metrics:
+        (inner, SegmentStats, Metrics)."""
         k_train, k_eval = jax.random.split(key)
-        inner, stats = self.trainer.train(state.inner, per_step_lrs, state.weight_decay, k_train)
+        inner, stats = self.trainer.train(state.inner, per_step_lrs, wds, k_train)
         return inner, stats, self.trainer.measure(self.trainer.eval_params(inner), k_eval)
 
-    def _segment_on(self, data: Dataset, key: jax.Array, state: EnvState, per_step_lrs: jax.Array):
+    def _segment_on(self, data: Dataset, key: jax.Array, state: EnvState, per_step_lrs: jax.Array, wds: jax.Array):
         """``_segment`` on ``data``: the chunked (``custom_vmap``) call takes the dataset as an argument,
         since a custom-vmapped function cannot close over a traced one (a jit argument via ``with_data``)."""
-        return self.with_data(data)._segment(key, state, per_step_lrs)
+        return self.with_data(data)._segment(key, state, per_step_lrs, wds)
 
-    def _advance(self, state: EnvState, segment, lrs: jax.Array, action: jax.Array, params: EnvParams):
-        """(obs, next state, terminated, info) after a segment's result ``(inner, stats, metrics)``."""
+    def _advance(self, state: EnvState, segment, lrs: jax.Array, action: jax.Array, params: EnvParams,
+                 wds: Optional[jax.Array] = None, wd_action: Optional[jax.Array] = None):
+        """(obs, next state, terminated, info) after a segment's result ``(inner, stats, metrics)``; ``wds`` /
+        ``wd_action`` [N]: the new per-layer weight decays and WD actions (None: unchanged / no-op)."""
         inner, stats, metrics = segment
-        new_state = EnvState(
-            inner=inner, lrs=lrs, prev_action=action, step=state.step + 1, init_lr=state.init_lr,
-            weight_decay=state.weight_decay, metrics=metrics, diverged=stats.diverged,
+        new_state = state.replace(
+            inner=inner, lrs=lrs, prev_action=action, step=state.step + 1, metrics=metrics, diverged=stats.diverged,
             grad_norm=stats.grad_norm, update_norm=stats.update_norm,
         )
+        if state.wds is not None:
+            new_state = new_state.replace(wds=state.wds if wds is None else wds,
+                                          prev_wd_action=jnp.zeros_like(action) if wd_action is None else wd_action)
         info = {
             "train_loss": features.safe_loss(metrics.train_loss), "train_acc": metrics.train_acc,
             "val_loss": features.safe_loss(metrics.val_loss), "val_acc": metrics.val_acc,
-            "lrs": lrs, "diverged": stats.diverged, "step": new_state.step,
+            "lrs": lrs, "wds": new_state.layer_wds, "diverged": stats.diverged, "step": new_state.step,
         }
         if params.track_test:
             test_loss, test_acc = self.trainer.test_metrics(self.trainer.eval_params(inner))
@@ -219,19 +246,29 @@ class LayerwiseLREnv(FunctionalEnv):
         if not self.trainer.rule.per_layer_lrs:
             raise ValueError(f"step_env sets per-layer LRs, but the trainer's optimizer {self.trainer.rule.name!r} "
                              "takes one global LR; drive it with step_schedule")
-        action = jnp.asarray(action, jnp.int32)
+        action, wd_action = split_action(action, params.control_wd)
         new_lrs = apply_actions(state.lrs, action, params.lr_min, params.lr_max)
-        branch_lrs = self._branch_lrs(state.lrs, new_lrs, params.reward_mode)
+        branch_lrs = self._branches(state.lrs, new_lrs, params.reward_mode)
         per_step = jnp.broadcast_to(branch_lrs[:, None], (branch_lrs.shape[0], self.task.tau, self.num_agents))
+        new_wds = None
+        if wd_action is not None:
+            if not self.trainer.rule.per_layer_wd:
+                rule = getattr(self.trainer.rule, "name", type(self.trainer.rule).__name__)
+                raise ValueError(f"control_wd sets per-layer weight decays, but the trainer's optimizer {rule!r} "
+                                 "takes one global weight decay")
+            new_wds = apply_wd_actions(state.layer_wds, wd_action, params.wd_min, params.wd_max)
+            branch_wds = self._branches(state.layer_wds, new_wds, params.reward_mode)
+        else:
+            branch_wds = jnp.broadcast_to(state.layer_wds, branch_lrs.shape)
         # same key in every branch: identical minibatches and evaluation examples (common random numbers)
         # vmapped over env copies, the inner runs go in cache-sized chunks on CPU (see chunked.py)
-        segments = chunked_vmap(jax.vmap(self._segment_on, in_axes=(None, None, None, 0)))(
-            self.trainer.data, key, state, per_step)
+        segments = chunked_vmap(jax.vmap(self._segment_on, in_axes=(None, None, None, 0, 0)))(
+            self.trainer.data, key, state, per_step, branch_wds)
         val_acc = segments[2].val_acc
         reward = val_acc[0] if params.reward_mode == "accuracy" else val_acc[0] - val_acc[1:]
         reward = jnp.broadcast_to(reward, (self.num_agents,)).astype(jnp.float32)
         acting = jax.tree.map(lambda x: x[0], segments)
-        obs, new_state, terminated, info = self._advance(state, acting, new_lrs, action, params)
+        obs, new_state, terminated, info = self._advance(state, acting, new_lrs, action, params, new_wds, wd_action)
         return obs, new_state, reward, terminated, jnp.bool_(False), info
 
     def step_schedule(self, key: jax.Array, state: EnvState, per_step_lrs: jax.Array, params: EnvParams):
@@ -241,7 +278,7 @@ class LayerwiseLREnv(FunctionalEnv):
         auto-reset. Returns (obs, state, terminated, info); ``info["lrs"]`` is the last step's LRs as
         applied (optimisers that adapt their step size, e.g. Prodigy, report the adapted one).
         """
-        segment = chunked_vmap(self._segment_on)(self.trainer.data, key, state, per_step_lrs)
+        segment = chunked_vmap(self._segment_on)(self.trainer.data, key, state, per_step_lrs, state.layer_wds)
         no_action = jnp.zeros(self.num_agents, jnp.int32)
         applied = self.trainer.rule.effective_lr(segment[0].opt_state, per_step_lrs[-1])
         return self._advance(state, segment, applied, no_action, params)

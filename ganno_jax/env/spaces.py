@@ -22,6 +22,26 @@ class Discrete(NamedTuple):
         return jnp.all((x >= 0) & (x < self.n))
 
 
+class MultiDiscrete(NamedTuple):
+    """A factorised discrete action per agent: factor ``i`` takes ``0 .. nvec[i]-1``; one action is ``[len(nvec)]``."""
+
+    nvec: tuple[int, ...]
+    dtype: type = jnp.int32
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of one agent's action, ``(len(nvec),)``."""
+        return (len(self.nvec),)
+
+    def sample(self, key: jax.Array, shape: tuple[int, ...] = ()) -> jax.Array:
+        """Uniform random actions of shape ``shape + (len(nvec),)``."""
+        return jax.random.randint(key, (*shape, len(self.nvec)), 0, jnp.asarray(self.nvec), self.dtype)
+
+    def contains(self, x) -> jax.Array:
+        """Whether every entry of ``x [..., len(nvec)]`` is a valid choice of its factor."""
+        return jnp.all((x >= 0) & (x < jnp.asarray(self.nvec)))
+
+
 class Box(NamedTuple):
     """Real values in [low, high] with the given shape."""
 

@@ -15,6 +15,10 @@ Two kinds, one protocol (``init``, ``apply``, ``eval_params``, ``effective_lr``,
   run's initial LR and the weight decay, all of which may be traced: so a grid of initial LRs still
   vmaps and nothing recompiles. The optimiser applies its own (AdamW-style, LR-scaled) decay.
 
+Weight decays reach ``apply`` as ``wd_leaves``, one (possibly traced) scalar per parameter leaf like the
+LRs. ``DirectionRule`` applies each leaf's own (``per_layer_wd``: a per-layer weight decay works);
+the others take one global decay, that of the first leaf.
+
 Every rule names how its decay is applied in ``weight_decay_mode`` (``l2`` or ``decoupled``), which the
 evaluation tables print.
 """
@@ -40,6 +44,7 @@ class DirectionRule:
     """
 
     per_layer_lrs = True
+    per_layer_wd = True
 
     def __init__(self, direction: optax.GradientTransformation, weight_decay_mode: str = "decoupled"):
         if weight_decay_mode not in WEIGHT_DECAY_MODES:
@@ -52,16 +57,16 @@ class DirectionRule:
         """Direction state for ``params`` (``init_lr`` is not needed)."""
         return self.direction.init(params)
 
-    def apply(self, grads, opt_state, params, lr_leaves, weight_decay):
-        """(new params, new state, direction u); ``lr_leaves``: one LR per parameter leaf (tree of scalars);
-        ``weight_decay``: scalar, may be traced."""
+    def apply(self, grads, opt_state, params, lr_leaves, wd_leaves):
+        """(new params, new state, direction u); ``lr_leaves`` / ``wd_leaves``: one LR / weight decay per
+        parameter leaf (trees of scalars, may be traced)."""
         if self.weight_decay_mode == "l2":
-            grads = jax.tree.map(lambda g, p: g + weight_decay * p, grads, params)
+            grads = jax.tree.map(lambda g, p, wd: g + wd * p, grads, params, wd_leaves)
             direction, opt_state = self.direction.update(grads, opt_state, params)
             new = jax.tree.map(lambda p, u, lr: p - lr * u, params, direction, lr_leaves)
         else:
             direction, opt_state = self.direction.update(grads, opt_state, params)
-            new = jax.tree.map(lambda p, u, lr: p - lr * (u + weight_decay * p), params, direction, lr_leaves)
+            new = jax.tree.map(lambda p, u, lr, wd: p - lr * (u + wd * p), params, direction, lr_leaves, wd_leaves)
         return new, opt_state, direction
 
     def eval_params(self, params, opt_state):
@@ -82,13 +87,16 @@ class DecayedDirectionRule(DirectionRule):
     traced) decay; its state must not depend on the decay's value.
     """
 
+    per_layer_wd = False
+
     def __init__(self, make: Callable):
         super().__init__(make(0.0), weight_decay_mode="decoupled")
         self.make = make
 
-    def apply(self, grads, opt_state, params, lr_leaves, weight_decay):
-        """(new params, new state, direction u with the decay); ``lr_leaves``: one LR per parameter leaf."""
-        direction, opt_state = self.make(weight_decay).update(grads, opt_state, params)
+    def apply(self, grads, opt_state, params, lr_leaves, wd_leaves):
+        """(new params, new state, direction u with the decay); ``lr_leaves``: one LR per parameter leaf;
+        the decay is global: ``wd_leaves``' first leaf."""
+        direction, opt_state = self.make(jax.tree.leaves(wd_leaves)[0]).update(grads, opt_state, params)
         return jax.tree.map(lambda p, u, lr: p - lr * u, params, direction, lr_leaves), opt_state, direction
 
 
@@ -113,6 +121,7 @@ class OptimizerRule:
     """
 
     per_layer_lrs = False
+    per_layer_wd = False
     weight_decay_mode = "decoupled"
 
     def __init__(self, name: str, make: Callable, eval_params: Optional[Callable] = None,
@@ -129,9 +138,10 @@ class OptimizerRule:
         init_lr = jnp.asarray(init_lr, jnp.float32)
         return OwnedLRState(init_lr, self.make(init_lr, init_lr, 0.0).init(params))
 
-    def apply(self, grads, opt_state: OwnedLRState, params, lr_leaves, weight_decay):
-        """(new params, new state, applied step); every leaf of ``lr_leaves`` holds the same global LR."""
-        lr = jax.tree.leaves(lr_leaves)[0]
+    def apply(self, grads, opt_state: OwnedLRState, params, lr_leaves, wd_leaves):
+        """(new params, new state, applied step); every leaf of ``lr_leaves`` holds the same global LR, and
+        the decay is global too (``wd_leaves``' first leaf)."""
+        lr, weight_decay = jax.tree.leaves(lr_leaves)[0], jax.tree.leaves(wd_leaves)[0]
         updates, inner = self.make(lr, opt_state.init_lr, weight_decay).update(grads, opt_state.inner, params)
         return optax.apply_updates(params, updates), opt_state.replace(inner=inner), updates
 

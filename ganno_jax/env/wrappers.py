@@ -1,8 +1,9 @@
 """``SingleAgentLREnv``: the paper's GANNO-single-agent ablation (Appendix G.1).
 
 One agent sees only global information (the Appendix D global features plus the current global LR
-and its previous action) and its one action sets the learning rate of every layer, so it learns a
-global schedule. Rewards are the wrapped env's (identical on every layer) taken from layer 0.
+and its previous action; with ``control_wd`` also the global WD and its previous action) and its one
+action sets the learning rate (and WD) of every layer, so it learns a global schedule.
+Rewards are the wrapped env's (identical on every layer) taken from layer 0.
 """
 from __future__ import annotations
 
@@ -13,19 +14,18 @@ from ganno_jax.env.base import FunctionalEnv
 from ganno_jax.env.layerwise import LayerwiseLREnv
 from ganno_jax.env.spaces import Box
 
-SINGLE_AGENT_GROUPS = (*features.GLOBAL_GROUPS, "current_lr", "previous_action")
+SINGLE_AGENT_GROUPS = (*features.GLOBAL_GROUPS, "current_lr", "previous_action", *features.WD_LAYER_GROUPS)
 
 
 class SingleAgentLREnv(FunctionalEnv):
-    """Wraps a ``LayerwiseLREnv``: obs [1, OBS_DIM] (layer-wise groups other than LR/action zeroed),
-    action [1] broadcast to all layers, reward [1]."""
+    """Wraps a ``LayerwiseLREnv``: obs [1, obs_dim] (layer-wise groups other than LR/WD and their actions
+    zeroed), action [1] (``control_wd``: [1, 2]) broadcast to all layers, reward [1]."""
 
     num_agents = 1
 
     def __init__(self, env: LayerwiseLREnv):
         self.env = env
         self.task = env.task
-        self._mask = features.feature_mask(SINGLE_AGENT_GROUPS)
 
     @property
     def default_params(self):
@@ -33,31 +33,32 @@ class SingleAgentLREnv(FunctionalEnv):
         return self.env.default_params
 
     def action_space(self, params=None):
-        """The wrapped env's 9 actions."""
+        """The wrapped env's action space (9 actions, or the factorised (LR, WD) pair)."""
         return self.env.action_space(params)
 
     def observation_space(self, params=None) -> Box:
-        """Box of shape (1, OBS_DIM)."""
-        return Box(-jnp.inf, jnp.inf, (1, features.OBS_DIM))
+        """Box of shape (1, obs_dim) (see ``LayerwiseLREnv.observation_space``)."""
+        return Box(-jnp.inf, jnp.inf, (1, self.env.observation_space(params).shape[-1]))
 
-    def _obs(self, obs):
-        return obs[:1] * self._mask
+    def _obs(self, obs, params):
+        return obs[:1] * features.feature_mask(SINGLE_AGENT_GROUPS, params.control_wd)
 
     def reset_env(self, key, params):
-        """Reset of the wrapped env; obs [1, OBS_DIM]."""
+        """Reset of the wrapped env; obs [1, obs_dim]."""
         obs, state = self.env.reset_env(key, params)
-        return self._obs(obs), state
+        return self._obs(obs, params), state
 
     def step_env(self, key, state, action, params):
-        """One global action [1] applied to every layer."""
-        actions = jnp.broadcast_to(jnp.asarray(action, jnp.int32).reshape(-1)[:1], (self.env.num_agents,))
+        """One global action [1] (``control_wd``: [1, 2]) applied to every layer."""
+        one = jnp.asarray(action, jnp.int32).reshape((-1, 2) if params.control_wd else (-1,))[:1]
+        actions = jnp.broadcast_to(one, (self.env.num_agents, *one.shape[1:]))
         obs, state, reward, terminated, truncated, info = self.env.step_env(key, state, actions, params)
-        return self._obs(obs), state, reward[:1], terminated, truncated, info
+        return self._obs(obs, params), state, reward[:1], terminated, truncated, info
 
     def step_schedule(self, key, state, per_step_lrs, params):
-        """The wrapped env's ``step_schedule`` with obs [1, OBS_DIM]."""
+        """The wrapped env's ``step_schedule`` with obs [1, obs_dim]."""
         obs, state, terminated, info = self.env.step_schedule(key, state, per_step_lrs, params)
-        return self._obs(obs), state, terminated, info
+        return self._obs(obs, params), state, terminated, info
 
 
 #: The paper's training variants (ablations): variant -> (observation mask, single agent).

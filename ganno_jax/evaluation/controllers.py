@@ -2,7 +2,8 @@
 schedules / other optimisers acting every optimiser step. ``baseline(name)`` builds the named ones.
 
 - ``PolicyController``: any ``ganno_jax.agents.Policy`` (learned GANNO policy, random agent,
-  constant no-op) choosing the Appendix D actions every ``tau`` steps; ``obs_mask`` and
+  constant no-op) choosing the Appendix D actions every ``tau`` steps (and, with ``wd_bounds``, the
+  per-layer weight-decay actions); ``obs_mask`` and
   ``single_agent`` select the paper's ablation variants. ``from_run`` loads a trained run's, with
   its actions sampled (as Mava's executors act, the paper's evaluation) or greedy (``EVAL_ACTIONS``);
   a run of several trained agents (``train_seeds``) gives one controller whose ``members`` agents
@@ -65,6 +66,9 @@ class PolicyController:
     single_agent: bool = flax.struct.field(pytree_node=False, default=False)
     # LR clip range (lr_min, lr_max) the policy was trained with; None: EnvParams' default
     lr_bounds: Optional[tuple] = flax.struct.field(pytree_node=False, default=None)
+    # WD clip range (wd_min, wd_max) of a policy that also sets every layer's weight decay
+    # (EnvParams.control_wd, actions [A, 2]); None: it sets LRs only
+    wd_bounds: Optional[tuple] = flax.struct.field(pytree_node=False, default=None)
     members: int = flax.struct.field(pytree_node=False, default=1)
 
 
@@ -93,23 +97,26 @@ def check_eval_actions(actions: str) -> str:
 
 
 def learned(name: str, policy, obs_mask: Optional[tuple] = None, single_agent: bool = False,
-            lr_bounds: Optional[tuple] = None, members: int = 1) -> PolicyController:
+            lr_bounds: Optional[tuple] = None, members: int = 1, wd_bounds: Optional[tuple] = None) -> PolicyController:
     """Controller for a trained policy (e.g. ``agents.policy_from(out)``), its training variant, the
-    LR clip range ``(lr_min, lr_max)`` it was trained with (None: ``EnvParams``' default) and the number
-    of trained agents stacked in it (``members``)."""
+    LR clip range ``(lr_min, lr_max)`` it was trained with (None: ``EnvParams``' default), the number
+    of trained agents stacked in it (``members``) and, for a policy trained with weight-decay control
+    (``EnvParams.control_wd``), its WD clip range ``(wd_min, wd_max)``."""
     return PolicyController(name, policy, obs_mask=obs_mask, single_agent=single_agent, lr_bounds=lr_bounds,
-                            members=members)
+                            members=members, wd_bounds=wd_bounds)
 
 
 def from_run(run_dir: str, actions: str = "greedy", name: Optional[str] = None) -> PolicyController:
     """The controller of a trained run folder (``ganno train``, an experiment's ``<out>/agent``): its
     policy acting by ``actions`` (``EVAL_ACTIONS``) with its variant's observation mask / single-agent
-    setting, the LR clip range of its ``EnvParams`` and all of its trained agents (read back from
-    ``config.json``). ``name`` defaults to ``GANNO`` (``GANNO-<variant>`` for ablations)."""
+    setting, the LR clip range of its ``EnvParams`` (and WD clip range, when it controls weight decays)
+    and all of its trained agents (read back from ``config.json``). ``name`` defaults to ``GANNO``
+    (``GANNO-<variant>`` for ablations)."""
     policy, config = load_policy(run_dir, greedy=check_eval_actions(actions) == "greedy")
     obs_mask, single = VARIANTS[config.variant]
     if name is None:
         name = "GANNO" if config.variant == "ganno" else f"GANNO-{config.variant.replace('_', '-')}"
-    bounds = (config.env_params.lr_min, config.env_params.lr_max)
-    return learned(name, policy, obs_mask=obs_mask, single_agent=single, lr_bounds=bounds,
-                   members=config.train_seeds)
+    env_params = config.env_params
+    wd_bounds = (env_params.wd_min, env_params.wd_max) if env_params.control_wd else None
+    return learned(name, policy, obs_mask=obs_mask, single_agent=single, lr_bounds=(env_params.lr_min,
+                   env_params.lr_max), members=config.train_seeds, wd_bounds=wd_bounds)

@@ -37,7 +37,7 @@ from ganno_jax.evaluation.controllers import PolicyController, ScheduleControlle
 from ganno_jax.scales import PAPER_INIT_LRS, check_init_lrs, check_seeds
 from ganno_jax.tasks.config import Task
 
-CURVE_KEYS = ("test_acc", "test_loss", "val_acc", "train_loss", "lrs", "diverged")
+CURVE_KEYS = ("test_acc", "test_loss", "val_acc", "train_loss", "lrs", "wds", "diverged")
 
 
 @dataclass
@@ -121,7 +121,8 @@ def _schedule_runs(task: Task, optimizer: str, schedules: tuple) -> RunMapper:
 
 
 @lru_cache(maxsize=32)
-def _policy_runs(task: Task, single_agent: bool, obs_mask: Optional[tuple], lr_bounds: Optional[tuple]) -> RunMapper:
+def _policy_runs(task: Task, single_agent: bool, obs_mask: Optional[tuple], lr_bounds: Optional[tuple],
+                 wd_bounds: Optional[tuple]) -> RunMapper:
     """Runs of a policy: ``fn((dataset, policies, wd), (init_lr, member, key)) -> infos [T, ...]``, where
     ``policies`` stacks trained agents on a leading axis and ``member`` picks one; the policies are an
     input, so the compiled programs are reused for every policy of the same structure (cached)."""
@@ -143,6 +144,8 @@ def _policy_runs(task: Task, single_agent: bool, obs_mask: Optional[tuple], lr_b
         params = EnvParams(reward_mode="accuracy", track_test=True, obs_mask=obs_mask)
         if lr_bounds is not None:
             params = params.replace(lr_min=lr_bounds[0], lr_max=lr_bounds[1])
+        if wd_bounds is not None:  # the policy sets every layer's weight decay too, starting from the grid's
+            params = params.replace(control_wd=True, wd_min=wd_bounds[0], wd_max=wd_bounds[1])
         params = params.fixed_start(init_lr, weight_decay)
         # the rollout key is the schedules' one: same network init and minibatches for every method
         return _rollout(env, params, step, policy.init(jax.random.fold_in(key, 1), env.num_agents), key)
@@ -208,7 +211,7 @@ def run_many(controllers: Sequence, task: Task, init_lrs: Sequence[float] = PAPE
             stacked = c.policy if c.members > 1 else jax.tree.map(lambda x: x[None], c.policy)
             # run r = (l, m, s): every trained agent m on every cell, seed s's key shared by all agents
             l_of, m_of, s_of = np.unravel_index(np.arange(num_lrs * c.members * seeds), (num_lrs, c.members, seeds))
-            infos, plan = _policy_runs(task, c.single_agent, c.obs_mask, c.lr_bounds)(
+            infos, plan = _policy_runs(task, c.single_agent, c.obs_mask, c.lr_bounds, c.wd_bounds)(
                 (data, stacked, wd), (lrs[l_of], jnp.asarray(m_of, jnp.int32), keys[s_of]), mesh, max_parallel_runs,
                 bar.update)
             infos = jax.tree.map(lambda x: x.reshape(num_lrs, c.members * seeds, *x.shape[1:]), infos)
@@ -245,7 +248,7 @@ def run(controller, task: Task, init_lrs: Sequence[float] = PAPER_INIT_LRS, seed
       devices: devices the runs are split over (None: all).
       progress: a tqdm bar over runs.
     Returns:
-      ``EvalResult`` with curves [L, S, T] (``lrs``: [L, S, T, num_layers]); [L, M * S, ...] for a
+      ``EvalResult`` with curves [L, S, T] (``lrs``, ``wds``: [L, S, T, num_layers]); [L, M * S, ...] for a
       ``PolicyController`` of ``M = members`` trained agents.
     Raises:
       ``evaluation.chunked.InsufficientMemoryError`` before running if one run cannot fit.
