@@ -28,9 +28,16 @@ def _episodes(text: str) -> tuple:
     return tuple(int(v) for v in text.split(",") if v.strip())
 
 
-def _names(text: str) -> tuple:
-    """``"a,b"`` -> ("a", "b"); ``""`` -> ()."""
-    return tuple(v.strip() for v in text.split(",") if v.strip())
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds ``(default: X)`` to a flag's help unless the help already gives its default or there is none
+    (None, False, an empty list or string)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if "default" in text or default is None or default is False or default in ((), [], ""):
+            return text
+        return super()._get_help_string(action)
 
 
 def _ippo_args(parser: argparse.ArgumentParser) -> None:
@@ -111,6 +118,7 @@ def _train_tasks(args) -> list:
 
 def _cmd_train(args) -> int:
     from ganno_jax import training
+    from ganno_jax.experiment import parse_names
 
     if args.resume:
         training.train_run(args.resume, resume=True, chunk_updates=args.chunk_updates, devices=args.devices,
@@ -124,7 +132,7 @@ def _cmd_train(args) -> int:
     training.train_run(args.out, tasks[0], cfg, variant=args.variant, env_params=_env_params_from(args),
                        seed=args.seed, chunk_updates=args.chunk_updates, overwrite=args.overwrite,
                        devices=args.devices, train_seeds=args.train_seeds, log_episodes=args.log_episodes,
-                       max_chunks=args.max_chunks, warm_start=args.warm_start,
+                       max_chunks=args.max_chunks, warm_start=parse_names(args.warm_start),
                        warm_start_steps=args.warm_start_steps, tasks=tasks[1:])
     print(f"trained; run folder: {args.out} ({training.final_metrics(args.out)})")
     return 0
@@ -178,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train GANNO agents with IPPO",
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                           formatter_class=_HelpFormatter)
     _task_args(train)
     family = train.add_mutually_exclusive_group()
     family.add_argument("--tasks", metavar="TASK,TASK", help="train one policy on several tasks at once, "
@@ -189,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last checkpoint")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     train.add_argument("--variant", default="ganno", help="ganno | lr_only | timestep_only | single_agent")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=0, help="master PRNG seed of the run")
     train.add_argument("--chunk-updates", type=int, default=10, help="PPO updates between checkpoints")
     train.add_argument("--max-chunks", type=int, metavar="N",
                        help="stop after N chunks (each checkpointed), e.g. to fit a cluster's time limit; "
@@ -202,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--devices", type=int, help="split the env copies over this many devices (default: as "
                                                    "many as divide --num-envs; on CPU one device per core)")
     distributed.add_args(train)
-    train.add_argument("--warm-start", type=_names, default=(), metavar="NAME,NAME",
+    train.add_argument("--warm-start", default="", metavar="NAME,NAME",
                        help="handcrafted schedules (e.g. warmup_cosine,onecycle_cosine) the policy imitates "
                             "before IPPO (behaviour cloning; warm_start.json reports how well)")
     train.add_argument("--warm-start-steps", type=int, default=300, help="behaviour-cloning steps")
@@ -211,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_cmd_train)
 
     ev = sub.add_parser("evaluate", help="evaluate a trained run and baselines over init-LR x seed grids",
-                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                        formatter_class=_HelpFormatter)
     _task_args(ev, default="digits-cnn3")
     ev.add_argument("--run", help="trained run folder to evaluate (zero-shot on --task)")
     ev.add_argument("--methods", default="constant,cosine,sgdr,random", help="comma-separated baseline names")

@@ -40,8 +40,8 @@ def parse_floats(text: str) -> tuple:
 
 
 def parse_names(text: str) -> tuple:
-    """``"a,b,"`` -> ("a", "b"): a comma-separated list of names (empty items dropped)."""
-    return tuple(x for x in str(text).split(",") if x)
+    """``"a, b,"`` -> ("a", "b"): a comma-separated list of names (spaces stripped, empty items dropped)."""
+    return tuple(x.strip() for x in str(text).split(",") if x.strip())
 
 
 def seeds_of(args, scale: GannoScale) -> int:

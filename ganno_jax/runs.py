@@ -36,6 +36,7 @@ from jax.sharding import Mesh
 
 from ganno_jax.agents import EnvGroup, IPPOConfig, LearnedPolicy, TrainPieces, make_train_pieces, policy_from
 from ganno_jax.agents.warm_start import check_sources
+from ganno_jax.data import Dataset, load_dataset
 from ganno_jax.env.layerwise import EnvParams, LayerwiseLREnv
 from ganno_jax.env.wrappers import VARIANTS, variant_env
 from ganno_jax.tasks.config import Task
@@ -146,14 +147,21 @@ class RunConfig:
         """Every task trained on: ``(task, *tasks)``."""
         return (self.task, *self.tasks)
 
-    def env(self, task: Optional[Task] = None):
+    def env(self, task: Optional[Task] = None, dataset: Optional[Dataset] = None):
         """(env, env_params) of ``task`` (default: the run's first task): its ``LayerwiseLREnv`` as the
-        variant sets it."""
-        return variant_env(LayerwiseLREnv(self.task if task is None else task), self.variant, self.env_params)
+        variant sets it, on ``dataset`` (default: the task's, loaded by name; e.g. a jit argument)."""
+        return variant_env(LayerwiseLREnv(self.task if task is None else task, dataset), self.variant,
+                           self.env_params)
 
-    def groups(self) -> tuple:
-        """One ``agents.EnvGroup`` (``ippo.num_envs`` copies, named by the task) per task of ``all_tasks``."""
-        return tuple(EnvGroup(*self.env(t), self.ippo.num_envs, t.name) for t in self.all_tasks)
+    def groups(self, datasets: Optional[Sequence[Dataset]] = None) -> tuple:
+        """One ``agents.EnvGroup`` (``ippo.num_envs`` copies, named by the task) per task of ``all_tasks``, on
+        ``datasets`` (one per task; default: loaded by name)."""
+        datasets = (None,) * len(self.all_tasks) if datasets is None else datasets
+        return tuple(EnvGroup(*self.env(t, d), self.ippo.num_envs, t.name) for t, d in zip(self.all_tasks, datasets))
+
+    def datasets(self) -> tuple:
+        """The loaded ``Dataset`` of every task of ``all_tasks`` (``data.load_dataset``, cached)."""
+        return tuple(load_dataset(t.dataset, t.data_dir) for t in self.all_tasks)
 
     def to_dict(self) -> dict:
         """JSON-ready dict (``env_params``: every field, ``obs_mask`` as a list or null)."""
@@ -182,11 +190,18 @@ def run_pieces(config: RunConfig, mesh: Optional[Mesh] = None) -> TrainPieces:
     and ``update(state, n)`` as ``make_train_pieces`` makes them for one agent, vmapped over the agent keys
     (see the module docstring) when there are several; ``mesh`` splits each agent's env copies. A family
     (``config.tasks``) trains on one ``EnvGroup`` per task. Cached: the same config in one process gets the
-    same functions, so jitting them again reuses their compiled programs (e.g. a run resumed in-process)."""
+    same functions. They close over the tasks' datasets; ``pieces_on`` takes them instead."""
+    return pieces_on(config, None, mesh)
+
+
+def pieces_on(config: RunConfig, datasets: Optional[Sequence[Dataset]], mesh: Optional[Mesh] = None) -> TrainPieces:
+    """``run_pieces`` on ``datasets`` (one ``Dataset`` per task of ``config.all_tasks``; None: loaded by name).
+    Built inside a jitted function from its dataset arguments, the compiled program takes the data as
+    inputs instead of embedding it as constants (``training`` does so: one copy of each dataset in memory)."""
     if config.tasks:
-        pieces = make_train_pieces(config.ippo, config.groups(), mesh=mesh)
+        pieces = make_train_pieces(config.ippo, config.groups(datasets), mesh=mesh)
     else:
-        pieces = make_train_pieces(config.ippo, *config.env(), mesh)
+        pieces = make_train_pieces(config.ippo, *config.env(None, None if datasets is None else datasets[0]), mesh)
     if config.train_seeds == 1:
         return pieces
     agents = config.train_seeds

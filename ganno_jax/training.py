@@ -6,9 +6,10 @@ update), ``schedules.csv`` / ``schedules.png`` (paper Fig. 1, when episodes are 
 ``checkpoints/<update>``, and ``warm_start.json`` when the run was warm-started (``RunConfig.warm_start``:
 behaviour cloning of handcrafted schedules before IPPO, once, at the start);
 ``evaluation.controllers.from_run`` loads its policy for evaluation. Training runs ``chunk_updates`` PPO
-updates per jitted call (``runs.run_pieces``), then writes the CSV files and a checkpoint, so a run killed
-mid-way (even during a save) resumes from its last complete checkpoint, drops the rows written after it,
-and ends exactly as an uninterrupted run would (chunked and fused training give identical parameters for
+updates per jitted call (``runs.pieces_on``, the datasets an argument of the program, never a constant
+copied into it), then writes the CSV files and a checkpoint, so a run killed mid-way (even during a
+save) resumes from its last complete checkpoint, drops the rows written after it, and ends exactly as
+an uninterrupted run would (chunked and fused training give identical parameters for
 the same key; ``tests/test_resume.py`` kills ``ganno train`` for real).
 
 Several trained agents (``train_seeds = A``): the A agents train as one ``jax.vmap`` over their keys
@@ -49,11 +50,13 @@ import csv
 import io
 import json
 import os
+import functools
 import time
 from typing import Optional, Sequence
 
 import jax
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from ganno_jax import checkpoint, distributed
@@ -61,7 +64,7 @@ from ganno_jax.agents import IPPOConfig, RunnerState
 from ganno_jax.agents.sharding import mesh_for
 from ganno_jax.agents.warm_start import warm_runner_state, warm_start_params
 from ganno_jax.env.layerwise import EnvParams
-from ganno_jax.runs import RunConfig, load_config, prepare_out, run_pieces, save_config, write_atomic
+from ganno_jax.runs import RunConfig, load_config, pieces_on, prepare_out, save_config, write_atomic
 from ganno_jax.tasks.config import Task
 
 #: Per-agent columns of metrics.csv (means over the agents; ``<field>_a<i>`` per agent when several).
@@ -221,8 +224,12 @@ def train_run(out_dir: str, task: Optional[Task] = None, cfg: Optional[IPPOConfi
         save_config(out_dir, config)
     task, cfg, variant = config.task, config.ippo, config.variant
     names = [t.name for t in config.all_tasks]
-    pieces = run_pieces(config, mesh_for(cfg.num_envs, devices))
-    runner_state = jax.jit(pieces.init)(jax.random.key(config.seed))
+    mesh = mesh_for(cfg.num_envs, devices)
+    init, update = _programs(config, mesh)
+    datasets = config.datasets()
+    if mesh is not None:  # replicated on every device of the mesh (every process's, with several)
+        datasets = distributed.put(datasets, NamedSharding(mesh, PartitionSpec()))
+    runner_state = init(datasets, jax.random.key(config.seed))
     ckpt_dir = os.path.join(out_dir, "checkpoints")
     done_updates = 0
     if resume and checkpoint.latest_step(ckpt_dir) is not None:
@@ -235,7 +242,6 @@ def train_run(out_dir: str, task: Optional[Task] = None, cfg: Optional[IPPOConfi
     for row in rows:  # folders written before the column: every episode lasts the (fixed) horizon
         row.setdefault("episodes", row["update"] * cfg.num_steps // task.horizon)
     episodes = rows[-1]["episodes"] if rows else 0
-    update = jax.jit(pieces.update, static_argnums=1)
     bar = tqdm(total=cfg.num_updates, initial=done_updates, unit="upd",
                disable=not (progress and distributed.is_writer()),
                desc=f"train {'+'.join(names)} [{variant}]" + (f" x{config.train_seeds}" if config.train_seeds > 1
@@ -244,7 +250,7 @@ def train_run(out_dir: str, task: Optional[Task] = None, cfg: Optional[IPPOConfi
     while done_updates < cfg.num_updates and (max_chunks is None or chunks < max_chunks):
         n = min(chunk_updates, cfg.num_updates - done_updates)
         start = time.perf_counter()
-        runner_state, metrics = update(runner_state, n)
+        runner_state, metrics = update(datasets, runner_state, n)
         jax.block_until_ready(runner_state)
         seconds = time.perf_counter() - start
         m = distributed.to_host(metrics if config.train_seeds > 1 else jax.tree.map(lambda x: x[None], metrics))
@@ -270,6 +276,16 @@ def train_run(out_dir: str, task: Optional[Task] = None, cfg: Optional[IPPOConfi
     if schedule_rows:
         _plot_schedules(out_dir, config)
     return runner_state
+
+
+@functools.lru_cache(maxsize=4)
+def _programs(config: RunConfig, mesh: Optional[Mesh]):
+    """Jitted ``(init(datasets, key), update(datasets, state, n))`` of ``runs.pieces_on``: the tasks'
+    datasets are arguments, not constants embedded in (and copied into) the compiled programs. Cached, so a
+    run resumed in the same process reuses the compiled programs."""
+    init = jax.jit(lambda datasets, key: pieces_on(config, datasets, mesh).init(key))
+    update = jax.jit(lambda datasets, state, n: pieces_on(config, datasets, mesh).update(state, n), static_argnums=2)
+    return init, update
 
 
 def final_metrics(run_dir: str) -> dict:
