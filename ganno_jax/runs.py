@@ -106,7 +106,7 @@ class RunConfig:
     ``warm_start_steps`` behaviour-cloning steps before IPPO (``agents.warm_start``); () for none.
     ``tasks``: further tasks the one policy trains on alongside ``task`` (a family; ``ippo.num_envs`` env
     copies each, ``ippo.total_timesteps`` env steps each); names distinct. ``task`` comes first in
-    ``all_tasks``: its env copy 0 gives ``schedules.csv`` and the warm start's demonstrations.
+    ``all_tasks``: its env copy 0 gives ``schedules.csv``; the warm start demonstrates on every task.
     """
 
     task: Task

@@ -180,8 +180,9 @@ def _plot_schedules(out_dir: str, config: RunConfig) -> None:
 
 def _warm_start(out_dir: str, config: RunConfig, runner_state: RunnerState) -> RunnerState:
     """The fresh ``runner_state`` with behaviour-cloned parameters (``agents.warm_start``); writes
-    ``warm_start.json`` (imitation accuracy before/after per agent, losses)."""
-    env, env_params = config.env()
+    ``warm_start.json`` (imitation accuracy before/after per agent, losses). A family imitates the
+    demonstrations of every task."""
+    env, env_params = (config.groups(), None) if config.tasks else config.env()
     key = jax.random.fold_in(jax.random.key(config.seed), WARM_START_STREAM)
     stacked = config.train_seeds if config.train_seeds > 1 else 0
     params, obs_stats, report = warm_start_params(config.ippo, env, env_params, runner_state.params,

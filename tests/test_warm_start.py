@@ -118,3 +118,25 @@ def test_cli_warm_start_flags(tmp_path, capsys):
     assert cli.main(["train", "--task", "digits-mlp", "--warm-start", "warmup_cosine,nope", "--out", str(out)]) == 2
     assert "'nope' is unknown" in capsys.readouterr().err
     assert not out.exists()  # refused before the run folder is made
+
+
+def test_family_warm_start_demonstrates_on_every_task():
+    """A family's warm start joins the demonstrations of all its tasks (depths 3 and 2) as one-agent
+    trajectories and clones one actor on all of them."""
+    tasks = [TASK.replace(horizon=4), gj.tasks.get("digits-cnn2", tau=4, horizon=4, batch_size=16, width=2,
+                                                   eval_batch=64)]
+    groups = [gj.agents.EnvGroup(gj.env.LayerwiseLREnv(t), gj.env.EnvParams(), 2, t.name) for t in tasks]
+    network = make_network(CFG, groups[0].env.action_space())
+    params = network.init(jax.random.key(1), init_hidden(CFG, 1), jnp.zeros((1, 1, gj.env.OBS_DIM)),
+                          jnp.zeros((1, 1), bool))
+    _, obs_stats, report = ws.warm_start_params(CFG, groups, None, params, ("warmup_cosine",), 100,
+                                                jax.random.key(0))
+    per_task = len(ws.DEFAULT_PEAK_LRS) * ws.DEFAULT_DEMO_SEEDS
+    assert report["tasks"] == 2 and report["demonstrations"] == per_task * 3 + per_task * 2
+    assert report["accuracy"][0] > report["accuracy_before"][0]
+    def empty(steps):
+        return ws.Demonstrations(jnp.zeros((steps, 1, 2, 3)), jnp.zeros((steps, 1, 2)), jnp.zeros((steps, 1)),
+                                 jnp.zeros((steps, 1)))
+
+    with pytest.raises(ValueError, match="one horizon"):
+        ws.join([empty(4), empty(5)])

@@ -12,6 +12,8 @@ best handcrafted schedules first (issue 14, item 4):
 2. ``demonstrations``: those actions rolled out through the env (one vmapped ``lax.scan`` over
    schedules x peak LRs x seeds, accuracy reward so there is one inner run per env step), giving the
    observations the agents would see: ``obs [T, K, A, d]``, ``actions [T, K, A]``.
+   A family of tasks (``warm_start_params`` given ``EnvGroup``s) demonstrates on every task and ``join``s
+   them as one-agent trajectories (the actor is per agent, so depths may differ).
 3. ``behaviour_clone``: full-batch Adam (``BC_LR``) on the actor's negative log-likelihood of the demonstrated
    actions, sequences fed through the recurrent policy from a reset, observations normalised by the
    demonstrations' own statistics (which IPPO then keeps updating). The critic is left at its
@@ -137,6 +139,28 @@ def demonstrations(env, env_params, names: Sequence[str], peak_lrs: Sequence[flo
                          targets=targets.T)
 
 
+def one_agent_trajectories(demos: Demonstrations) -> Demonstrations:
+    """``demos`` with every (trajectory, agent) pair as its own one-agent trajectory: ``[T, K*A, 1, ...]``
+    (the actor is per agent, so nothing else changes; demonstrations of envs of different depths can then
+    be joined along the trajectory axis)."""
+    steps, trajectories, agents = demos.obs.shape[:3]
+    return Demonstrations(obs=demos.obs.reshape(steps, trajectories * agents, 1, demos.obs.shape[-1]),
+                          actions=demos.actions.reshape(steps, trajectories * agents, 1, *demos.actions.shape[3:]),
+                          lrs=jnp.repeat(demos.lrs, agents, axis=1), targets=jnp.repeat(demos.targets, agents, axis=1))
+
+
+def join(parts: Sequence[Demonstrations]) -> Demonstrations:
+    """Demonstrations of several envs (same horizon, any depths) as one set of one-agent trajectories; one
+    set is returned as it is."""
+    if len(parts) == 1:
+        return parts[0]
+    horizons = {int(d.obs.shape[0]) for d in parts}
+    if len(horizons) > 1:
+        raise ValueError(f"demonstrations to join must share one horizon; got {sorted(horizons)}")
+    singles = [one_agent_trajectories(d) for d in parts]
+    return Demonstrations(*(jnp.concatenate(fields, axis=1) for fields in zip(*singles)))
+
+
 def _sequences(demos: Demonstrations):
     """Demonstrations as the network's sequence batch: obs [T, K*A, d], actions [T, K*A (, 2)], resets [T, K*A]."""
     steps, trajectories, agents, dim = demos.obs.shape
@@ -207,13 +231,17 @@ def warm_start_params(cfg: IPPOConfig, env, env_params, params, sources: Sequenc
     """Behaviour-cloned ``params`` (and observation statistics) for IPPO to fine-tune; the whole warm start.
 
     Demonstrations of ``sources`` at ``DEFAULT_PEAK_LRS`` x ``DEFAULT_DEMO_SEEDS`` are rolled out through
-    ``env`` once; every agent of ``params`` (a leading ``[num_agents_stacked]`` axis when > 0, as
-    ``runs.run_pieces`` stacks several trained agents) is cloned from its own initialisation.
+    ``env`` once (``env`` may be a sequence of ``EnvGroup``, a family, with ``env_params`` None: every
+    task's demonstrations, ``join``ed); every agent of ``params`` (a leading ``[num_agents_stacked]`` axis
+    when > 0, as ``runs.run_pieces`` stacks several trained agents) is cloned from its own initialisation.
     Returns ``(params, obs_stats, report)``; ``report``: a JSON-ready dict (sources, demonstrations,
     steps, per-agent imitation accuracy before/after and first/last loss).
     """
-    network = make_network(cfg, env.action_space(env_params))
-    demos = demonstrations(env, env_params, sources, DEFAULT_PEAK_LRS, DEFAULT_DEMO_SEEDS, key)
+    pairs = [(env, env_params)] if env_params is not None else [(g.env, g.env_params) for g in env]
+    network = make_network(cfg, pairs[0][0].action_space(pairs[0][1]))
+    # task 0 uses ``key`` itself, so a one-task warm start is unchanged by the family's
+    demos = join([demonstrations(e, p, sources, DEFAULT_PEAK_LRS, DEFAULT_DEMO_SEEDS,
+                                 key if i == 0 else jax.random.fold_in(key, i)) for i, (e, p) in enumerate(pairs)])
 
     def clone(p):
         cloned, obs_stats, losses = behaviour_clone(network, cfg, p, demos, steps)
@@ -226,7 +254,8 @@ def warm_start_params(cfg: IPPOConfig, env, env_params, params, sources: Sequenc
     cloned, obs_stats, losses, accuracy = run(params)
     losses, accuracy = jnp.atleast_2d(losses), jnp.atleast_2d(accuracy)
     report = {"sources": list(check_sources(sources)), "peak_lrs": list(DEFAULT_PEAK_LRS),
-              "demonstrations": int(demos.actions.shape[1]), "decisions": int(demos.actions.shape[0]),
+              "tasks": len(pairs), "demonstrations": int(demos.actions.shape[1]),
+              "decisions": int(demos.actions.shape[0]),
               "steps": steps, "lr": BC_LR,
               "accuracy_before": [float(a) for a in accuracy[:, 0]], "accuracy": [float(a) for a in accuracy[:, 1]],
               "loss_first": [float(v) for v in losses[:, 0]], "loss_last": [float(v) for v in losses[:, 1]]}
