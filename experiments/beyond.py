@@ -10,6 +10,8 @@ Options, each one change to plain GANNO's training (``OPTIONS``):
                same dataset (``RunConfig.tasks``; every task adds ``num_envs`` env copies per update)
   wd_control   joint LR + weight-decay control: every layer also sets its own weight decay
                (``EnvParams.control_wd``; a factorised (LR, WD) action per agent)
+  combined     the options that train together in one run: centralised critic, per-agent credit, the
+               family of tasks and LR & WD control (not the warm start)
 
 Every method is evaluated at each weight decay of ``--weight-decays`` (default: the paper's 0.1, 0.01
 and 1e-4; the agent with WD control starts every run there and may change it, the others keep it).
@@ -51,10 +53,13 @@ OPTIONS = {
     "warm_start": {"warm_start": DEFAULT_SOURCES},
     "family": {"family_models": ("mlp", "cnn3")},
     "wd_control": {"control_wd": True},
+    "combined": {"critic": "centralised", "reward_mode": "per_agent_difference", "family_models": ("mlp", "cnn3"),
+                 "control_wd": True},
 }
 OPTION_NAMES = {"plain": "GANNO", "centralised": "GANNO + centralised critic",
                 "per_agent": "GANNO + per-agent credit", "warm_start": "GANNO + warm start",
-                "family": "GANNO + family of tasks", "wd_control": "GANNO + LR & WD control"}
+                "family": "GANNO + family of tasks", "wd_control": "GANNO + LR & WD control",
+                "combined": "GANNO + critic, credit, family, WD"}
 SCHEDULES = ("constant", "step", "exponential", "linear", "quadratic", "cosine", "sgdr", "warmup_cosine",
              "onecycle_cosine")
 SMOKE_SCHEDULES = ("constant", "cosine")
@@ -82,10 +87,7 @@ def _train_kwargs(option: str, scale, args, train_task: str) -> dict:
     kwargs = {"cfg": scale.ippo, "env_params": EnvParams()}
     if "critic" in change:
         kwargs["cfg"] = dataclasses.replace(scale.ippo, critic=change["critic"])
-    if "reward_mode" in change:
-        kwargs["env_params"] = EnvParams(reward_mode=change["reward_mode"])
-    if "control_wd" in change:
-        kwargs["env_params"] = EnvParams(control_wd=change["control_wd"])
+    kwargs["env_params"] = EnvParams(**{k: change[k] for k in ("reward_mode", "control_wd") if k in change})
     if "warm_start" in change:
         kwargs["warm_start"] = change["warm_start"]
     if "family_models" in change:

@@ -22,9 +22,12 @@ def test_each_option_changes_one_thing(experiment):
     assert kwargs["warm_start"]["warm_start"] == ("warmup_cosine", "onecycle_cosine")
     assert [t.name for t in kwargs["family"]["tasks"]] == ["digits-mlp", "digits-cnn3"]
     assert all("warm_start" not in k for o, k in kwargs.items() if o != "warm_start")
-    assert all("tasks" not in k for o, k in kwargs.items() if o != "family")
+    assert all("tasks" not in k for o, k in kwargs.items() if o not in ("family", "combined"))
     assert kwargs["wd_control"]["env_params"].control_wd
-    assert not any(k["env_params"].control_wd for o, k in kwargs.items() if o != "wd_control")
+    assert not any(k["env_params"].control_wd for o, k in kwargs.items() if o not in ("wd_control", "combined"))
+    combined = kwargs["combined"]
+    assert combined["cfg"].critic == "centralised" and combined["env_params"].control_wd
+    assert combined["env_params"].reward_mode == "per_agent_difference" and len(combined["tasks"]) == 2
 
 
 def test_smoke_run_compares_options_with_the_best_schedule_and_prodigy(tmp_path, experiment):
