@@ -111,9 +111,10 @@ def test_run_config_refuses_unknown_warm_start_schedules():
 
 def test_cli_warm_start_flags(tmp_path, capsys):
     from ganno_jax import cli
+    from ganno_jax.experiment import parse_names
 
     args = cli.build_parser().parse_args(["train", "--warm-start", "warmup_cosine,onecycle_cosine", "--out", "x"])
-    assert args.warm_start == ("warmup_cosine", "onecycle_cosine") and args.warm_start_steps == 300
+    assert parse_names(args.warm_start) == ("warmup_cosine", "onecycle_cosine") and args.warm_start_steps == 300
     out = tmp_path / "run"
     assert cli.main(["train", "--task", "digits-mlp", "--warm-start", "warmup_cosine,nope", "--out", str(out)]) == 2
     assert "'nope' is unknown" in capsys.readouterr().err
