@@ -62,3 +62,16 @@ def test_mesh_sizes_are_checked():
     with pytest.raises(ValueError, match="num_devices=0"):
         mesh_for(4, 0)
     assert mesh_for(3, 1) is None  # one device: no mesh, the plain vmapped program
+
+
+def test_several_processes_split_the_env_copies_over_every_device(monkeypatch):
+    """With several processes the env mesh must hold every process's devices (a mesh of the first few
+    devices could leave a process without any); a num_envs that does not split over all is refused."""
+    import jax
+
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    monkeypatch.setattr(jax, "device_count", lambda: 4)
+    with pytest.raises(ValueError, match=r"num_envs=6 .*2 processes.*multiple of 4"):
+        mesh_for(6)
+    with pytest.raises(ValueError, match=r"num_envs=8 \(devices=2\).*multiple of 4"):
+        mesh_for(8, 2)

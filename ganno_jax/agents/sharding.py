@@ -46,7 +46,16 @@ def split_envs(tree, mesh: Optional[Mesh] = None):
 
 def mesh_for(num_envs: int, num_devices: Optional[int] = None) -> Optional[Mesh]:
     """Env mesh for ``num_envs`` copies over ``num_devices`` devices (None: the most devices, up to all,
-    that divide ``num_envs``); None when that is one device. Errors name the bad value."""
+    that divide ``num_envs``); None when that is one device. With several processes (``jax.distributed``)
+    the mesh takes every device of every process, so each process steps its share of the env copies.
+    Errors name the bad value."""
+    if jax.process_count() > 1:
+        total = jax.device_count()
+        if num_devices not in (None, total) or num_envs % total:
+            raise ValueError(f"num_envs={num_envs} (devices={num_devices}) does not fit a run of "
+                             f"{jax.process_count()} processes: the env copies split over all {total} devices of "
+                             f"all processes, so num_envs must be a multiple of {total} (devices: all)")
+        num_devices = total
     if num_devices is None:
         num_devices = max(n for n in range(1, jax.device_count() + 1) if num_envs % n == 0)
     mesh = env_mesh(num_devices)
