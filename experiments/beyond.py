@@ -181,7 +181,7 @@ def main(argv=None) -> dict:
     tables, sections, winners = {}, [], {}
     for name in eval_tasks:
         task, folder = ex.make_task(name, scale, args), os.path.join(args.out, name)
-        agent_by_wd, baseline_by_wd = [], []  # [wd][method] EvalResults
+        agent_by_wd, baseline_by_wd, by_wd_sections = [], [], []  # [wd][method] EvalResults; their tables
         for wd in wds:
             agent_results, agent_table = report.evaluate_task(
                 agents, task, (0.0, *grid), seeds, folder, weight_decay=wd, seed=args.seed, name=f"agents_wd{wd:g}",
@@ -191,14 +191,14 @@ def main(argv=None) -> dict:
                 name=f"baselines_wd{wd:g}", **ex.run_options(args))
             agent_by_wd.append(agent_results)
             baseline_by_wd.append(baseline_results)
-            sections += [(f"{name}, weight decay {wd:g}: learned agents by initial LR", agent_table),
-                         (f"{name}, weight decay {wd:g}: handcrafted schedules and Prodigy by initial LR",
-                          baseline_table)]
+            by_wd_sections += [(f"{name}, weight decay {wd:g}: learned agents by initial LR", agent_table),
+                               (f"{name}, weight decay {wd:g}: handcrafted schedules and Prodigy by initial LR",
+                                baseline_table)]
         baseline_methods = _by_method(baseline_by_wd, range(len(schedules) + len(prodigy)))
         tables[name], winners[name] = summary_table(_by_method(agent_by_wd, range(len(agents))),
                                                     baseline_methods[:len(schedules)],
                                                     baseline_methods[len(schedules):], grid, wds)
-        sections.insert(len(sections) - 2 * len(wds), (f"{name}: final test accuracy (%), summary", tables[name]))
+        sections += [(f"{name}: final test accuracy (%), summary", tables[name]), *by_wd_sections]
     verdict = "; ".join(f"{n}: {', '.join(w) or 'none'}" for n, w in winners.items())
     report.finish(args.out, f"Beyond the paper: GANNO options trained on {train_task}, evaluated zero-shot "
                             f"({ex.scale_note(scale, seeds)}). Beat Prodigy on average: {verdict}",

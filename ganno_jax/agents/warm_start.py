@@ -237,7 +237,7 @@ def warm_start_params(cfg: IPPOConfig, env, env_params, params, sources: Sequenc
     Returns ``(params, obs_stats, report)``; ``report``: a JSON-ready dict (sources, demonstrations,
     steps, per-agent imitation accuracy before/after and first/last loss).
     """
-    pairs = [(env, env_params)] if env_params is not None else [(g.env, g.env_params) for g in env]
+    pairs = [(g.env, g.env_params) for g in env] if isinstance(env, (list, tuple)) else [(env, env_params)]
     network = make_network(cfg, pairs[0][0].action_space(pairs[0][1]))
     # task 0 uses ``key`` itself, so a one-task warm start is unchanged by the family's
     demos = join([demonstrations(e, p, sources, DEFAULT_PEAK_LRS, DEFAULT_DEMO_SEEDS,
