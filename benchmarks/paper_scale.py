@@ -46,7 +46,7 @@ def measure(data_dir: str, updates: int, train_seeds: int) -> dict:
     scale = ganno_scale("paper")
     task = tasks.get("fashion_mnist-cnn2", **scale.task, data_dir=data_dir)
     config = RunConfig(task, scale.ippo)
-    env, params = config.env()
+    env, params = config.env(config.datasets()[0])
     pieces = make_train_pieces(config.ippo, env, params, mesh_for(config.ippo.num_envs, None))
     keys = jax.random.split(jax.random.key(0), train_seeds)
     init = jax.jit(jax.vmap(pieces.init))

@@ -18,7 +18,7 @@ import os
 import time
 
 from ganno_jax import experiment as ex
-from ganno_jax import scales
+from ganno_jax import flags, scales
 from ganno_jax.evaluation import report
 from ganno_jax.env.wrappers import VARIANTS
 from ganno_jax.runs import prepare_out
@@ -36,8 +36,9 @@ def _variant_runs(text: str) -> dict:
 def build_parser():
     """Flags of this experiment (the shared ones plus --variants, --variant-runs)."""
     p = ex.parser("ablations.py", __doc__, "results/ablations", init_lrs_default="0,1e-4,3e-4,1e-3,3e-3,1e-2")
-    p.add_argument("--variants", type=ex.parse_names, metavar="V,V",
-                   help=f"variants to train and compare (default: {','.join(DEFAULT_VARIANTS)})")
+    p.add_argument("--variants", type=flags.parse_names, metavar="V,V",
+                   help=f"variants to train and compare, of: {', '.join(VARIANTS)} (default: "
+                        f"{','.join(DEFAULT_VARIANTS)})")
     p.add_argument("--variant-runs", type=_variant_runs, default={}, metavar="VARIANT=DIR,...",
                    help="reuse trained run folders per variant (--train-run is the ganno one)")
     return p
@@ -66,7 +67,7 @@ def main(argv=None) -> dict:
                                  run_dir=runs.get(v)) for v in variants]
     tables = {}
     for name in eval_tasks:
-        task = ex.make_task(name, scale, args)
+        task = ex.eval_task(name, scale, args)
         _, tables[name] = report.evaluate_task(policies, task, init_lrs, seeds, os.path.join(args.out, name),
                                            seed=args.seed, **ex.run_options(args))
     sections = [(f"{name}: final test accuracy (%) by initial LR", table) for name, table in tables.items()]

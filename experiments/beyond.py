@@ -39,7 +39,7 @@ import time
 import numpy as np
 
 from ganno_jax import experiment as ex
-from ganno_jax import scales, training
+from ganno_jax import flags, scales, training
 from ganno_jax.agents.warm_start import DEFAULT_SOURCES
 from ganno_jax.env.layerwise import EnvParams
 from ganno_jax.evaluation import controllers, report
@@ -71,12 +71,10 @@ def build_parser():
     """Flags of this experiment (the shared ones plus --options, --schedules, --weight-decays)."""
     p = ex.parser("beyond.py", __doc__, "results/beyond", init_lrs_default="1e-4,3e-4,1e-3,3e-3,1e-2 (and 0 "
                   "for the learned agents)")
-    p.add_argument("--options", type=ex.parse_names, metavar="NAME,NAME",
+    p.add_argument("--options", type=flags.parse_names, metavar="NAME,NAME",
                    help=f"GANNO options to train and compare (default: {','.join(OPTIONS)})")
-    p.add_argument("--schedules", type=ex.parse_names, metavar="NAME,NAME",
-                   help=f"handcrafted schedules, the best is reported (default: {','.join(SCHEDULES)})")
-    p.add_argument("--weight-decays", type=ex.parse_floats, metavar="WD,WD",
-                   help=f"weight decays every method is evaluated at (default: {','.join(map(str, WEIGHT_DECAYS))})")
+    flags.add(p, "--schedules", shown=",".join(SCHEDULES), note="; the best is reported")
+    flags.add(p, "--weight-decays", shown=",".join(map(str, WEIGHT_DECAYS)))
     return p
 
 
@@ -180,7 +178,7 @@ def main(argv=None) -> dict:
     prodigy = ex.baseline_controllers(("prodigy",))
     tables, sections, winners = {}, [], {}
     for name in eval_tasks:
-        task, folder = ex.make_task(name, scale, args), os.path.join(args.out, name)
+        task, folder = ex.eval_task(name, scale, args), os.path.join(args.out, name)
         agent_by_wd, baseline_by_wd, by_wd_sections = [], [], []  # [wd][method] EvalResults; their tables
         for wd in wds:
             agent_results, agent_table = report.evaluate_task(

@@ -16,7 +16,7 @@ import os
 import time
 
 from ganno_jax import experiment as ex
-from ganno_jax import scales
+from ganno_jax import flags, scales
 from ganno_jax.evaluation import controllers, report
 
 BASELINES = ("constant", "step", "exponential", "linear", "quadratic", "cosine", "sgdr", "random", "lion", "lamb",
@@ -27,8 +27,7 @@ SMOKE_BASELINES = ("constant", "cosine", "random", "lion")
 def build_parser():
     """Flags of this experiment (the shared ones plus --baselines)."""
     p = ex.parser("generalisation.py", __doc__, "results/generalisation")
-    p.add_argument("--baselines", type=ex.parse_names, metavar="NAME,NAME",
-                   help=f"baseline controllers (default: {','.join(BASELINES)})")
+    flags.add(p, "--baselines", shown=",".join(BASELINES))
     return p
 
 
@@ -61,7 +60,7 @@ def main(argv=None) -> dict:
     agents = ganno_by_actions(args, scale, train_task)
     tables, sections = {}, []
     for name in eval_tasks:
-        task = ex.make_task(name, scale, args)
+        task = ex.eval_task(name, scale, args)
         _, tables[name] = report.evaluate_task([*agents, *baselines], task, init_lrs, seeds,
                                            os.path.join(args.out, name), seed=args.seed, **ex.run_options(args))
         sections.append((f"{name}: final test accuracy (%), weight decay {task.weight_decay:g}", tables[name]))

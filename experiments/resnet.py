@@ -20,7 +20,7 @@ import os
 import time
 
 from ganno_jax import experiment as ex
-from ganno_jax import scales
+from ganno_jax import flags, scales
 from ganno_jax.evaluation import report
 
 BASELINES = ("random", "sgdr", "constant")
@@ -30,10 +30,8 @@ WEIGHT_DECAYS = (0.01, 0.1)
 def build_parser():
     """Flags of this experiment (the shared ones plus --baselines, --weight-decays)."""
     p = ex.parser("resnet.py", __doc__, "results/resnet", init_lrs_default="1e-3")
-    p.add_argument("--baselines", type=ex.parse_names, metavar="NAME,NAME",
-                   help=f"baseline controllers (default: {','.join(BASELINES)})")
-    p.add_argument("--weight-decays", type=ex.parse_floats, metavar="WD,WD",
-                   help=f"weight decays (default: {','.join(map(str, WEIGHT_DECAYS))})")
+    flags.add(p, "--baselines", shown=",".join(BASELINES))
+    flags.add(p, "--weight-decays", shown=",".join(map(str, WEIGHT_DECAYS)))
     return p
 
 
@@ -62,7 +60,7 @@ def main(argv=None) -> dict:
     policy = ex.prepare_out_and_agent(args, scale, train_task)
     tables = {}
     for name in eval_tasks:
-        task = ex.make_task(name, scale, args)
+        task = ex.eval_task(name, scale, args)
         for wd in wds:
             _, tables[f"{name} wd={wd:g}"] = report.evaluate_task(
                 [policy, *baselines], task, init_lrs, seeds, os.path.join(args.out, name), weight_decay=wd,

@@ -15,17 +15,18 @@ import argparse
 import csv
 import io
 import json
-import math
 import os
 
 import numpy as np
 
 from ganno_jax import experiment as ex
+from ganno_jax import flags
 from ganno_jax.baselines.schedules import (
     FIGURE5_SCHEDULES,
     check_total_steps,
     make_schedule,
 )
+from ganno_jax.checks import check_float_range
 from ganno_jax.runs import prepare_out, write_atomic
 
 
@@ -33,8 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     """Flags: --out, --overwrite, --steps, --init-lr, --print-config."""
     p = argparse.ArgumentParser(prog="schedule_shapes.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="results/schedule_shapes", help="results folder (default: results/schedule_shapes)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty results folder")
+    flags.add(p, "--out", "results/schedule_shapes")
+    flags.add(p, "--overwrite")
     p.add_argument("--steps", type=int, default=10_000, help="optimiser updates in the run (default: 10000)")
     p.add_argument("--init-lr", type=float, default=1e-3, help="initial (peak) learning rate (default: 1e-3)")
     p.add_argument("--print-config", action="store_true", help="print the resolved configuration as JSON and exit")
@@ -79,8 +80,7 @@ def main(argv=None) -> dict:
     """Writes the figure and the CSV; returns {"png": path, "csv": path} (or the config with --print-config)."""
     args = build_parser().parse_args(argv)
     steps = check_total_steps(args.steps, "--steps")
-    if not math.isfinite(args.init_lr) or args.init_lr <= 0:
-        raise ValueError(f"--init-lr={args.init_lr!r} must be a finite number > 0")
+    check_float_range("--init-lr", args.init_lr, 0, low_open=True)
     config = {"schedules": list(FIGURE5_SCHEDULES), "steps": steps, "init_lr": args.init_lr, "out": args.out}
     if args.print_config:
         print(json.dumps(config, indent=2))

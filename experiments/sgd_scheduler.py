@@ -6,8 +6,12 @@ initial LRs (5e-4, 1e-3, 5e-3, 1e-2) are the agent's own PPO learning rate ("Age
 initial LR of the baselines: SGD, Adam, Adadelta and Adagrad with PyTorch's ConstantLR and OneCycleLR
 (max_lr = initial LR), a constant-LR grid search per optimiser (``--grid linear``: the paper's [0, 1]
 range, or ``log``) with its best LR rerun on the evaluation seeds, and SGD with a stochastic Armijo
-line search (SLS). Every method trains the same network on the same minibatches per seed (5 seeds, all
-vmapped).
+line search (SLS). Every method trains the same network on the same minibatches per seed (5 seeds).
+Every grid of runs (schedules x initial LRs x seeds, the grid search, SLS, the trained agents' evaluation)
+runs through evaluation's grid runner (``ganno_jax.evaluation.global_lr`` on ``chunked.RunMapper``, as
+GANNO's evaluation): vmapped in chunks sized to the free memory (``--max-parallel-runs`` overrides),
+split over ``--devices`` devices (default all), with a progress bar (``--no-progress``); the dataset is
+an argument of every compiled program (``GlobalEnvParams.data``).
 
 Equal budgets (docs/decisions_sgd_scheduler.md): every run of every row trains for one episode of
 ``--epochs`` epochs; the grid search trains ``--grid-lrs`` such runs, and each agent trains on the same
@@ -42,11 +46,13 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm.auto import tqdm
 
 from ganno_jax import experiment as ex
-from ganno_jax import tasks
+from ganno_jax import flags, tasks
 from ganno_jax.agents import IPPOConfig, make_train, policy_from
-from ganno_jax.data import load_dataset
+from ganno_jax.evaluation import global_lr
+from ganno_jax.evaluation.chunked import grid_mesh
 from ganno_jax.evaluation.plots import save_figure
 from ganno_jax.runs import prepare_out, write_atomic
 from ganno_jax.scales import PAPER_AGENT_LRS, check_init_lrs, check_seeds, sgd_scheduler_scale
@@ -77,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizers", default=",".join(sgd.BASELINE_OPTIMIZERS),
                    help="baseline optimisers (default: sgd,adam,adadelta,adagrad)")
     p.add_argument("--seed", type=int, default=0, help="master seed (default: 0)")
+    flags.add(p, "--max-parallel-runs")
+    flags.add(p, "--devices", shown="all")
+    flags.add(p, "--no-progress")
     p.add_argument("--print-config", action="store_true",
                    help="print the resolved configuration as one JSON object and exit without training")
     return p
@@ -135,8 +144,7 @@ def setup(args) -> Setup:
     dataset = args.dataset or ("mnist" if args.data_dir else "digits")
     overrides = dict(scale.task, **({} if args.epochs is None else {"horizon": args.epochs}))
     task = tasks.Task(dataset=dataset, data_dir=args.data_dir, optimizer="sgd", **overrides)
-    data = load_dataset(dataset, args.data_dir)
-    envs = {name: sgd.optimizer_env(task, name, data) for name in sorted(set(optimizers) | {"sgd"})}
+    envs = {name: sgd.optimizer_env(task, name) for name in sorted(set(optimizers) | {"sgd"})}
     params = envs["sgd"].default_params.replace(reward_mode=args.reward)
     ppo = agent_config(scale.ppo, scale.ppo.lr, grid_lrs * task.horizon)
     return Setup(scale.name, task, params, envs, ppo, seeds, init_lrs, optimizers, grid_lrs,
@@ -144,12 +152,13 @@ def setup(args) -> Setup:
 
 
 def resolved_config(s: Setup) -> dict:
-    """The configuration as JSON-ready data: ``task``, ``env_params``, ``ppo`` (``lr``: one agent per
-    initial LR), ``seeds``, ``init_lrs``, ``optimizers``, ``grid`` (LRs, steps per point) and the
-    planned ``budgets`` (optimiser steps)."""
+    """The configuration as JSON-ready data: ``task``, ``env_params`` (every field but ``data``), ``ppo``
+    (``lr``: one agent per initial LR), ``seeds``, ``init_lrs``, ``optimizers``, ``grid`` (LRs, steps per
+    point) and the planned ``budgets`` (optimiser steps)."""
     lrs = [float(f"{x:.6g}") for x in np.asarray(sgd.grid_lrs(s.grid, s.grid_lrs, s.params.lr_min, s.params.lr_max))]
     return {
-        "scale": s.scale, "task": dataclasses.asdict(s.task), "env_params": dataclasses.asdict(s.params),
+        "scale": s.scale, "task": dataclasses.asdict(s.task),
+        "env_params": {f.name: getattr(s.params, f.name) for f in dataclasses.fields(s.params) if f.name != "data"},
         "ppo": {**dataclasses.asdict(s.ppo), "lr": list(s.init_lrs)}, "seeds": s.seeds, "init_lrs": list(s.init_lrs),
         "optimizers": list(s.optimizers), "schedules": list(SCHED_NAMES),
         "grid": {"spacing": s.grid, "lrs": lrs, "steps_per_point": s.episode_steps},
@@ -220,7 +229,8 @@ def train_agents(s: Setup, key: jax.Array):
     policies, steps = [], []
     for lr in s.init_lrs:
         cfg = dataclasses.replace(s.ppo, lr=lr)
-        out = jax.block_until_ready(jax.jit(jax.vmap(make_train(cfg, s.env, s.params)))(jax.random.split(key, s.seeds)))
+        train = jax.jit(lambda params, keys: jax.vmap(make_train(cfg, s.env, params))(keys))  # data: an argument
+        out = jax.block_until_ready(train(s.params, jax.random.split(key, s.seeds)))
         policies.append(policy_from(out).replace(cfg=s.ppo))  # one static config, so the policies stack
         steps.append(np.asarray(out.metrics["steps"]).reshape(s.seeds, -1).sum(axis=1))
     steps = np.stack(steps)
@@ -245,28 +255,39 @@ def main(argv=None) -> dict:
     print(f"[sgd_scheduler] {s.task.name}: {spe} steps/epoch x {horizon} epochs, {s.seeds} seeds, "
           f"init LRs {s.init_lrs}")
 
-    # handcrafted optimiser x scheduler baselines (vmapped over schedules x init LRs x seeds), grid search
-    # and its best LR on the evaluation seeds
+    # every grid below runs through evaluation's grid runner: memory-planned chunks, split over devices
+    num_lrs = len(s.init_lrs)
+    runs = len(s.optimizers) * (s.grid_lrs + (len(SCHED_NAMES) * num_lrs + 1) * s.seeds) + s.seeds + num_lrs * s.seeds
+    bar = tqdm(total=runs, unit="run", desc="evaluate", disable=not ex.run_options(args)["progress"],
+               dynamic_ncols=True)
+    grid = dict(mesh=grid_mesh(args.devices), max_parallel_runs=args.max_parallel_runs, on_chunk=bar.update)
+
+    # handcrafted optimiser x scheduler baselines (schedules x init LRs x seeds), grid search and its best LR
+    # on the evaluation seeds
     finals, grids = {}, {}
     for opt in s.optimizers:
-        res = jax.block_until_ready(jax.jit(lambda k, kg, e=s.envs[opt]: sgd.run_baselines(
-            e, params, s.init_lrs, s.seeds, k, kg, tuple(SCHED_NAMES), s.grid_lrs, s.grid))(k_eval, k_grid))
+        res, plan = global_lr.run_baselines(s.envs[opt], params, s.init_lrs, s.seeds, k_eval, k_grid,
+                                            tuple(SCHED_NAMES), s.grid_lrs, s.grid, **grid)
         grids[opt] = res["grid"]
         best = (sgd.final_losses(res["grid_best"]), sgd.run_steps(res["grid_best"]))  # [S]: the same for every LR
-        finals[f"{OPT_NAMES[opt]} grid-search best LR"] = tuple(np.broadcast_to(x, (len(s.init_lrs),) + x.shape)
+        finals[f"{OPT_NAMES[opt]} grid-search best LR"] = tuple(np.broadcast_to(x, (num_lrs,) + x.shape)
                                                                  for x in best)
         for sched, name in SCHED_NAMES.items():
             finals[f"{OPT_NAMES[opt]}-{name}"] = (sgd.final_losses(res[sched]), sgd.run_steps(res[sched]))
-        print(f"[sgd_scheduler] {OPT_NAMES[opt]}: schedules and grid search done ({time.perf_counter() - start:.0f}s)")
-    sls = jax.block_until_ready(
-        jax.jit(jax.vmap(lambda k: sgd.run_sls(env, params, k)))(jax.random.split(k_eval, s.seeds)))
-    print(f"[sgd_scheduler] SLS done ({time.perf_counter() - start:.0f}s)")
+        bar.write(f"[sgd_scheduler] {OPT_NAMES[opt]}: schedules and grid search done, {plan.describe()} "
+                  f"({time.perf_counter() - start:.0f}s)")
+    sls, _ = global_lr.map_sls(env, params, jax.random.split(k_eval, s.seeds), **grid)
+    bar.write(f"[sgd_scheduler] SLS done ({time.perf_counter() - start:.0f}s)")
 
-    # PPO agents: one per agent LR, `seeds` training seeds vmapped; greedy evaluation on the eval seeds
+    # PPO agents: one per agent LR, `seeds` training seeds vmapped; agent (l, s) evaluated greedily on eval seed s
     stacked, agent_steps = train_agents(s, k_train)
-    print(f"[sgd_scheduler] agents trained ({s.ppo.num_updates} PPO updates each; {time.perf_counter() - start:.0f}s)")
-    evaluate_agents = jax.jit(jax.vmap(jax.vmap(lambda pol, k: sgd.run_policy(env, params, pol, k)), in_axes=(0, None)))
-    agent_curves = jax.tree.map(np.asarray, evaluate_agents(stacked, jax.random.split(k_eval, s.seeds)))
+    bar.write(f"[sgd_scheduler] agents trained ({s.ppo.num_updates} PPO updates each; "
+              f"{time.perf_counter() - start:.0f}s)")
+    flat = jax.tree.map(lambda x: x.reshape(num_lrs * s.seeds, *x.shape[2:]), stacked)
+    eval_keys = jax.random.split(k_eval, s.seeds)[np.tile(np.arange(s.seeds), num_lrs)]
+    agent_curves, _ = global_lr.map_policies(env, params, flat, eval_keys, **grid)
+    agent_curves = jax.tree.map(lambda x: x.reshape(num_lrs, s.seeds, *x.shape[1:]), agent_curves)
+    bar.close()
 
     rows = []
     for i, lr in enumerate(s.init_lrs):
@@ -275,7 +296,7 @@ def main(argv=None) -> dict:
         rows += [row(lr, m, final[i], steps[i]) for m, (final, steps) in finals.items()]
         rows.append(row(lr, "SGD-SLS", sgd.final_losses(sls), sgd.run_steps(sls)))
 
-    plot_schedules(os.path.join(args.out, "schedule.png"), s.init_lrs, agent_curves, jax.tree.map(np.asarray, sls))
+    plot_schedules(os.path.join(args.out, "schedule.png"), s.init_lrs, agent_curves, sls)
     budgets = {"grid_search_steps": {o: int(np.sum(g["steps"])) for o, g in grids.items()},
                "agent_training_steps": agent_steps,
                "steps_per_evaluation_run": s.episode_steps, "grid_lrs": s.grid_lrs}

@@ -17,7 +17,7 @@ import os
 import time
 
 from ganno_jax import experiment as ex
-from ganno_jax import scales
+from ganno_jax import flags, scales
 from ganno_jax.evaluation import report
 from ganno_jax.baselines import schedule_names
 
@@ -28,9 +28,8 @@ def build_parser():
     """Flags of this experiment (the shared ones plus --schedules, --ganno-init-lrs)."""
     p = ex.parser("warmup.py", __doc__, "results/warmup",
                   init_lrs_default="peak LRs 1e-4,3e-4,1e-3,3e-3,1e-2, the paper's")
-    p.add_argument("--schedules", type=ex.parse_names, metavar="NAME,NAME",
-                   help=f"warm-up schedules (default: {','.join(SCHEDULES)})")
-    p.add_argument("--ganno-init-lrs", type=ex.parse_floats, default=(0.0,), metavar="LR,LR",
+    flags.add(p, "--schedules", shown=",".join(SCHEDULES))
+    p.add_argument("--ganno-init-lrs", type=flags.parse_floats, default=(0.0,), metavar="LR,LR",
                    help="GANNO's initial LRs (default: 0, the paper's case)")
     return p
 
@@ -53,7 +52,7 @@ def main(argv=None) -> dict:
     policy = ex.prepare_out_and_agent(args, scale, train_task)
     tables = {}
     for name in eval_tasks:
-        task = ex.make_task(name, scale, args)
+        task = ex.eval_task(name, scale, args)
         folder, options = os.path.join(args.out, name), ex.run_options(args)
         _, tables[f"{name} schedules"] = report.evaluate_task(schedules, task, peaks, seeds, folder, seed=args.seed,
                                                           name="schedules", **options)

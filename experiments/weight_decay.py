@@ -14,7 +14,7 @@ import os
 import time
 
 from ganno_jax import experiment as ex
-from ganno_jax import scales
+from ganno_jax import flags, scales
 from ganno_jax.evaluation import report
 from ganno_jax.evaluation.tables import summary_rows
 from ganno_jax.runs import write_atomic
@@ -26,10 +26,8 @@ WEIGHT_DECAYS = (1e-4, 1e-2, 1e-1)
 def build_parser():
     """Flags of this experiment (the shared ones plus --baselines, --weight-decays)."""
     p = ex.parser("weight_decay.py", __doc__, "results/weight_decay")
-    p.add_argument("--baselines", type=ex.parse_names, metavar="NAME,NAME",
-                   help=f"baseline controllers (default: {','.join(BASELINES)})")
-    p.add_argument("--weight-decays", type=ex.parse_floats, metavar="WD,WD",
-                   help=f"weight decays (default: {','.join(map(str, WEIGHT_DECAYS))})")
+    flags.add(p, "--baselines", shown=",".join(BASELINES))
+    flags.add(p, "--weight-decays", shown=",".join(map(str, WEIGHT_DECAYS)))
     return p
 
 
@@ -63,7 +61,7 @@ def main(argv=None) -> dict:
     policy = ex.prepare_out_and_agent(args, scale, train_task)
     tables, sections = {}, []
     for name in eval_tasks:
-        task = ex.make_task(name, scale, args)
+        task = ex.eval_task(name, scale, args)
         rows_by_wd = {}
         for wd in wds:
             results, tables[f"{name} wd={wd:g}"] = report.evaluate_task(

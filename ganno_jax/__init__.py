@@ -2,12 +2,15 @@
 
 Floors, top to bottom (every import points down): ``cli`` / ``demo`` / ``experiment`` (commands and
 scripts); ``training`` (chunked training runs) and ``evaluation`` (grids, controllers, tables, plots,
-reports); ``sgd_scheduler`` (the second paper); ``runs`` (run folders) and ``scales`` (sizes);
+reports); ``learned`` (a trained controller as an optax transformation, pretrained controllers by name);
+``sgd_scheduler`` (the second paper); ``runs`` (run folders) and ``scales`` (sizes);
 ``baselines`` (optax schedules, update rules); ``agents`` (IPPO/PPO); ``env`` (LayerwiseLREnv and the
 inner trainer); ``tasks``; ``data`` and ``checkpoint``. ``evaluate`` is the historical name of
 ``evaluation``'s harness and tables.
 """
-from ganno_jax import agents, baselines, checkpoint, data, env, evaluate, evaluation, sgd_scheduler, tasks
+from ganno_jax import (agents, baselines, checkpoint, data, env, evaluate, evaluation, learned, sgd_scheduler,
+                       tasks)
 
-__all__ = ["agents", "baselines", "checkpoint", "data", "env", "evaluate", "evaluation", "sgd_scheduler", "tasks"]
+__all__ = ["agents", "baselines", "checkpoint", "data", "env", "evaluate", "evaluation", "learned", "sgd_scheduler",
+           "tasks"]
 __version__ = "0.1.0"

@@ -3,7 +3,7 @@
     ganno train --task digits-cnn2 --total-timesteps 20000 --out runs/x      # progress bar, checkpoints
     ganno train --resume runs/x                                             # continue a killed run
     ganno train --task fashion_mnist-cnn2 --train-seeds 3 --log-episodes 0,40 --out runs/f  # 3 agents, Fig. 1
-    ganno evaluate --run runs/x --task digits-cnn3 --methods constant,cosine,random --out results/y
+    ganno evaluate --run runs/x --task digits-cnn3 --methods constant,cosine,random --out results/y  # run's sizes
     ganno demo --out results/demo                                           # what `make demo` runs
     ganno bench --out results/bench                                         # what `make bench` runs
     ganno train --task digits-cnn2 --warm-start warmup_cosine,onecycle_cosine --out runs/w  # imitate, then IPPO
@@ -16,11 +16,21 @@ import argparse
 import dataclasses
 import sys
 
-from ganno_jax import bench
-from ganno_jax import distributed
+from ganno_jax import bench, distributed, flags
 from ganno_jax.agents import IPPOConfig
 from ganno_jax.agents.sharding import use_cpu_cores
-from ganno_jax.env.layerwise import REWARD_MODES, EnvParams
+from ganno_jax.env.layerwise import EnvParams
+from ganno_jax.scales import PAPER_INIT_LRS
+
+#: ``EnvParams`` ranges ``ganno train`` takes as ``--<field>`` flags.
+ENV_RANGES = ("init_lr_min", "init_lr_max", "init_wd_min", "init_wd_max", "lr_min", "lr_max", "wd_min", "wd_max")
+EVALUATE_SIZES = """Evaluates the --run agent (if given) and the --methods baselines on --task over --init-lrs x
+--seeds.
+
+The task's sizes, lowest first: the registry's; a --run's tau, horizon, optimiser, weight-decay mode and data
+folder, and on the run's own dataset its width and batch size (the agent keeps its saved EnvParams whole:
+action set, LR/WD bounds, weight-decay control, variant); --scale's; the task-size flags. results.json
+records the task used under "task"."""
 
 
 def _episodes(text: str) -> tuple:
@@ -55,52 +65,33 @@ def _ippo_args(parser: argparse.ArgumentParser) -> None:
             group.add_argument(flag, type=type(f.default), default=f.default, help=f"(default: {f.default})")
 
 
-def _task_args(parser: argparse.ArgumentParser, default: str = "digits-cnn2") -> None:
-    parser.add_argument("--task", default=default, help=f"task name <dataset>-<model> (default: {default})")
-    parser.add_argument("--tau", type=int, help="optimiser steps per env step (default: the task's, 100)")
-    parser.add_argument("--horizon", type=int, help="env steps per episode (default: the task's)")
-    parser.add_argument("--batch-size", type=int, help="inner minibatch size (default: the task's)")
-    parser.add_argument("--width", type=int, help="model width multiplier (default: the task's, 16)")
-    parser.add_argument("--data-dir", help="folder with MNIST/Fashion-MNIST/CIFAR files and <name>.npz datasets saved "
-                                           "by data.from_arrays(..., save_to=DIR)")
+def _task_args(parser: argparse.ArgumentParser, default: str) -> None:
+    """``--task`` (default ``default``), the task-size flags (``flags.add_task_sizes``) and ``--import``."""
+    flags.add(parser, "--task", default)
+    flags.add_task_sizes(parser)
     parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                         help="Python module or .py file run first, e.g. one that calls tasks.register_model "
                              "(repeatable; also needed with --resume for a registered model)")
-    parser.add_argument("--eval-batch", type=int, help="train/validation examples measured per env step "
-                                                       "(default: the task's, 512)")
-    parser.add_argument("--test-chunk", type=int, help="test examples measured at once in evaluation "
-                                                       "(default: the task's, 500; lower it to save memory)")
 
 
 def _env_args(parser: argparse.ArgumentParser) -> None:
     """One ``--field`` per ``EnvParams`` range and the reward mode (defaults: the paper's)."""
     group = parser.add_argument_group("environment (EnvParams; defaults: GANNO paper)")
     defaults = EnvParams()
-    for name in ("init_lr_min", "init_lr_max", "init_wd_min", "init_wd_max", "lr_min", "lr_max", "wd_min", "wd_max"):
+    for name in ENV_RANGES:
         group.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name),
                            help=f"(default: {getattr(defaults, name)})")
     group.add_argument("--init-lr", type=float, help="fixed initial LR instead of sampling the range")
     group.add_argument("--init-wd", type=float, help="fixed weight decay instead of sampling the range")
-    group.add_argument("--reward-mode", default=defaults.reward_mode, choices=REWARD_MODES,
-                       help=f"(default: {defaults.reward_mode})")
+    flags.add(group, "--reward-mode", defaults.reward_mode)
     group.add_argument("--control-wd", action="store_true",
                        help="joint LR + weight-decay control: every layer also sets its own weight decay (a second "
                             "action per agent, clipped to [--wd-min, --wd-max]; beyond the paper)")
 
 
 def _env_params_from(args) -> EnvParams:
-    names = ("init_lr_min", "init_lr_max", "init_wd_min", "init_wd_max", "lr_min", "lr_max", "wd_min", "wd_max",
-             "init_lr", "init_wd", "reward_mode", "control_wd")
+    names = (*ENV_RANGES, "init_lr", "init_wd", "reward_mode", "control_wd")
     return EnvParams(**{name: getattr(args, name) for name in names})
-
-
-def _task_from(args, name=None):
-    """The task ``name`` (default ``--task``) with the command line's task overrides."""
-    import ganno_jax as gj
-
-    names = ("tau", "horizon", "batch_size", "width", "data_dir", "eval_batch", "test_chunk")
-    overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
-    return gj.tasks.get(args.task if name is None else name, **overrides)
 
 
 def _train_tasks(args) -> list:
@@ -113,12 +104,11 @@ def _train_tasks(args) -> list:
         names = families.parse_tasks(args.tasks)
     else:
         names = (args.task,)
-    return [_task_from(args, name) for name in names]
+    return [flags.task_from(name, args) for name in names]
 
 
 def _cmd_train(args) -> int:
     from ganno_jax import training
-    from ganno_jax.experiment import parse_names
 
     if args.resume:
         training.train_run(args.resume, resume=True, chunk_updates=args.chunk_updates, devices=args.devices,
@@ -132,7 +122,7 @@ def _cmd_train(args) -> int:
     training.train_run(args.out, tasks[0], cfg, variant=args.variant, env_params=_env_params_from(args),
                        seed=args.seed, chunk_updates=args.chunk_updates, overwrite=args.overwrite,
                        devices=args.devices, train_seeds=args.train_seeds, log_episodes=args.log_episodes,
-                       max_chunks=args.max_chunks, warm_start=parse_names(args.warm_start),
+                       max_chunks=args.max_chunks, warm_start=flags.parse_names(args.warm_start),
                        warm_start_steps=args.warm_start_steps, tasks=tasks[1:])
     print(f"trained; run folder: {args.out} ({training.final_metrics(args.out)})")
     return 0
@@ -142,18 +132,18 @@ def _cmd_evaluate(args) -> int:
     from ganno_jax import scales
     from ganno_jax.evaluation import controllers
     from ganno_jax.evaluation.report import evaluate_task
-    from ganno_jax.experiment import parse_floats
-    from ganno_jax.runs import check_out
+    from ganno_jax.runs import check_out, load_config
 
-    methods = [controllers.baseline(m) for m in args.methods.split(",") if m]
-    init_lrs = scales.check_init_lrs(parse_floats(args.init_lrs), allow_zero=bool(args.run))
-    seeds = scales.check_seeds(args.seeds)
-    task = _task_from(args)
+    methods = [controllers.baseline(m) for m in args.methods]
+    init_lrs = scales.check_init_lrs(args.init_lrs, allow_zero=bool(args.run))
+    seeds = scales.check_seeds(args.seeds, "--seeds")
+    run_task = load_config(args.run).task if args.run else None
+    task = flags.task_from(args.task, args, explicit_sizes=flags.scale_sizes(args.scale), run_task=run_task)
+    check_out(args.out, args.overwrite, protect=[args.run])  # files are written only once all runs end
     if args.run:
         methods.insert(0, controllers.from_run(args.run, actions=args.eval_actions))
-    check_out(args.out, args.overwrite, protect=[args.run])  # files are written only once all runs end
-    _, table = evaluate_task(methods, task, init_lrs, seeds, args.out,
-                             weight_decay=args.weight_decay, plot_prefix="", max_parallel_runs=args.max_parallel_runs,
+    _, table = evaluate_task(methods, task, init_lrs, seeds, args.out, weight_decay=args.weight_decay,
+                             seed=args.seed, plot_prefix="", max_parallel_runs=args.max_parallel_runs,
                              devices=args.devices, progress=not args.no_progress and distributed.is_writer())
     if distributed.is_writer():
         print(table)
@@ -169,14 +159,18 @@ def _cmd_demo(args) -> int:
 
 
 def _run_import(spec: str) -> None:
-    """Runs the ``.py`` file ``spec`` or imports module ``spec`` (both register user datasets / models)."""
+    """Runs the ``.py`` file ``spec`` or imports module ``spec`` (both register user datasets / models); an
+    error there is an ``ImportError`` naming ``spec``."""
     import importlib
     import runpy
 
-    if spec.endswith(".py"):
-        runpy.run_path(spec)
-    else:
-        importlib.import_module(spec)
+    try:
+        if spec.endswith(".py"):
+            runpy.run_path(spec)
+        else:
+            importlib.import_module(spec)
+    except Exception as err:  # the user's code: any error it raises is reported in one line
+        raise ImportError(f"--import {spec}: {type(err).__name__}: {err}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,28 +181,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train GANNO agents with IPPO",
                            formatter_class=_HelpFormatter)
-    _task_args(train)
+    _task_args(train, "digits-cnn2")
     family = train.add_mutually_exclusive_group()
     family.add_argument("--tasks", metavar="TASK,TASK", help="train one policy on several tasks at once, "
                         "--num-envs env copies and --total-timesteps env steps of each (replaces --task)")
-    family.add_argument("--task-family", metavar="NAME", help="--tasks preset from tasks/families.py: small "
-                        "(digits, mnist1d x mlp, cnn2, cnn3) or paper (file datasets; --data-dir)")
-    train.add_argument("--out", help="run folder (config.json, metrics.csv, schedules.csv/.png, checkpoints/)")
+    flags.add(family, "--task-family")
+    flags.add(train, "--out", note=": the run (config.json, metrics.csv, schedules.csv/.png, checkpoints/)")
     train.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last checkpoint")
-    train.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
-    train.add_argument("--variant", default="ganno", help="ganno | lr_only | timestep_only | single_agent")
-    train.add_argument("--seed", type=int, default=0, help="master PRNG seed of the run")
+    flags.add(train, "--overwrite")
+    flags.add(train, "--variant", "ganno")
+    flags.add(train, "--seed", 0, note=" of the run")
     train.add_argument("--chunk-updates", type=int, default=10, help="PPO updates between checkpoints")
     train.add_argument("--max-chunks", type=int, metavar="N",
                        help="stop after N chunks (each checkpointed), e.g. to fit a cluster's time limit; "
                             "--resume continues")
-    train.add_argument("--train-seeds", type=int, default=1, metavar="A",
-                       help="agents trained at once (one vmap over seeds; the paper's +- covers trained agents)")
+    flags.add(train, "--train-seeds", 1)
     train.add_argument("--log-episodes", type=_episodes, default=(0, 40), metavar="K,K",
                        help="episodes of env copy 0 whose LR schedules go to schedules.csv/.png (paper Fig. 1; "
                             "'' for none)")
-    train.add_argument("--devices", type=int, help="split the env copies over this many devices (default: as "
-                                                   "many as divide --num-envs; on CPU one device per core)")
+    flags.add(train, "--devices", shown="as many as divide --num-envs", note="; training splits the env copies")
     distributed.add_args(train)
     train.add_argument("--warm-start", default="", metavar="NAME,NAME",
                        help="handcrafted schedules (e.g. warmup_cosine,onecycle_cosine) the policy imitates "
@@ -219,29 +210,28 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_cmd_train)
 
     ev = sub.add_parser("evaluate", help="evaluate a trained run and baselines over init-LR x seed grids",
-                        formatter_class=_HelpFormatter)
-    _task_args(ev, default="digits-cnn3")
-    ev.add_argument("--run", help="trained run folder to evaluate (zero-shot on --task)")
-    ev.add_argument("--methods", default="constant,cosine,sgdr,random", help="comma-separated baseline names")
-    ev.add_argument("--eval-actions", default="greedy", choices=("sample", "greedy"),
-                    help="how the --run agent acts: sample from its policy (Mava's executors, the paper) or "
-                         "greedy (default: greedy)")
-    ev.add_argument("--init-lrs", default="1e-4,3e-4,1e-3,3e-3,1e-2")
-    ev.add_argument("--seeds", type=int, default=5)
-    ev.add_argument("--weight-decay", type=float, default=None, help="default: the task's (0.1)")
-    ev.add_argument("--out", required=True, help="results folder (table .md/.csv, results .json, plots)")
-    ev.add_argument("--overwrite", action="store_true")
-    ev.add_argument("--max-parallel-runs", type=int, metavar="N",
-                    help="runs vmapped at once (default: as many as fit the free memory, split over all devices)")
-    ev.add_argument("--devices", type=int, help="split the runs over this many devices (default: all; on CPU "
-                                                "one device per core)")
-    ev.add_argument("--no-progress", action="store_true", help="no progress bar")
+                        formatter_class=_HelpFormatter, description=EVALUATE_SIZES)
+    _task_args(ev, "digits-cnn3")
+    ev.add_argument("--run", help="trained run folder to evaluate (zero-shot on --task, at the run's sizes)")
+    flags.add(ev, "--scale", note="; its task sizes win over the run's")
+    flags.add(ev, "--methods", ("constant", "cosine", "sgdr", "random"))
+    flags.add(ev, "--eval-actions", "greedy", note="; the --run agent's")
+    flags.add(ev, "--init-lrs", PAPER_INIT_LRS)
+    flags.add(ev, "--seeds", 5)
+    flags.add(ev, "--seed", 0, note=" of the grid")
+    ev.add_argument("--weight-decay", type=float, metavar="WD", help="weight decay of every run (default: the "
+                                                                      "task's, 0.1)")
+    flags.add(ev, "--out", required=True, note=": results.json/.md/.csv, plots")
+    flags.add(ev, "--overwrite")
+    flags.add(ev, "--max-parallel-runs")
+    flags.add(ev, "--devices", shown="all", note="; evaluation splits the runs")
+    flags.add(ev, "--no-progress")
     distributed.add_args(ev)
     ev.set_defaults(func=_cmd_evaluate)
 
     dm = sub.add_parser("demo", help="train a small GANNO on digits and evaluate it zero-shot (CPU, minutes)")
-    dm.add_argument("--out", default="results/demo")
-    dm.add_argument("--overwrite", action="store_true")
+    flags.add(dm, "--out", "results/demo")
+    flags.add(dm, "--overwrite")
     dm.set_defaults(func=_cmd_demo)
     bench.add_parser(sub)
     return parser

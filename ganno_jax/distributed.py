@@ -22,6 +22,8 @@ import jax
 import numpy as np
 from jax.experimental import multihost_utils
 
+from ganno_jax.checks import check_int, require
+
 #: Environment variables of managed clusters, each naming the number of tasks (processes) launched.
 CLUSTER_TASK_VARS = {"SLURM": "SLURM_NTASKS", "Open MPI": "OMPI_COMM_WORLD_SIZE"}
 #: Environment variables of multi-host Cloud TPU slices: comma-separated worker hosts.
@@ -61,13 +63,10 @@ def check_launch(coordinator: Optional[str], num_processes: Optional[int], proce
         raise ValueError(f"{', '.join(missing)} missing: a plain launch of several processes needs "
                          f"--coordinator HOST:PORT, --num-processes N and --process-id I together")
     host, _, port = coordinator.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"--coordinator={coordinator!r} must be HOST:PORT with a port in [1, 65535]")
-    if isinstance(num_processes, bool) or not isinstance(num_processes, int) or num_processes < 1:
-        raise ValueError(f"--num-processes={num_processes!r} must be an integer >= 1")
-    if isinstance(process_id, bool) or not isinstance(process_id, int) or not 0 <= process_id < num_processes:
-        raise ValueError(f"--process-id={process_id!r} must be an integer in [0, {num_processes - 1}] "
-                         f"(--num-processes={num_processes})")
+    require("--coordinator", coordinator, bool(host) and port.isdigit() and 0 < int(port) < 65536,
+            "HOST:PORT with a port in [1, 65535]")
+    check_int("--num-processes", num_processes)
+    check_int("--process-id", process_id, 0, num_processes - 1, note=f" (--num-processes={num_processes})")
     return True
 
 
@@ -115,7 +114,6 @@ def to_host(tree):
         return np.asarray(jax.device_get(x))
 
     return jax.tree.map(get, tree)
-
 
 
 def put(tree, sharding):

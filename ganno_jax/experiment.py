@@ -17,44 +17,28 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import sys
 from typing import Callable, Optional, Sequence
 
-from ganno_jax import distributed, tasks, training
+from ganno_jax import distributed, flags, tasks, training
 from ganno_jax.agents.sharding import use_cpu_cores
+from ganno_jax.checks import check_choice, check_float_range, check_int, require
 from ganno_jax.evaluation import controllers
+from ganno_jax.flags import parse_floats, parse_names  # noqa: F401 (ex.parse_floats: the scripts' list flags)
 from ganno_jax.runs import RunConfig, load_config, prepare_out
-from ganno_jax.scales import PAPER_INIT_LRS, GannoScale, check_seeds, ganno_scale
+from ganno_jax.scales import PAPER_INIT_LRS, GannoScale, ganno_scale
 
 
 # ----------------------------------------------------------------------------------------- checks
-def parse_floats(text: str) -> tuple:
-    """``"1e-3,3e-3"`` -> (0.001, 0.003); a malformed list is a ValueError naming the bad item."""
-    items = [s.strip() for s in str(text).split(",") if s.strip()]
-    try:
-        return tuple(float(s) for s in items)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a comma-separated list of numbers") from None
-
-
-def parse_names(text: str) -> tuple:
-    """``"a, b,"`` -> ("a", "b"): a comma-separated list of names (spaces stripped, empty items dropped)."""
-    return tuple(x.strip() for x in str(text).split(",") if x.strip())
-
-
 def seeds_of(args, scale: GannoScale) -> int:
     """``--seeds`` if given, else the scale's; an integer >= 1 (else ``ValueError``)."""
-    return check_seeds(args.seeds if args.seeds is not None else scale.seeds)
+    return check_int("--seeds", args.seeds if args.seeds is not None else scale.seeds)
 
 
 def check_names(names: Sequence[str], valid: Sequence[str], what: str) -> tuple:
-    """``names`` unchanged if each is in ``valid``; else a ValueError listing the valid ones."""
-    for n in names:
-        if n not in valid:
-            raise ValueError(f"unknown {what} {n!r}; valid {what}s: {', '.join(valid)}")
-    return tuple(names)
+    """``names`` unchanged if each is in ``valid``; else a ValueError naming ``what`` and the valid ones."""
+    return tuple(check_choice(what, n, valid) for n in names)
 
 
 def check_tasks(names: Sequence[str]) -> tuple:
@@ -71,15 +55,23 @@ def check_runs(paths: Sequence[Optional[str]]) -> None:
             load_config(path)
 
 
+def check_weight_decays(wds: Sequence[float]) -> tuple:
+    """Validated weight decays: non-empty, each finite and in [0, 10]; else ``ValueError``."""
+    require("--weight-decays", wds, len(wds) > 0, "a non-empty list, e.g. --weight-decays 0.1")
+    return tuple(float(check_float_range("weight_decay", w, 0, 10)) for w in wds)
+
+
 # ----------------------------------------------------------------------------------------- flags
-def base_parser(prog: str, description: str, default_out: str, scale_help: str) -> argparse.ArgumentParser:
-    """ArgumentParser with the flags of every script: --out, --overwrite, --scale cpu|paper, --smoke, and
-    --coordinator / --num-processes / --process-id (several processes, ``distributed.add_args``)."""
+def base_parser(prog: str, description: str, default_out: str, scale_help: str,
+                scale_default: Optional[str] = "cpu") -> argparse.ArgumentParser:
+    """ArgumentParser with the flags of every script: --out, --overwrite, --scale (default ``scale_default``;
+    None: ``scale_of`` tells an explicit one from the default cpu), --smoke, and --coordinator /
+    --num-processes / --process-id (several processes, ``distributed.add_args``)."""
     p = argparse.ArgumentParser(prog=prog, description=description,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default=default_out, help=f"results folder (default: {default_out})")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty results folder")
-    p.add_argument("--scale", choices=("cpu", "paper"), default="cpu", help=scale_help)
+    flags.add(p, "--out", default_out)
+    flags.add(p, "--overwrite")
+    flags.add(p, "--scale", scale_default, shown="cpu", note=": " + scale_help)
     p.add_argument("--smoke", action="store_true", help="tiny sizes, seconds (tests); overrides --scale")
     distributed.add_args(p)
     return p
@@ -87,36 +79,29 @@ def base_parser(prog: str, description: str, default_out: str, scale_help: str) 
 
 def parser(prog: str, description: str, default_out: str,
            init_lrs_default: str = "1e-4,3e-4,1e-3,3e-3,1e-2, the paper's") -> argparse.ArgumentParser:
-    """ArgumentParser with the flags every GANNO experiment shares."""
+    """ArgumentParser with the flags every GANNO experiment shares (``flags.FLAGS``; the defaults that
+    differ from the ``ganno`` command's are the scale's)."""
     p = base_parser(prog, description, default_out,
                     "cpu: minutes on 2 CPU cores (the demo's sizes); paper: tau=100, the registry's "
-                    "horizons/widths, IPPO paper defaults, 5 seeds (an accelerator)")
-    p.add_argument("--seeds", type=int, help="evaluation seeds per initial LR (default: 1 smoke, 3 cpu, 5 paper)")
-    p.add_argument("--init-lrs", type=parse_floats, metavar="LR,LR",
-                   help=f"initial-LR grid (default: {init_lrs_default}; --smoke: a smaller one)")
-    p.add_argument("--data-dir", help="folder with the Fashion-MNIST / CIFAR-10 files: train on "
-                                      "fashion_mnist, evaluate on cifar10 as in the paper (default: offline "
-                                      "digits / mnist1d)")
+                    "horizons/widths, IPPO paper defaults, 5 seeds (an accelerator); with --train-run, the run's "
+                    "sizes unless --scale or --smoke is given", scale_default=None)
+    flags.add(p, "--seeds", shown="the scale's: 1 smoke, 3 cpu, 5 paper")
+    flags.add(p, "--init-lrs", shown=f"{init_lrs_default}; --smoke: a smaller one")
     p.add_argument("--train-task", help="training task <dataset>-<model> (default: per experiment)")
     p.add_argument("--eval-tasks", type=parse_names, metavar="TASK,TASK",
                    help="evaluation tasks (default: per experiment)")
     p.add_argument("--train-run", help="reuse this trained run folder (from `ganno train` or an earlier "
-                                       "experiment's <out>/agent) instead of training")
-    p.add_argument("--seed", type=int, default=0, help="training and evaluation master seed (default: 0)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars (training, evaluation)")
-    p.add_argument("--max-parallel-runs", type=int, metavar="N",
-                   help="evaluation runs vmapped at once (default: as many as fit the free memory)")
-    p.add_argument("--test-chunk", type=int, metavar="N",
-                   help="test examples measured at once per run (default: the task's, 500); lower it if "
-                        "one evaluation run does not fit memory")
-    p.add_argument("--train-seeds", type=int, metavar="N",
-                   help="GANNO agents trained at once (one jax.vmap over keys); tables give mean ± std over "
-                        "trained agents x evaluation seeds (default: 1, 3 at --scale paper)")
-    p.add_argument("--eval-actions", choices=controllers.EVAL_ACTIONS,
-                   help="how learned agents act in evaluation: sample from the policy (Mava's executors, the "
-                        "paper) or greedy (default: greedy, sample at --scale paper)")
+                                       "experiment's <out>/agent) instead of training; its sizes carry over")
+    flags.add(p, "--seed", 0, note=" of training and evaluation")
+    flags.add(p, "--no-progress")
+    flags.add(p, "--max-parallel-runs")
+    flags.add(p, "--train-seeds", shown="the scale's: 1, 3 at --scale paper")
+    flags.add(p, "--eval-actions", shown="the scale's: greedy, sample at --scale paper")
     p.add_argument("--print-config", action="store_true",
                    help="print the fully resolved configuration as one JSON object and exit without training")
+    flags.add_task_sizes(p, data_dir_note="; with the Fashion-MNIST / CIFAR-10 files the default tasks are the "
+                                          "paper's: train on fashion_mnist, evaluate on cifar10 (default: offline "
+                                          "digits / mnist1d)")
     return p
 
 
@@ -125,13 +110,19 @@ def run_options(args) -> dict:
     return dict(max_parallel_runs=args.max_parallel_runs, progress=not args.no_progress and distributed.is_writer())
 
 
+def explicit_scale(args) -> bool:
+    """True when ``--smoke`` or ``--scale`` was given (its sizes then win over a ``--train-run``'s)."""
+    return bool(getattr(args, "smoke", False) or getattr(args, "scale", None))
+
+
 def scale_of(args) -> GannoScale:
-    """The GANNO scale selected by ``--smoke`` / ``--scale``, with ``--train-seeds`` / ``--eval-actions``."""
-    scale = ganno_scale("smoke" if args.smoke else args.scale)
+    """The GANNO scale selected by ``--smoke`` / ``--scale`` (default cpu), with ``--train-seeds`` /
+    ``--eval-actions``."""
+    scale = ganno_scale("smoke" if args.smoke else args.scale or "cpu")
     if getattr(args, "train_seeds", None) is not None:
-        scale = dataclasses.replace(scale, train_seeds=check_seeds(args.train_seeds, "--train-seeds"))
+        scale = dataclasses.replace(scale, train_seeds=check_int("--train-seeds", args.train_seeds))
     if getattr(args, "eval_actions", None) is not None:
-        scale = dataclasses.replace(scale, eval_actions=controllers.check_eval_actions(args.eval_actions))
+        scale = dataclasses.replace(scale, eval_actions=args.eval_actions)
     return scale
 
 
@@ -142,13 +133,16 @@ def default_init_lrs(args, smoke=(1e-3, 1e-2), full=PAPER_INIT_LRS) -> tuple:
     return smoke if args.smoke else full
 
 
-def make_task(name: str, scale: GannoScale, args=None) -> "tasks.Task":
-    """Task ``name`` at ``scale``, with ``args.data_dir`` (file-backed datasets) and ``args.test_chunk``."""
-    overrides = dict(scale.task)
-    for flag in ("data_dir", "test_chunk"):
-        if getattr(args, flag, None) is not None:
-            overrides[flag] = getattr(args, flag)
-    return tasks.get(name, **overrides)
+def make_task(name: str, scale: GannoScale, args=None, run_task: Optional[tasks.Task] = None) -> "tasks.Task":
+    """Task ``name`` at ``scale`` with the task-size flags of ``args`` (``flags.task_from``); a trained run's
+    task ``run_task`` lends it its sizes (``flags.carried``) unless ``--scale`` / ``--smoke`` was given."""
+    explicit = scale.task if args is not None and explicit_scale(args) else None
+    return flags.task_from(name, args, sizes=scale.task, explicit_sizes=explicit, run_task=run_task)
+
+
+def eval_task(name: str, scale: GannoScale, args) -> "tasks.Task":
+    """Evaluation task ``name``: ``make_task`` with the sizes of the ``--train-run`` (when given)."""
+    return make_task(name, scale, args, load_config(args.train_run).task if args.train_run else None)
 
 
 def pick_tasks(args, offline_train: str, offline_eval: Sequence[str], files_train: str,
@@ -156,8 +150,7 @@ def pick_tasks(args, offline_train: str, offline_eval: Sequence[str], files_trai
     """(train task, eval tasks): the flags if given, else the offline or the ``--data-dir`` defaults."""
     train = args.train_task or (files_train if args.data_dir else offline_train)
     evals = args.eval_tasks or tuple(files_eval if args.data_dir else offline_eval)
-    if not evals:
-        raise ValueError("--eval-tasks is empty; give at least one task")
+    require("--eval-tasks", evals, len(evals) > 0, "a non-empty list of tasks")
     return check_tasks([train])[0], check_tasks(evals)
 
 
@@ -198,7 +191,7 @@ def resolved_config(args, scale: GannoScale, train_task: str, eval_tasks: Sequen
     else:
         run = RunConfig(make_task(train_task, scale, args), scale.ippo, seed=args.seed, train_seeds=scale.train_seeds)
     trained = run.to_dict()
-    evals = {name: make_task(name, scale, args) for name in eval_tasks}
+    evals = {name: eval_task(name, scale, args) for name in eval_tasks}
     # inner runs per decision in training: the acting branch plus the no-op branch of the difference reward
     # (per-agent difference: one per layer as well; None here, it depends on the model's depth)
     branches = {"accuracy": 1, "difference": 2}.get(run.env_params.reward_mode)
@@ -227,7 +220,7 @@ def print_config(args, scale: GannoScale, train_task: str, eval_tasks: Sequence[
 
 def baseline_controllers(names: Sequence[str]) -> list:
     """Controllers for baseline names (unknown names: ValueError listing ``controllers.baseline_names()``)."""
-    return [controllers.baseline(n) for n in check_names(names, controllers.baseline_names(), "controller")]
+    return [controllers.baseline(n) for n in names]
 
 
 def scale_note(scale: GannoScale, seeds: int) -> str:
@@ -248,14 +241,3 @@ def script_entry(main: Callable[[Optional[list]], object]) -> None:
     except (ValueError, FileExistsError, FileNotFoundError, MemoryError) as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
-
-
-def check_weight_decays(wds: Sequence[float]) -> tuple:
-    """Validated weight decays: non-empty, finite, in [0, 10]; else ``ValueError``."""
-    wds = tuple(float(w) for w in wds)
-    if not wds:
-        raise ValueError("the weight-decay list is empty; give at least one, e.g. --weight-decays 0.1")
-    for w in wds:
-        if not math.isfinite(w) or not 0 <= w <= 10:
-            raise ValueError(f"weight decay {w!r} is not valid; weight decays must be finite and in [0, 10]")
-    return wds

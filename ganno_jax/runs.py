@@ -9,7 +9,8 @@ variant, seed, number of trained agents, logged episodes), which ``save_config``
 round-trip exactly, and ``checkpoints/`` (orbax), from which ``load_policy`` rebuilds the trained policy.
 
 A run trains ``train_seeds`` independent agents (the paper's +- covers trained agents) as one
-``jax.vmap`` of ``agents.make_train_pieces`` over PRNG keys (``run_pieces``): one agent gets
+``jax.vmap`` of ``agents.make_train_pieces`` over PRNG keys (``run_pieces``, built from the tasks'
+datasets it is given: inside ``jit`` they are the program's arguments): one agent gets
 ``jax.random.key(seed)`` exactly as before (no extra axis anywhere); ``A > 1`` agents get
 ``jax.random.split(jax.random.key(seed), A)`` and every leaf of the training state, the checkpoint and
 the loaded policy gains a leading ``[A]`` axis. (Agent 0 of an ``A``-agent run is therefore not the
@@ -22,7 +23,6 @@ tuples over ``all_tasks``. A one-task run keeps the one-env state (old checkpoin
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
 import shutil
@@ -36,9 +36,10 @@ from jax.sharding import Mesh
 
 from ganno_jax.agents import EnvGroup, IPPOConfig, LearnedPolicy, TrainPieces, make_train_pieces, policy_from
 from ganno_jax.agents.warm_start import check_sources
+from ganno_jax.checks import check_int, is_int, require
 from ganno_jax.data import Dataset, load_dataset
 from ganno_jax.env.layerwise import EnvParams, LayerwiseLREnv
-from ganno_jax.env.wrappers import VARIANTS, variant_env
+from ganno_jax.env.wrappers import check_variant, variant_env, variant_params
 from ganno_jax.tasks.config import Task
 
 CONFIG = "config.json"
@@ -99,7 +100,8 @@ def prepare_out(path: str, overwrite: bool, protect: Sequence[Optional[str]] = (
 class RunConfig:
     """What a training run folder's ``config.json`` holds: enough to resume it or rebuild its policy.
 
-    ``variant`` (``env.wrappers.VARIANTS``) is checked and sets ``env_params.obs_mask``.
+    ``variant`` (``env.wrappers.VARIANTS``) is checked and sets ``env_params.obs_mask``; ``env_params`` is kept
+    whole without its ``data`` (the run trains on each task's dataset, loaded by name: ``datasets``).
     ``train_seeds``: agents trained at once (>= 1). ``log_episodes``: episodes of env copy 0 (of agent 0)
     whose schedules training writes to ``schedules.csv`` (paper Fig. 1), sorted, each >= 0.
     ``warm_start``: handcrafted schedules (``baselines.schedule_names``) the policy imitates for
@@ -121,20 +123,16 @@ class RunConfig:
     tasks: tuple = ()
 
     def __post_init__(self):
-        if self.variant not in VARIANTS:
-            raise ValueError(f"variant={self.variant!r} is not valid; allowed: {', '.join(VARIANTS)}")
-        if isinstance(self.train_seeds, bool) or not isinstance(self.train_seeds, int) or self.train_seeds < 1:
-            raise ValueError(f"train_seeds={self.train_seeds!r} is not valid; it must be an integer >= 1")
+        check_variant(self.variant)
+        check_int("train_seeds", self.train_seeds)
         episodes = tuple(self.log_episodes)
-        if any(isinstance(e, bool) or not isinstance(e, int) or e < 0 for e in episodes):
-            raise ValueError(f"log_episodes={self.log_episodes!r} is not valid; it must list integers >= 0")
+        require("log_episodes", self.log_episodes, all(is_int(e) and e >= 0 for e in episodes),
+                "a list of integers >= 0")
         object.__setattr__(self, "log_episodes", tuple(sorted(set(episodes))))
         if self.warm_start:
             object.__setattr__(self, "warm_start", check_sources(self.warm_start))
-        steps = self.warm_start_steps
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"warm_start_steps={steps!r} is not valid; it must be an integer >= 1")
-        object.__setattr__(self, "env_params", self.env_params.replace(obs_mask=VARIANTS[self.variant][0]))
+        check_int("warm_start_steps", self.warm_start_steps)
+        object.__setattr__(self, "env_params", variant_params(self.env_params, self.variant).replace(data=None))
         object.__setattr__(self, "tasks", tuple(self.tasks))
         if not all(isinstance(t, Task) for t in self.tasks):
             raise ValueError(f"tasks={self.tasks!r} is not valid; it must list ganno_jax.tasks.Task objects")
@@ -147,25 +145,24 @@ class RunConfig:
         """Every task trained on: ``(task, *tasks)``."""
         return (self.task, *self.tasks)
 
-    def env(self, task: Optional[Task] = None, dataset: Optional[Dataset] = None):
+    def env(self, dataset: Dataset, task: Optional[Task] = None):
         """(env, env_params) of ``task`` (default: the run's first task): its ``LayerwiseLREnv`` as the
-        variant sets it, on ``dataset`` (default: the task's, loaded by name; e.g. a jit argument)."""
-        return variant_env(LayerwiseLREnv(self.task if task is None else task, dataset), self.variant,
-                           self.env_params)
+        variant sets it, and the run's ``env_params`` on ``dataset`` (e.g. a jit argument)."""
+        return (variant_env(LayerwiseLREnv(self.task if task is None else task), self.variant),
+                self.env_params.replace(data=dataset))
 
-    def groups(self, datasets: Optional[Sequence[Dataset]] = None) -> tuple:
+    def groups(self, datasets: Sequence[Dataset]) -> tuple:
         """One ``agents.EnvGroup`` (``ippo.num_envs`` copies, named by the task) per task of ``all_tasks``, on
-        ``datasets`` (one per task; default: loaded by name)."""
-        datasets = (None,) * len(self.all_tasks) if datasets is None else datasets
-        return tuple(EnvGroup(*self.env(t, d), self.ippo.num_envs, t.name) for t, d in zip(self.all_tasks, datasets))
+        ``datasets`` (one per task, as ``datasets()`` gives them)."""
+        return tuple(EnvGroup(*self.env(d, t), self.ippo.num_envs, t.name) for t, d in zip(self.all_tasks, datasets))
 
     def datasets(self) -> tuple:
         """The loaded ``Dataset`` of every task of ``all_tasks`` (``data.load_dataset``, cached)."""
         return tuple(load_dataset(t.dataset, t.data_dir) for t in self.all_tasks)
 
     def to_dict(self) -> dict:
-        """JSON-ready dict (``env_params``: every field, ``obs_mask`` as a list or null)."""
-        params = {f.name: getattr(self.env_params, f.name) for f in dataclasses.fields(EnvParams)}
+        """JSON-ready dict (``env_params``: every field but ``data``, ``obs_mask`` as a list or null)."""
+        params = {f.name: getattr(self.env_params, f.name) for f in dataclasses.fields(EnvParams) if f.name != "data"}
         return {"task": dataclasses.asdict(self.task), "ippo": dataclasses.asdict(self.ippo),
                 "env_params": params, "variant": self.variant, "seed": self.seed, "train_seeds": self.train_seeds,
                 "log_episodes": list(self.log_episodes), "warm_start": list(self.warm_start),
@@ -184,29 +181,29 @@ class RunConfig:
                    tuple(Task(**t) for t in conf.get("tasks", ())))
 
 
-@functools.lru_cache(maxsize=4)
-def run_pieces(config: RunConfig, mesh: Optional[Mesh] = None) -> TrainPieces:
-    """``agents.TrainPieces`` of the run's ``config.train_seeds`` agents: ``init(jax.random.key(config.seed))``
+def run_pieces(config: RunConfig, datasets: Sequence[Dataset], mesh: Optional[Mesh] = None) -> TrainPieces:
+    """``agents.TrainPieces`` of the run's ``config.train_seeds`` agents on ``datasets`` (one ``Dataset`` per
+    task of ``config.all_tasks``, as ``config.datasets()`` gives them): ``init(jax.random.key(config.seed))``
     and ``update(state, n)`` as ``make_train_pieces`` makes them for one agent, vmapped over the agent keys
     (see the module docstring) when there are several; ``mesh`` splits each agent's env copies. A family
-    (``config.tasks``) trains on one ``EnvGroup`` per task. Cached: the same config in one process gets the
-    same functions. They close over the tasks' datasets; ``pieces_on`` takes them instead."""
-    return pieces_on(config, None, mesh)
-
-
-def pieces_on(config: RunConfig, datasets: Optional[Sequence[Dataset]], mesh: Optional[Mesh] = None) -> TrainPieces:
-    """``run_pieces`` on ``datasets`` (one ``Dataset`` per task of ``config.all_tasks``; None: loaded by name).
-    Built inside a jitted function from its dataset arguments, the compiled program takes the data as
-    inputs instead of embedding it as constants (``training`` does so: one copy of each dataset in memory)."""
+    (``config.tasks``) trains on one ``EnvGroup`` per task. Built inside a jitted function from its dataset
+    arguments (``training`` does so), the compiled program takes the data as inputs, never as constants."""
     if config.tasks:
         pieces = make_train_pieces(config.ippo, config.groups(datasets), mesh=mesh)
     else:
-        pieces = make_train_pieces(config.ippo, *config.env(None, None if datasets is None else datasets[0]), mesh)
+        pieces = make_train_pieces(config.ippo, *config.env(datasets[0]), mesh)
     if config.train_seeds == 1:
         return pieces
     agents = config.train_seeds
     return TrainPieces(init=lambda key: jax.vmap(pieces.init)(jax.random.split(key, agents)),
                        update=lambda state, n: jax.vmap(lambda s: pieces.update(s, n))(state))
+
+
+def runner_state_like(config: RunConfig):
+    """Shapes and dtypes (``jax.ShapeDtypeStruct`` leaves) of the run's training state: what its
+    checkpoints restore into."""
+    return jax.eval_shape(lambda datasets, key: run_pieces(config, datasets).init(key), config.datasets(),
+                          jax.random.key(config.seed))
 
 
 def save_config(run_dir: str, config: RunConfig) -> None:
@@ -229,6 +226,5 @@ def load_policy(run_dir: str, greedy: bool = True) -> tuple[LearnedPolicy, RunCo
     ``config.train_seeds > 1`` the policy's ``params`` and ``obs_stats`` leaves carry a leading
     ``[train_seeds]`` axis (the stacked agents; ``jax.tree.map(lambda x: x[i], ...)`` picks agent i)."""
     config = load_config(run_dir)
-    like = jax.eval_shape(run_pieces(config).init, jax.random.key(config.seed))
-    _, runner_state = checkpoint.restore(os.path.join(run_dir, "checkpoints"), like)
+    _, runner_state = checkpoint.restore(os.path.join(run_dir, "checkpoints"), runner_state_like(config))
     return policy_from(runner_state, config.ippo, greedy=greedy), config

@@ -20,6 +20,7 @@ import math
 from typing import Sequence
 
 from ganno_jax.agents.config import IPPOConfig
+from ganno_jax.checks import check_choice, check_int, require
 
 SCALE_NAMES = ("smoke", "cpu", "paper")
 #: GANNO paper's initial LRs of every evaluation grid.
@@ -67,9 +68,8 @@ class SgdSchedulerScale:
 
     def __post_init__(self):
         agent_epochs = self.grid_lrs * self.task["horizon"]
-        if self.ppo.total_timesteps != agent_epochs:
-            raise ValueError(f"SgdSchedulerScale {self.name!r}: ppo.total_timesteps={self.ppo.total_timesteps} "
-                             f"must equal grid_lrs * horizon = {agent_epochs} (equal budgets)")
+        require(f"SgdSchedulerScale {self.name!r}: ppo.total_timesteps", self.ppo.total_timesteps,
+                self.ppo.total_timesteps == agent_epochs, f"grid_lrs * horizon = {agent_epochs} (equal budgets)")
 
 
 GANNO_SCALES = {
@@ -118,9 +118,7 @@ SGD_SCHEDULER_SCALES = {
 
 
 def _lookup(table: dict, name: str):
-    if name not in table:
-        raise ValueError(f"unknown scale {name!r}; valid scales: {', '.join(table)}")
-    return table[name]
+    return table[check_choice("scale", name, table)]
 
 
 def ganno_scale(name: str) -> GannoScale:
@@ -152,7 +150,5 @@ def check_init_lrs(init_lrs: Sequence[float], allow_zero: bool = False, what: st
 
 
 def check_seeds(seeds, what: str = "seeds") -> int:
-    """``seeds`` if it is an integer >= 1, else ``ValueError`` naming ``what``."""
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ValueError(f"{what}={seeds!r} must be an integer >= 1")
-    return seeds
+    """``seeds`` if it is an integer >= 1, else ``ValueError`` naming ``what`` (``checks.check_int``)."""
+    return check_int(what, seeds)

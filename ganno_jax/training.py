@@ -6,7 +6,7 @@ update), ``schedules.csv`` / ``schedules.png`` (paper Fig. 1, when episodes are 
 ``checkpoints/<update>``, and ``warm_start.json`` when the run was warm-started (``RunConfig.warm_start``:
 behaviour cloning of handcrafted schedules before IPPO, once, at the start);
 ``evaluation.controllers.from_run`` loads its policy for evaluation. Training runs ``chunk_updates`` PPO
-updates per jitted call (``runs.pieces_on``, the datasets an argument of the program, never a constant
+updates per jitted call (``runs.run_pieces``, the datasets an argument of the program, never a constant
 copied into it), then writes the CSV files and a checkpoint, so a run killed mid-way (even during a
 save) resumes from its last complete checkpoint, drops the rows written after it, and ends exactly as
 an uninterrupted run would (chunked and fused training give identical parameters for
@@ -64,7 +64,7 @@ from ganno_jax.agents import IPPOConfig, RunnerState
 from ganno_jax.agents.sharding import mesh_for
 from ganno_jax.agents.warm_start import warm_runner_state, warm_start_params
 from ganno_jax.env.layerwise import EnvParams
-from ganno_jax.runs import RunConfig, load_config, pieces_on, prepare_out, save_config, write_atomic
+from ganno_jax.runs import RunConfig, load_config, prepare_out, run_pieces, save_config, write_atomic
 from ganno_jax.tasks.config import Task
 
 #: Per-agent columns of metrics.csv (means over the agents; ``<field>_a<i>`` per agent when several).
@@ -178,11 +178,11 @@ def _plot_schedules(out_dir: str, config: RunConfig) -> None:
                             title=f"{config.task.name} [{config.variant}], env copy 0 of agent 0")
 
 
-def _warm_start(out_dir: str, config: RunConfig, runner_state: RunnerState) -> RunnerState:
+def _warm_start(out_dir: str, config: RunConfig, runner_state: RunnerState, datasets: Sequence) -> RunnerState:
     """The fresh ``runner_state`` with behaviour-cloned parameters (``agents.warm_start``); writes
     ``warm_start.json`` (imitation accuracy before/after per agent, losses). A family imitates the
     demonstrations of every task."""
-    env, env_params = (config.groups(), None) if config.tasks else config.env()
+    env, env_params = (config.groups(datasets), None) if config.tasks else config.env(datasets[0])
     key = jax.random.fold_in(jax.random.key(config.seed), WARM_START_STREAM)
     stacked = config.train_seeds if config.train_seeds > 1 else 0
     params, obs_stats, report = warm_start_params(config.ippo, env, env_params, runner_state.params,
@@ -220,14 +220,15 @@ def train_run(out_dir: str, task: Optional[Task] = None, cfg: Optional[IPPOConfi
     else:
         config = RunConfig(task, cfg, EnvParams() if env_params is None else env_params, variant, seed, train_seeds,
                            tuple(log_episodes), tuple(warm_start), warm_start_steps, tuple(tasks))
-        prepare_out(out_dir, overwrite, what="run folder", hint="pass --resume to continue it or --overwrite to "
-                                                                 "replace it")
-        save_config(out_dir, config)
     task, cfg, variant = config.task, config.ippo, config.variant
     names = [t.name for t in config.all_tasks]
     mesh = mesh_for(cfg.num_envs, devices)
+    datasets = config.datasets()  # every input is checked (devices, data files) before the folder is made
+    if not resume:
+        prepare_out(out_dir, overwrite, what="run folder", hint="pass --resume to continue it or --overwrite to "
+                                                                 "replace it")
+        save_config(out_dir, config)
     init, update = _programs(config, mesh)
-    datasets = config.datasets()
     if mesh is not None:  # replicated on every device of the mesh (every process's, with several)
         datasets = distributed.put(datasets, NamedSharding(mesh, PartitionSpec()))
     runner_state = init(datasets, jax.random.key(config.seed))
@@ -236,7 +237,7 @@ def train_run(out_dir: str, task: Optional[Task] = None, cfg: Optional[IPPOConfi
     if resume and checkpoint.latest_step(ckpt_dir) is not None:
         done_updates, runner_state = checkpoint.restore(ckpt_dir, runner_state)
     elif config.warm_start:
-        runner_state = _warm_start(out_dir, config, runner_state)
+        runner_state = _warm_start(out_dir, config, runner_state, datasets)
     metrics_path, schedules_path = os.path.join(out_dir, METRICS), os.path.join(out_dir, SCHEDULES)
     rows = _read_rows(metrics_path, done_updates)
     schedule_rows = _read_rows(schedules_path, done_updates, SCHEDULE_FIELDS)
@@ -281,11 +282,11 @@ def train_run(out_dir: str, task: Optional[Task] = None, cfg: Optional[IPPOConfi
 
 @functools.lru_cache(maxsize=4)
 def _programs(config: RunConfig, mesh: Optional[Mesh]):
-    """Jitted ``(init(datasets, key), update(datasets, state, n))`` of ``runs.pieces_on``: the tasks'
+    """Jitted ``(init(datasets, key), update(datasets, state, n))`` of ``runs.run_pieces``: the tasks'
     datasets are arguments, not constants embedded in (and copied into) the compiled programs. Cached, so a
     run resumed in the same process reuses the compiled programs."""
-    init = jax.jit(lambda datasets, key: pieces_on(config, datasets, mesh).init(key))
-    update = jax.jit(lambda datasets, state, n: pieces_on(config, datasets, mesh).update(state, n), static_argnums=2)
+    init = jax.jit(lambda datasets, key: run_pieces(config, datasets, mesh).init(key))
+    update = jax.jit(lambda datasets, state, n: run_pieces(config, datasets, mesh).update(state, n), static_argnums=2)
     return init, update
 
 

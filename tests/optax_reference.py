@@ -3,9 +3,10 @@ import jax
 import optax
 
 
-def optax_run(trainer, params, batch_indices, optimizer: optax.GradientTransformation):
-    """(params, optimiser state) after one ``optimizer`` step per row of ``batch_indices`` [steps, batch]."""
-    x, y = trainer.data.x_train, trainer.data.y_train
+def optax_run(trainer, data, params, batch_indices, optimizer: optax.GradientTransformation):
+    """(params, optimiser state) after one ``optimizer`` step per row of ``batch_indices`` [steps, batch] of
+    ``data``'s train split."""
+    x, y = data.x_train, data.y_train
 
     @jax.jit
     def step(params, opt_state, idx):

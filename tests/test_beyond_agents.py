@@ -59,7 +59,7 @@ def central():
 
 def test_critic_field_is_validated():
     assert IPPOConfig().critic == "independent"
-    with pytest.raises(ValueError, match=r"IPPOConfig.critic='mappo' .*'independent', 'centralised'"):
+    with pytest.raises(ValueError, match=r"IPPOConfig.critic='mappo' .*allowed: independent, centralised"):
         IPPOConfig(critic="mappo")
 
 

@@ -129,3 +129,9 @@ def test_grid_split_over_four_devices_equals_one_device():
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
     proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0 and "GRID SPLIT OK" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-4000:]
+
+
+def test_grid_mesh_is_none_on_one_device():
+    assert chunked.grid_mesh(1) is None
+    with pytest.raises(ValueError, match="num_devices"):
+        chunked.grid_mesh(jax.device_count() + 1)

@@ -86,7 +86,7 @@ def _run(cmd, env) -> None:
 def _state(run, step):
     """Leaves of the run's training state at checkpoint ``step`` as NumPy arrays (keys as key data)."""
     config = runs.load_config(str(run))
-    like = jax.eval_shape(runs.run_pieces(config).init, jax.random.key(config.seed))
+    like = runs.runner_state_like(config)
     _, state = checkpoint.restore(os.path.join(run, "checkpoints"), like, step)
     return [np.asarray(jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x)
             for x in jax.tree.leaves(state)]

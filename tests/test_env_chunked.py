@@ -34,7 +34,7 @@ def test_default_chunk_and_bad_chunk():
 def test_env_steps_take_the_dataset_as_a_jit_argument():
     """A custom-vmapped function cannot close over a traced array (lowering fails: "No constant handler
     for type: DynamicJaxprTracer"), so the chunked inner segment takes the dataset as an argument: with
-    the dataset a jit argument (``with_data``), env steps in a scan vmapped over runs (the evaluation
+    the dataset a jit argument (``EnvParams.data``), env steps in a scan vmapped over runs (the evaluation
     harness) and vmapped steps (training) compile, and equal the steps on the dataset as a constant."""
     import ganno_jax as gj
     from ganno_jax.env import LayerwiseLREnv
@@ -46,16 +46,16 @@ def test_env_steps_take_the_dataset_as_a_jit_argument():
     actions = jnp.tile(jnp.arange(env.num_agents, dtype=jnp.int32), (n, 1))
     lrs = jnp.full((n, env.task.tau, env.num_agents), 3e-3)
 
-    def steps(e):
+    def steps(p):
         def run(k, s, a, lr):
             def body(carry, _):
-                acted = e.step_env(k, carry, a, params)
-                return acted[1], (acted, e.step_schedule(k, carry, lr, params))
+                acted = env.step_env(k, carry, a, p)
+                return acted[1], (acted, env.step_schedule(k, carry, lr, p))
             return jax.lax.scan(body, s, length=2)[1]
 
-        training = jax.vmap(e.step_env, (0, 0, 0, None))(keys, state, actions, params)
+        training = jax.vmap(env.step_env, (0, 0, 0, None))(keys, state, actions, p)
         return jax.vmap(run)(keys, state, actions, lrs), training
 
-    got = jax.jit(lambda data: steps(env.with_data(data)))(env.trainer.data)
-    want = jax.jit(lambda: steps(env))()
+    got = jax.jit(steps)(params)
+    want = jax.jit(lambda: steps(params))()
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), got, want)

@@ -71,7 +71,7 @@ def test_bad_grid_is_a_value_error(kwargs, match):
 
 
 def test_unknown_controller_lists_valid_names():
-    with pytest.raises(ValueError, match="valid names: constant, step"):
+    with pytest.raises(ValueError, match="controller=.adamw-magic. is not valid; allowed: constant, step"):
         controllers.baseline("adamw-magic")
     with pytest.raises(ValueError, match="optimizer='sophia'"):
         controllers.ScheduleController("x", optimizer="sophia")
@@ -94,14 +94,14 @@ def test_chunked_grid_equals_all_at_once(capsys):
 
 
 def test_test_split_in_chunks_equals_the_whole_split():
-    trainer = InnerTrainer(TASK)
+    trainer, data = InnerTrainer(TASK), gj.data.load_dataset(TASK.dataset)
     params = trainer.init(jax.random.key(3)).params
-    n = trainer.data.x_test.shape[0]
-    whole = trainer.test_metrics(params, chunk=n)
+    n = data.x_test.shape[0]
+    whole = trainer.test_metrics(data, params, chunk=n)
     for chunk in (37, n // 2, n - 1):  # a remainder, two equal pieces, a one-example remainder
-        np.testing.assert_allclose(trainer.test_metrics(params, chunk=chunk), whole, rtol=1e-5)
-    logits = trainer.module.apply({"params": params}, trainer.data.x_test)
-    assert float(whole[1]) == pytest.approx(float(np.mean(np.argmax(logits, -1) == trainer.data.y_test)), abs=1e-6)
+        np.testing.assert_allclose(trainer.test_metrics(data, params, chunk=chunk), whole, rtol=1e-5)
+    logits = trainer.module.apply({"params": params}, data.x_test)
+    assert float(whole[1]) == pytest.approx(float(np.mean(np.argmax(logits, -1) == data.y_test)), abs=1e-6)
 
 
 def test_cli_refuses_a_grid_that_cannot_fit_before_running(tmp_path, monkeypatch, capsys):
@@ -186,8 +186,9 @@ def test_compiled_programs_take_the_dataset_as_an_argument(large_dataset_task, p
         shared, runs = (dataset, wd), (jnp.array([0, 1], jnp.int32), jnp.full(2, 1e-3), keys)
     else:
         policies = jax.tree.map(lambda x: x[None], controllers.baseline("random").policy)
-        mapper = harness._policy_runs(task, False, None, None, None)
-        shared, runs = (dataset, policies, wd), (jnp.full(2, 1e-3), jnp.zeros(2, jnp.int32), keys)
+        mapper = harness._policy_runs(task, "ganno")
+        env_params = jax.tree.map(jnp.asarray, gj.env.EnvParams(data=dataset))
+        shared, runs = (env_params, policies, wd), (jnp.full(2, 1e-3), jnp.zeros(2, jnp.int32), keys)
     assert len(mapper.lower(shared, runs, chunk=2).as_text()) < data_bytes / 20
     plan, _ = mapper.plan(shared, runs, max_parallel_runs=2)
     assert data_bytes <= plan.program_bytes < 2 * data_bytes

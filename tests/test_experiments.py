@@ -202,3 +202,29 @@ def test_print_config_follows_the_flags(capsys, experiment):
     assert conf["train_seeds"] == 2 and conf["eval_actions"] == "sample" and list(conf["eval_tasks"]) == ["digits-mlp"]
     with pytest.raises(ValueError, match="--train-seeds=0"):
         experiment("warmup").main(["--smoke", "--print-config", "--train-seeds", "0"])
+
+
+def test_train_run_sizes_carry_over_unless_a_scale_or_flag_is_given(tmp_path, capsys, experiment):
+    """--train-run lends the evaluation tasks its tau / horizon / weight-decay mode (and on its dataset its
+    width and batch size); --smoke or a task-size flag wins. Only config.json is read: nothing trains."""
+    from ganno_jax import runs, scales, tasks
+
+    run = str(tmp_path / "run")
+    os.makedirs(run)
+    task = tasks.get("digits-mlp", tau=3, horizon=4, width=2, batch_size=16, weight_decay_mode="l2")
+    runs.save_config(run, runs.RunConfig(task, scales.ganno_scale("smoke").ippo))
+
+    def evals(*argv):
+        experiment("warmup").main(["--print-config", "--train-run", run, "--eval-tasks", "digits-cnn3,mnist1d-mlp",
+                                   *argv])
+        return json.loads(capsys.readouterr().out)["eval_tasks"]
+
+    same, other = evals().values()
+    assert (same["tau"], same["horizon"], same["width"], same["batch_size"], same["weight_decay_mode"]) == \
+        (3, 4, 2, 16, "l2")
+    cpu = scales.ganno_scale("cpu").task  # the default scale's sizes where the run lends none
+    assert (other["tau"], other["width"], other["batch_size"]) == (3, cpu["width"], cpu["batch_size"])
+    smoke = scales.ganno_scale("smoke").task
+    assert evals("--smoke")["digits-cnn3"]["tau"] == smoke["tau"]
+    assert evals("--tau", "5")["mnist1d-mlp"]["tau"] == 5
+

@@ -178,7 +178,7 @@ def test_cli_tasks_killed_then_resumed_equals_the_uninterrupted_run(family_run, 
     assert runs.load_config(run) == runs.load_config(out)
     assert cli.main(["train", "--resume", run, "--chunk-updates", "1"]) == 0
     config = runs.load_config(run)
-    like = jax.eval_shape(runs.run_pieces(config).init, jax.random.key(config.seed))
+    like = runs.runner_state_like(config)
     _, resumed = checkpoint.restore(os.path.join(run, "checkpoints"), like)
     leaves_equal(resumed, uninterrupted)
     strip = lambda rows: [{k: v for k, v in r.items() if k != "env_steps_per_s"} for r in rows]  # noqa: E731

@@ -34,15 +34,15 @@ def stepped():
     env = LayerwiseLREnv(TASK)
     params = env.default_params.fixed_start(LR, WD)
     _, state = env.reset(jax.random.key(0), params)
-    trainer = env.trainer
-    idx = trainer.sample_batch_indices(jax.random.key(1), 1)
+    trainer, data = env.trainer, params.data
+    idx = trainer.sample_batch_indices(data, jax.random.key(1), 1)
     lrs = jnp.array([[LR, 2 * LR, 4 * LR]])
-    inner, stats = jax.jit(trainer.train)(state.inner, lrs, WD, jax.random.key(2), idx)
-    x, y = trainer.data.x_train[idx[0]], trainer.data.y_train[idx[0]]
+    inner, stats = jax.jit(trainer.train)(data, state.inner, lrs, WD, jax.random.key(2), idx)
+    x, y = data.x_train[idx[0]], data.y_train[idx[0]]
     grads = jax.grad(lambda p: trainer.loss_and_accuracy(p, x, y)[0])(state.inner.params)
     state = state.replace(inner=inner, lrs=lrs[0], prev_action=jnp.array([0, 2, 7]), step=jnp.int32(1),
                           grad_norm=stats.grad_norm, update_norm=stats.update_norm,
-                          metrics=trainer.measure(inner.params, jax.random.key(3)))
+                          metrics=trainer.measure(data, inner.params, jax.random.key(3)))
     return jax.jit(env.get_obs)(state, params), state, grads
 
 

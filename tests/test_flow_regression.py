@@ -56,3 +56,23 @@ def test_evaluation_slice_equals_recorded(slice_figures):
     for method, recorded in RECORDED_FINAL_ACC.items():
         # atol: one example of digits' 360-example test split, so one argmax flipped by another CPU's round-off
         np.testing.assert_allclose(finals[method], recorded, rtol=1e-4, atol=1 / 360 + 1e-6, err_msg=method)
+
+
+def test_run_env_params_reach_evaluation_whole(tmp_path):
+    """A run's EnvParams (every field, a non-default one included) reach evaluation equal but for the
+    documented evaluation overrides."""
+    from ganno_jax import runs
+    from ganno_jax.env.layerwise import EVALUATION_OVERRIDES, EnvParams
+
+    trained = EnvParams(lr_max=0.05, wd_min=0.001, control_wd=True, init_lr_min=1e-4, reward_mode="difference")
+    config = runs.RunConfig(TASK, CFG, trained, variant="lr_only")
+    runs.save_config(str(tmp_path), config)
+    saved = runs.load_config(str(tmp_path)).env_params
+    assert saved == config.env_params and saved.obs_mask is not None  # the variant's mask, saved with the rest
+    data = gj.data.load_dataset(TASK.dataset)
+    evaluated = gj.evaluation.controllers.learned("p", None, saved).env_params.for_evaluation(data, 3e-3, 0.01)
+    for field in EnvParams.__dataclass_fields__:
+        if field not in EVALUATION_OVERRIDES:
+            assert getattr(evaluated, field) == getattr(saved, field), field
+    assert (evaluated.reward_mode, evaluated.track_test, evaluated.init_lr, evaluated.init_wd, evaluated.data) == (
+        "accuracy", True, 3e-3, 0.01, data)

@@ -80,7 +80,7 @@ def test_one_step_is_an_epoch_of_plain_sgd(env, reset, step):
     idx = env.epoch_indices(jax.random.split(key_step, 3)[0])
     assert idx.shape == (1293 // 256, 256) and len(np.unique(np.asarray(idx))) == idx.size
     p = state.inner.params
-    data = env.trainer.data
+    data = params.data
     for b in idx:
         g = jax.grad(lambda q: env.trainer.loss_and_accuracy(q, data.x_train[b], data.y_train[b])[0])(p)
         p = jax.tree.map(lambda w, d: w - lr * (d + 0.01 * w), p, g)
@@ -167,7 +167,7 @@ def test_params_validation(kwargs, match):
 
 def test_env_validation(env, monkeypatch):
     with pytest.raises(ValueError, match="batch_size"):
-        GlobalLREnv(TASK.replace(batch_size=5000), dataset=env.trainer.data)
+        GlobalLREnv(TASK.replace(batch_size=5000))
     monkeypatch.setattr(global_lr, "MAX_LAYERS", 2)
     with pytest.raises(ValueError, match="'mlp'.*MAX_LAYERS=2"):
         GlobalLREnv(TASK, trainer=env.trainer)

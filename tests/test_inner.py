@@ -10,6 +10,7 @@ from ganno_jax.env.inner import InnerTrainer
 from optax_reference import optax_run
 
 TASK = gj.tasks.get("digits-mlp", width=4)
+DATA = gj.data.load_dataset(TASK.dataset)
 STEPS, WD = 3, 0.05
 
 
@@ -30,7 +31,7 @@ def start(trainer):
 
 @pytest.fixture(scope="module")
 def batch_indices(trainer):
-    return trainer.sample_batch_indices(jax.random.key(1), STEPS)
+    return trainer.sample_batch_indices(DATA, jax.random.key(1), STEPS)
 
 
 def _layer_names(params):
@@ -48,7 +49,7 @@ def _per_layer_reference(params, layer_lrs, make):
 def test_per_layer_lr_moves_only_its_layer(trainer, train, start, batch_indices):
     for agent in range(trainer.num_agents):
         lrs = jnp.zeros((STEPS, trainer.num_agents)).at[:, agent].set(1e-2)
-        state, _ = train(start, lrs, WD, jax.random.key(2), batch_indices)
+        state, _ = train(DATA, start, lrs, WD, jax.random.key(2), batch_indices)
         for i, name in enumerate(_layer_names(start.params)):
             for leaf, before in start.params[name].items():
                 after = state.params[name][leaf]
@@ -60,10 +61,10 @@ def test_per_layer_lr_moves_only_its_layer(trainer, train, start, batch_indices)
 
 def test_adam_with_decoupled_decay_equals_optax_adamw_per_layer(trainer, train, start, batch_indices):
     layer_lrs = np.array([1e-3, 3e-3, 1e-2], np.float32)
-    state, stats = train(start, jnp.broadcast_to(layer_lrs, (STEPS, 3)), WD, jax.random.key(2), batch_indices)
+    state, stats = train(DATA, start, jnp.broadcast_to(layer_lrs, (STEPS, 3)), WD, jax.random.key(2), batch_indices)
     names = _layer_names(start.params)
     reference = _per_layer_reference(start.params, layer_lrs, lambda lr: optax.adamw(lr, weight_decay=WD))
-    params, opt_state = optax_run(trainer, start.params, batch_indices, reference)
+    params, opt_state = optax_run(trainer, DATA, start.params, batch_indices, reference)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-7), state.params, params)
     np.testing.assert_array_equal(state.opt_state.count, STEPS)
     for name in names:
@@ -82,12 +83,12 @@ def test_l2_decay_equals_decayed_weights_before_the_direction_per_layer_and_vmap
     start = trainer.init(jax.random.key(0))
     layer_lrs = np.array([1e-3, 3e-3, 1e-2], np.float32)
     decays = jnp.array([0.0, WD, 0.5])
-    states, _ = jax.jit(jax.vmap(trainer.train, in_axes=(None, None, 0, None, None)))(
-        start, jnp.broadcast_to(layer_lrs, (STEPS, 3)), decays, jax.random.key(2), batch_indices)
+    states, _ = jax.jit(jax.vmap(trainer.train, in_axes=(None, None, None, 0, None, None)))(
+        DATA, start, jnp.broadcast_to(layer_lrs, (STEPS, 3)), decays, jax.random.key(2), batch_indices)
     for i, wd in enumerate(decays.tolist()):
         reference = _per_layer_reference(start.params, layer_lrs, lambda lr: optax.chain(
             optax.add_decayed_weights(wd), direction(), optax.scale(-lr)))
-        params, _ = optax_run(trainer, start.params, batch_indices, reference)
+        params, _ = optax_run(trainer, DATA, start.params, batch_indices, reference)
         got = jax.tree.map(lambda x: x[i], states.params)
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-7), got, params)
     # the decay changes the run (the test could fail): wd 0 and wd 0.5 end apart
@@ -97,8 +98,8 @@ def test_l2_decay_equals_decayed_weights_before_the_direction_per_layer_and_vmap
 
 def test_l2_and_decoupled_decay_differ_for_adam(start, batch_indices):
     lrs = jnp.full((STEPS, 3), 1e-2)
-    runs = [jax.jit(InnerTrainer(TASK.replace(weight_decay_mode=m)).train)(start, lrs, 0.5, jax.random.key(2),
-                                                                           batch_indices)[0]
+    runs = [jax.jit(InnerTrainer(TASK.replace(weight_decay_mode=m)).train)(DATA, start, lrs, 0.5,
+                                                                           jax.random.key(2), batch_indices)[0]
             for m in ("l2", "decoupled")]
     assert not np.allclose(runs[0].params["L00_dense"]["kernel"], runs[1].params["L00_dense"]["kernel"], atol=1e-6)
 
@@ -107,8 +108,8 @@ def test_diverging_step_leaves_params_and_optimizer_state_as_after_the_previous_
                                                                                         batch_indices):
     lr = 3e-3
     diverging = jnp.array([lr, lr, 1e38])[:, None] * jnp.ones(trainer.num_agents)
-    state, stats = train(start, diverging, WD, jax.random.key(2), batch_indices)
-    two, two_stats = jax.jit(trainer.train)(start, diverging[:2], WD, jax.random.key(2), batch_indices[:2])
+    state, stats = train(DATA, start, diverging, WD, jax.random.key(2), batch_indices)
+    two, two_stats = jax.jit(trainer.train)(DATA, start, diverging[:2], WD, jax.random.key(2), batch_indices[:2])
     assert bool(stats.diverged) and not bool(two_stats.diverged)
     jax.tree.map(np.testing.assert_array_equal, state, two)  # params and Adam state (count included)
     np.testing.assert_allclose(stats.train_loss, two_stats.train_loss, rtol=1e-6)  # mean over the applied steps

@@ -130,8 +130,9 @@ def test_registry_get_register_and_errors():
     custom = task.replace(tau=5, horizon=2)
     gj.tasks.register("tiny-user-task", custom, overwrite=True)
     assert gj.tasks.get("tiny-user-task") == custom
+    gj.tasks.register("tiny-user-task", custom)  # the same entry again (an --import run twice) is accepted
     with pytest.raises(ValueError, match="already registered"):
-        gj.tasks.register("tiny-user-task", custom)
+        gj.tasks.register("tiny-user-task", custom.replace(tau=6))
 
 
 @pytest.mark.parametrize("field,value,match", [
@@ -163,12 +164,13 @@ def test_task_round_trips_through_a_dict_and_old_dicts_without_weight_decay_mode
 @pytest.mark.parametrize("model", ["cnn2", "cnn5"])
 def test_standard_cnn_learns_digits_with_plain_adam(model):
     """4 seeds vmapped, 200 Adam steps at LR 3e-3, width 4: measured medians 92.4% (cnn2), 95.4% (cnn5)."""
-    trainer = InnerTrainer(gj.tasks.get(f"digits-{model}", width=4))
+    trainer, data = InnerTrainer(gj.tasks.get(f"digits-{model}", width=4)), gj.data.load_dataset("digits")
 
     def test_accuracy(key):
         state = trainer.init(key)
-        state, _ = trainer.train(state, jnp.full((200, trainer.num_agents), 3e-3), 0.0, jax.random.fold_in(key, 1))
-        return trainer.test_metrics(state.params)[1]
+        state, _ = trainer.train(data, state, jnp.full((200, trainer.num_agents), 3e-3), 0.0,
+                                 jax.random.fold_in(key, 1))
+        return trainer.test_metrics(data, state.params)[1]
 
     accuracy = jax.jit(jax.vmap(test_accuracy))(jax.random.split(jax.random.key(0), 4))
     assert float(np.median(accuracy)) >= 0.8, accuracy

@@ -92,7 +92,7 @@ def _rows(run, name="metrics.csv"):
 
 def _final_state(run):
     config = runs.load_config(run)
-    like = jax.eval_shape(runs.run_pieces(config).init, jax.random.key(config.seed))
+    like = runs.runner_state_like(config)
     return checkpoint.restore(os.path.join(run, "checkpoints"), like)
 
 
@@ -160,7 +160,7 @@ def test_schedules_of_chosen_training_episodes(ref_and_resumed):
     horizon, tau, params = config.task.horizon, config.task.tau, config.env_params
     rows = _rows(ref, "schedules.csv")
     lr_cols = [k for k in rows[0] if k.startswith("lr_")]
-    assert len(lr_cols) == config.env()[0].num_agents
+    assert len(lr_cols) == config.env(config.datasets()[0])[0].num_agents
     for episode in (0, 1, 5):
         steps = [int(r["step"]) for r in rows if r["episode"] == str(episode)]
         assert steps == list(range(1, horizon + 1))

@@ -1,4 +1,5 @@
-"""Paper-000 baselines (ganno_jax.sgd_scheduler.baselines) and the experiments/sgd_scheduler.py smoke run."""
+"""Paper-000 baselines (ganno_jax.sgd_scheduler.baselines), their grids through evaluation's grid runner
+(ganno_jax.evaluation.global_lr) and the experiments/sgd_scheduler.py smoke run."""
 import dataclasses
 import json
 import os
@@ -12,6 +13,7 @@ import pytest
 
 import ganno_jax as gj
 from ganno_jax.baselines import torch_constant_lr, torch_onecycle_lr
+from ganno_jax.evaluation import global_lr
 from ganno_jax.sgd_scheduler import baselines as sgd
 from ganno_jax.agents import IPPOConfig
 from ganno_jax.sgd_scheduler import GlobalEnvParams, lr_to_action
@@ -25,8 +27,11 @@ def env():
 
 
 def test_grid_search_runs_one_episode_per_lr(env):
-    params = env.default_params
-    res = jax.jit(lambda k: sgd.grid_search(env, params, k, num_lrs=8))(jax.random.key(0))
+    """8 grid LRs through the grid runner, 3 runs at a time (the last chunk padded), with progress."""
+    done = []
+    res, plan = global_lr.grid_search(env, env.default_params, jax.random.key(0), num_lrs=8, max_parallel_runs=3,
+                                      on_chunk=done.append)
+    assert (plan.chunk, done) == (3, [3, 3, 2])
     np.testing.assert_allclose(res["lrs"], np.arange(1, 9) / 8, rtol=1e-6)  # the paper's linear [0, 1] grid
     np.testing.assert_array_equal(res["steps"], TASK.horizon * env.steps_per_epoch)  # one whole run per LR
     assert np.all(np.isfinite(res["final_loss"]) | res["diverged"])
@@ -84,14 +89,20 @@ class FixedLR:
 
 
 def test_policy_rollout_and_schedule_share_epochs(env):
-    """A controller through ``step_env`` and the same constant schedule see the same minibatches."""
-    params, key = env.default_params, jax.random.key(3)
-    by_policy = jax.jit(lambda k: sgd.run_policy(env, params, FixedLR(1e-2), k))(key)
-    by_table = jax.jit(lambda k: sgd.run_schedule(
-        env, params, sgd.schedule_table("fixed", 1e-2, 2, env.steps_per_epoch), k))(key)
+    """A controller through ``step_env`` and the same constant schedule see the same minibatches, and
+    policies and schedules run as grids with the dataset an argument (another dataset, other results)."""
+    params, keys = env.default_params, jax.random.split(jax.random.key(3), 2)
+    by_policy, _ = global_lr.map_policies(env, params, FixedLR(jnp.full(2, 1e-2)), keys)
+    tables = global_lr.schedule_tables("fixed", [1e-2, 1e-2], TASK.horizon, env.steps_per_epoch)
+    by_table, _ = global_lr.map_schedules(env, params, tables, keys)
+    assert by_table["val_loss"].shape == (2, TASK.horizon)
     np.testing.assert_allclose(by_policy["val_loss"], by_table["val_loss"], rtol=1e-3)
     np.testing.assert_allclose(by_policy["lr"], 1e-2, rtol=1e-4)
-    assert not np.any(by_table["diverged"])
+    assert not np.any(by_table["diverged"]) and by_table["val_loss"][0, -1] != by_table["val_loss"][1, -1]
+    data = params.data
+    shuffled = params.replace(data=data.replace(y_val=data.y_val[::-1]))
+    other, _ = global_lr.map_schedules(env, shuffled, tables, keys)
+    assert np.all(other["val_loss"] != by_table["val_loss"])
 
 
 def test_divergence_is_reported_not_raised(env):
@@ -150,7 +161,7 @@ def test_print_config_is_the_resolved_configuration(tmp_path, capsys, experiment
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads(json.dumps(config)) and not out.exists()
     assert set(printed["task"]) == {f.name for f in dataclasses.fields(gj.tasks.Task)}
-    assert set(printed["env_params"]) == {f.name for f in dataclasses.fields(GlobalEnvParams)}
+    assert set(printed["env_params"]) == {f.name for f in dataclasses.fields(GlobalEnvParams)} - {"data"}
     assert set(printed["ppo"]) == {f.name for f in dataclasses.fields(IPPOConfig)}
     task, grid, budgets = printed["task"], printed["grid"], printed["budgets"]
     assert ((task["model"], task["horizon"], task["batch_size"], task["weight_decay"])

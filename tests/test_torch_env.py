@@ -26,7 +26,7 @@ def _task(model):
 
 def _env_pair(model, reward_mode):
     """(JAX env, its params, JAX state, torch env) started from the same network, LR and weight decay."""
-    env = LayerwiseLREnv(_task(model), DATA)
+    env = LayerwiseLREnv(_task(model))
     params = env.default_params.fixed_start(INIT_LR, WD).replace(reward_mode=reward_mode)
     obs, state = env.reset(jax.random.key(0), params)
     port = torch_env.TorchLayerwiseEnv(env.task, DATA, reward_mode)
@@ -38,12 +38,12 @@ def _env_pair(model, reward_mode):
 def _env_minibatches(env, key):
     """Minibatch indices [tau, batch] that ``LayerwiseLREnv.step_env(key, ...)`` trains on: its segment key
     is the first half of ``key`` (a wrong guess here makes the comparison fail, it cannot pass silently)."""
-    return env.trainer.sample_batch_indices(jax.random.split(key)[0], env.task.tau)
+    return env.trainer.sample_batch_indices(DATA, jax.random.split(key)[0], env.task.tau)
 
 
 @pytest.mark.parametrize("model", ["mlp", "cnn2"])
 def test_port_computes_the_same_network_function(model):
-    env = LayerwiseLREnv(_task(model), DATA)
+    env = LayerwiseLREnv(_task(model))
     params = env.trainer.init(jax.random.key(1)).params
     port = torch_env.TorchLayerwiseEnv(env.task, DATA)
     port.load_flax_params(params)

@@ -134,7 +134,8 @@ def test_unknown_variant_lists_valid_ones():
 
 @pytest.mark.parametrize("variant", ["single_agent", "timestep_only"])
 def test_variants_train(variant):
-    env, params = runs.RunConfig(TINY_TASK, TINY_CFG, variant=variant).env()
+    config = runs.RunConfig(TINY_TASK, TINY_CFG, variant=variant)
+    env, params = config.env(config.datasets()[0])
     cfg = IPPOConfig(num_envs=2, num_steps=8, total_timesteps=16, update_epochs=1, num_minibatches=1,
                      actor_layers=(8,), gru_size=4, actor_post_gru=4, critic_layers=(8,))
     out = jax.jit(make_train(cfg, env, params))(jax.random.key(0))
@@ -191,7 +192,8 @@ def test_training_programs_take_the_datasets_as_arguments(tmp_path):
 
 def test_cli_train_then_evaluate(tmp_path, capsys):
     run = str(tmp_path / "run")
-    task_flags = ["--task", "digits-mlp", "--tau", "3", "--horizon", "4", "--batch-size", "16", "--width", "2"]
+    task_flags = ["--task", "digits-mlp", "--tau", "3", "--horizon", "4", "--batch-size", "16", "--width", "2",
+                  "--weight-decay-mode", "l2"]
     small = ["--num-envs", "2", "--num-steps", "8", "--total-timesteps", "16", "--update-epochs", "1",
              "--num-minibatches", "1", "--actor-layers", "8", "--gru-size", "4", "--actor-post-gru", "4",
              "--critic-layers", "8"]
@@ -200,19 +202,23 @@ def test_cli_train_then_evaluate(tmp_path, capsys):
     saved_params = json.load(open(os.path.join(run, "config.json")))["env_params"]  # every EnvParams field
     assert saved_params == {**saved_params, "init_lr_min": 1e-4, "init_lr_max": 1e-2, "init_lr": None, "init_wd": 0.01,
                             "lr_min": 0.0, "lr_max": 0.05, "reward_mode": "accuracy", "obs_mask": None}
-    assert set(saved_params) == {f.name for f in dataclasses.fields(gj.env.EnvParams)}
+    assert set(saved_params) == {f.name for f in dataclasses.fields(gj.env.EnvParams)} - {"data"}
     assert runs.load_config(run).env_params == gj.env.EnvParams(init_lr_min=1e-4, init_wd=0.01, lr_max=0.05,
                                                                 reward_mode="accuracy")
-    assert controllers.from_run(run).lr_bounds == (0.0, 0.05)  # `ganno evaluate` clips LRs as in training
+    # `ganno evaluate` runs under the run's EnvParams whole (LR clip range included)
+    assert controllers.from_run(run).env_params == runs.load_config(run).env_params
     rows = list(csv.DictReader(open(os.path.join(run, "metrics.csv"))))
     assert [r["update"] for r in rows] == ["1"] and int(rows[0]["env_steps"]) == 16  # 16 steps = one update
     assert cli.main(["train", *task_flags, *small, "--out", run]) == 2  # exists, no --overwrite
     assert "--overwrite" in capsys.readouterr().err
     res = str(tmp_path / "eval")
-    assert cli.main(["evaluate", "--run", run, *task_flags, "--methods", "constant,random", "--init-lrs", "1e-3",
-                     "--seeds", "1", "--out", res, "--no-progress"]) == 0
+    # no size flags: the run's tau, horizon, width, batch size and weight-decay mode carry over (same dataset)
+    assert cli.main(["evaluate", "--run", run, "--task", "digits-mlp", "--methods", "constant,random", "--init-lrs",
+                     "1e-3", "--seeds", "1", "--out", res, "--no-progress"]) == 0
     assert {"results.md", "results.csv", "results.json", "accuracy_curves.png"} <= set(os.listdir(res))
     saved = json.load(open(os.path.join(res, "results.json")))
+    assert saved["task"] == dataclasses.asdict(runs.load_config(run).task)
+    assert (saved["task"]["tau"], saved["task"]["width"], saved["task"]["weight_decay_mode"]) == (3, 2, "l2")
     assert [r["method"] for r in saved["results"]] == ["GANNO", "constant", "random"]
     assert all(np.asarray(r["curves"]["test_acc"]).shape == (1, 1, 4) for r in saved["results"])
     out = capsys.readouterr().out

@@ -17,9 +17,9 @@ from ganno_jax.tasks.models import init_params
 
 @pytest.fixture(autouse=True)
 def fresh_registries(monkeypatch):
-    """Every test starts and ends with no user dataset or model registered (and no cached user data)."""
-    monkeypatch.setattr(data, "_USER_DATASETS", {})
-    monkeypatch.setattr(models, "_USER_MODELS", {})
+    """Every test starts and ends with only the built-in datasets and models registered (no cached user data)."""
+    for registry in (data.DATASETS, models.MODELS):
+        monkeypatch.setattr(registry, "_entries", dict(registry._entries))
     yield
     data.load_dataset.cache_clear()
 
@@ -78,6 +78,16 @@ def test_from_arrays_splits_and_normalises_like_file_datasets():
     assert "toy" in data.dataset_names()
 
 
+def test_from_arrays_replaces_a_name_only_with_overwrite():
+    x_train, y_train, x_test, y_test = _arrays(np.random.default_rng(5))
+    first = data.from_arrays("toy", x_train, y_train, x_test, y_test)
+    assert data.load_dataset("toy") is first
+    with pytest.raises(ValueError, match="dataset 'toy' is already registered"):
+        data.from_arrays("toy", x_train, y_train, x_test, y_test)
+    again = data.from_arrays("toy", x_train[:30], y_train[:30], x_test, y_test, overwrite=True)
+    assert data.load_dataset("toy") is again and again.x_train.shape[0] == 27
+
+
 def test_from_arrays_flat_inputs_and_given_validation_split():
     rng = np.random.default_rng(1)
     x_val, y_val = rng.normal(size=(7, 12)), np.arange(7) % 4
@@ -95,7 +105,7 @@ def _bad(rng):
     """(kwargs overrides, message) for every rejected input."""
     x = rng.normal(size=(10, 4, 4, 1))
     return [
-        (dict(name="digits"), "built-in dataset"),
+        (dict(name="digits"), "dataset 'digits' is already registered"),
         (dict(name="my-data"), "name='my-data'"),
         (dict(x_train=x[:, :, :, 0]), "x_train has shape"),  # 3-D
         (dict(x_train=x[:0], y_train=np.zeros(0, int)), "x_train is empty"),
@@ -179,16 +189,18 @@ def test_layer_kinds_given_and_model_errors():
     gj.tasks.register_model("attn", Attention)
     with pytest.raises(ValueError, match="3-D kernel; its kind cannot be inferred"):
         gj.tasks.agent_layers(params, "attn")
-    gj.tasks.register_model("attn", Attention, layer_kinds=("attention", "linear"))
+    with pytest.raises(ValueError, match="model 'attn' is already registered; pass overwrite=True"):
+        gj.tasks.register_model("attn", Attention, layer_kinds=("attention", "linear"))
+    gj.tasks.register_model("attn", Attention, layer_kinds=("attention", "linear"), overwrite=True)
     layers = gj.tasks.agent_layers(params, "attn")
     assert [a.name for a in layers] == ["DenseGeneral_0", "Dense_0"]  # natural path order ('G' < '_')
     assert [a.kind for a in layers] == ["attention", "linear"]  # given in that order
-    gj.tasks.register_model("attn", Attention, layer_kinds=("linear",))
+    gj.tasks.register_model("attn", Attention, layer_kinds=("linear",), overwrite=True)
     with pytest.raises(ValueError, match="layer_kinds gives 1 kinds but the model has 2 layers"):
         gj.tasks.agent_layers(params, "attn")
     with pytest.raises(ValueError, match="layer_kinds holds 'lstm'"):
         gj.tasks.register_model("x", Attention, layer_kinds=("lstm",))
-    with pytest.raises(ValueError, match="built-in model"):
+    with pytest.raises(ValueError, match="model 'cnn2' is already registered"):
         gj.tasks.register_model("cnn2", Attention)
     with pytest.raises(ValueError, match="no '-'"):
         gj.tasks.register_model("my-net", Attention)

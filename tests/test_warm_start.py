@@ -126,7 +126,8 @@ def test_family_warm_start_demonstrates_on_every_task():
     trajectories and clones one actor on all of them."""
     tasks = [TASK.replace(horizon=4), gj.tasks.get("digits-cnn2", tau=4, horizon=4, batch_size=16, width=2,
                                                    eval_batch=64)]
-    groups = [gj.agents.EnvGroup(gj.env.LayerwiseLREnv(t), gj.env.EnvParams(), 2, t.name) for t in tasks]
+    groups = [gj.agents.EnvGroup(env, env.default_params, 2, t.name) for t, env in
+              ((t, gj.env.LayerwiseLREnv(t)) for t in tasks)]
     network = make_network(CFG, groups[0].env.action_space())
     params = network.init(jax.random.key(1), init_hidden(CFG, 1), jnp.zeros((1, 1, gj.env.OBS_DIM)),
                           jnp.zeros((1, 1), bool))

@@ -19,7 +19,7 @@ from ganno_jax.env.actions import NUM_WD_ACTIONS, apply_wd_actions, split_action
 from ganno_jax.evaluation import controllers
 
 TASK = gj.tasks.get("digits-mlp", tau=2, horizon=3, batch_size=16, width=2, eval_batch=64)
-WD_PARAMS = gj.env.EnvParams(control_wd=True)
+WD_PARAMS = gj.env.EnvParams(data=gj.data.load_dataset(TASK.dataset), control_wd=True)
 NUM_SEEDS = 8
 
 
@@ -30,7 +30,7 @@ def env():
 
 @pytest.fixture(scope="module")
 def step(env):
-    return jax.jit(env.step_env, static_argnums=3)
+    return jax.jit(env.step_env)
 
 
 def test_wd_actions_scale_and_clip():
@@ -107,10 +107,10 @@ def test_per_layer_weight_decay_reaches_only_its_layer():
     trainer = gj.env.InnerTrainer(TASK)
     state = trainer.init(jax.random.key(0))
     lrs = jnp.full((1, trainer.num_agents), 0.05)
-    key = jax.random.key(1)
-    base, _ = trainer.train(state, lrs, 0.01, key)
-    same, _ = trainer.train(state, lrs, jnp.full(trainer.num_agents, 0.01), key)
-    layer1, _ = trainer.train(state, lrs, jnp.array([0.01, 0.5, 0.01]), key)
+    key, data = jax.random.key(1), gj.data.load_dataset(TASK.dataset)
+    base, _ = trainer.train(data, state, lrs, 0.01, key)
+    same, _ = trainer.train(data, state, lrs, jnp.full(trainer.num_agents, 0.01), key)
+    layer1, _ = trainer.train(data, state, lrs, jnp.array([0.01, 0.5, 0.01]), key)
     jax.tree.map(np.testing.assert_array_equal, base.params, same.params)
     names = list(base.params)
     np.testing.assert_array_equal(base.params[names[0]]["kernel"], layer1.params[names[0]]["kernel"])
@@ -196,7 +196,7 @@ def test_cli_trains_and_evaluation_spans_weight_decays(tmp_path):
     header = open(os.path.join(run, "schedules.csv")).readline().strip().split(",")
     assert {"lr_0", "wd_0", "wd_2"} <= set(header)
     controller = controllers.from_run(run, actions="sample")
-    assert controller.wd_bounds == (0.0, 0.5)
+    assert controller.env_params.control_wd and controller.env_params.wd_max == 0.5
     task = TASK.replace(horizon=2)
     factors = np.array([1.0, 1.25, 0.8, 2.0, 0.5])
     for wd in (1e-4, 0.1):

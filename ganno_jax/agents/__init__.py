@@ -10,7 +10,8 @@ train = make_train(cfg, [EnvGroup(env_a, params_a), EnvGroup(env_b, params_b, na
 ```
 """
 from ganno_jax.agents.config import IPPOConfig
-from ganno_jax.agents.ippo import EnvGroup, RunnerState, TrainOutput, TrainPieces, make_train, make_train_pieces
+from ganno_jax.agents.groups import EnvGroup
+from ganno_jax.agents.ippo import RunnerState, TrainOutput, TrainPieces, make_train, make_train_pieces
 from ganno_jax.agents.networks import ActorCritic, CategoricalHead, GaussianHead, ScannedGRU, init_hidden, make_network
 from ganno_jax.agents.normalize import RunningMeanStd, sanitize
 from ganno_jax.agents.policies import ConstantPolicy, LearnedPolicy, Policy, RandomPolicy, policy_from

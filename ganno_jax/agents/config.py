@@ -28,7 +28,10 @@ from __future__ import annotations
 
 import dataclasses
 
-_ACTIVATIONS = ("tanh", "relu")
+from ganno_jax.checks import check_choice, check_float_range, check_int, is_int, require
+
+ACTIVATIONS = ("tanh", "relu")
+_FIELD = "IPPOConfig."  # how errors name a field
 CRITICS = ("independent", "centralised")
 
 
@@ -79,27 +82,26 @@ class IPPOConfig:
     def __post_init__(self):
         for name in ("num_envs", "num_steps", "total_timesteps", "update_epochs", "num_minibatches",
                      "seq_len", "gru_size", "actor_post_gru"):
-            value = getattr(self, name)
-            _require(name, value, isinstance(value, int) and value >= 1, "an integer >= 1")
+            check_int(_FIELD + name, getattr(self, name))
         for name in ("lr", "max_grad_norm", "clip_eps", "obs_clip"):
-            _require(name, getattr(self, name), getattr(self, name) > 0, "a float > 0")
+            check_float_range(_FIELD + name, getattr(self, name), 0, low_open=True)
         for name in ("ent_coef", "vf_coef"):
-            _require(name, getattr(self, name), getattr(self, name) >= 0, "a float >= 0")
-        _require("gamma", self.gamma, 0 < self.gamma <= 1, "0 < gamma <= 1")
-        _require("gae_lambda", self.gae_lambda, 0 <= self.gae_lambda <= 1, "0 <= gae_lambda <= 1")
+            check_float_range(_FIELD + name, getattr(self, name), 0)
+        check_float_range(_FIELD + "gamma", self.gamma, 0, 1, low_open=True)
+        check_float_range(_FIELD + "gae_lambda", self.gae_lambda, 0, 1)
         for name in ("actor_layers", "critic_layers"):
             sizes = getattr(self, name)
-            ok = isinstance(sizes, tuple) and all(isinstance(s, int) and s >= 1 for s in sizes)
-            _require(name, sizes, ok, "a tuple of integers >= 1")
-        _require("init_log_std", self.init_log_std, -10.0 <= self.init_log_std <= 2.0, "a float in [-10, 2]")
-        _require("activation", self.activation, self.activation in _ACTIVATIONS, f"one of {_ACTIVATIONS}")
-        _require("critic", self.critic, self.critic in CRITICS, f"one of {CRITICS}")
-        _require("num_steps", self.num_steps, self.num_steps % self.seq_len == 0,
-                 f"a multiple of seq_len={self.seq_len}")
-        _require("num_minibatches", self.num_minibatches, self.num_sequences % self.num_minibatches == 0,
-                 f"a divisor of num_sequences = num_envs*num_steps/seq_len = {self.num_sequences}")
-        _require("total_timesteps", self.total_timesteps, self.num_updates >= 1,
-                 f">= num_steps * num_envs = {self.num_steps * self.num_envs} (at least one update)")
+            ok = isinstance(sizes, tuple) and all(is_int(s) and s >= 1 for s in sizes)
+            require(_FIELD + name, sizes, ok, "a tuple of integers >= 1")
+        check_float_range(_FIELD + "init_log_std", self.init_log_std, -10.0, 2.0)
+        check_choice(_FIELD + "activation", self.activation, ACTIVATIONS)
+        check_choice(_FIELD + "critic", self.critic, CRITICS)
+        require(_FIELD + "num_steps", self.num_steps, self.num_steps % self.seq_len == 0,
+                f"a multiple of seq_len={self.seq_len}")
+        require(_FIELD + "num_minibatches", self.num_minibatches, self.num_sequences % self.num_minibatches == 0,
+                f"a divisor of num_sequences = num_envs*num_steps/seq_len = {self.num_sequences}")
+        require(_FIELD + "total_timesteps", self.total_timesteps, self.num_updates >= 1,
+                f">= num_steps * num_envs = {self.num_steps * self.num_envs} (at least one update)")
 
     @property
     def num_updates(self) -> int:
@@ -113,12 +115,7 @@ class IPPOConfig:
 
     def validate_for(self, num_agents: int) -> None:
         """Checks the constraints that depend on the env (raises ``ValueError`` naming the field)."""
-        _require("num_agents", num_agents, num_agents >= 1, "an integer >= 1")
-
-
-def _require(field: str, value, ok: bool, allowed: str) -> None:
-    if not ok:
-        raise ValueError(f"IPPOConfig.{field}={value!r} is invalid: must be {allowed}")
+        check_int(_FIELD + "num_agents", num_agents)
 
 
 #: GANNO Appendix D as run with Mava (see the module docstring): ``IPPOConfig()``.

@@ -31,11 +31,11 @@ import optax
 from jax.sharding import Mesh
 
 from ganno_jax.agents.config import IPPOConfig
-from ganno_jax.agents.networks import (ActorCritic, action_dtype_of, action_shape_of, init_hidden, is_discrete,
-                                      is_factorised, make_network)
+from ganno_jax.agents.groups import EnvGroup, check_groups, concat, starts
+from ganno_jax.agents.networks import (ActorCritic, action_dtype_of, action_shape_of, init_hidden, make_network)
 from ganno_jax.agents.normalize import RunningMeanStd, sanitize
 from ganno_jax.agents.ppo import PPOBatch, Transition, gae, minibatches, ppo_loss
-from ganno_jax.agents.sharding import check_divisible, split_envs
+from ganno_jax.agents.sharding import split_envs
 
 
 @flax.struct.dataclass
@@ -76,16 +76,6 @@ class TrainOutput:
     cfg: IPPOConfig = flax.struct.field(pytree_node=False)
 
 
-class EnvGroup(NamedTuple):
-    """One task of a family: ``env`` (agent-axis gymnax style, see ``make_train_pieces``), its
-    ``env_params``, ``num_envs`` vmapped copies (None: ``IPPOConfig.num_envs``) and a ``name`` for metrics."""
-
-    env: Any
-    env_params: Any
-    num_envs: Optional[int] = None
-    name: str = ""
-
-
 class TrainPieces(NamedTuple):
     """``init(key) -> RunnerState``; ``update(runner_state, num_updates: static int) -> (runner_state,
     metrics)`` (metrics as in ``TrainOutput`` with ``U = num_updates``). Both pure and jit-able."""
@@ -111,55 +101,6 @@ def _optimizer(cfg: IPPOConfig) -> optax.GradientTransformation:
     )
 
 
-def _check_groups(cfg: IPPOConfig, groups: tuple, mesh: Optional[Mesh]) -> tuple:
-    """Groups with ``num_envs`` filled in; ``ValueError`` naming the group unless every group fits the
-    config and mesh and all share the first group's observation size and action space."""
-    if not groups or not all(isinstance(g, EnvGroup) for g in groups):
-        raise ValueError(f"envs={groups!r} must be a non-empty sequence of EnvGroup")
-    names = [g.name for g in groups]
-    if len(set(names)) != len(names):
-        raise ValueError(f"EnvGroup names {names} must be distinct")
-    groups = tuple(g._replace(num_envs=cfg.num_envs if g.num_envs is None else g.num_envs) for g in groups)
-    for g in groups:  # an env without agents has nothing to train (checked before its spaces are read)
-        cfg.validate_for(int(g.env.num_agents))
-    first = groups[0]
-    space = _space_signature(first.env.action_space(first.env_params))
-    obs_dim = first.env.observation_space(first.env_params).shape[-1]
-    for g in groups:
-        if isinstance(g.num_envs, bool) or not isinstance(g.num_envs, int) or g.num_envs < 1:
-            raise ValueError(f"EnvGroup {g.name!r}: num_envs={g.num_envs!r} must be an integer >= 1")
-        check_divisible(g.num_envs, mesh)
-        sequences = g.num_envs * (cfg.num_steps // cfg.seq_len)
-        if sequences % cfg.num_minibatches:
-            raise ValueError(f"EnvGroup {g.name!r}: num_minibatches={cfg.num_minibatches} must divide its "
-                             f"num_envs*num_steps/seq_len = {sequences} sequences")
-        g_dim = g.env.observation_space(g.env_params).shape[-1]
-        if g_dim != obs_dim:
-            raise ValueError(f"EnvGroup {g.name!r}: obs_dim={g_dim} differs from {first.name!r}'s {obs_dim}; "
-                             "all groups share one network")
-        g_space = _space_signature(g.env.action_space(g.env_params))
-        if g_space != space:
-            raise ValueError(f"EnvGroup {g.name!r}: action space {g_space} differs from {first.name!r}'s {space}; "
-                             "all groups share one network")
-    return groups
-
-
-def _space_signature(space) -> tuple:
-    """Comparable description of an action space: ``("discrete", n)``, ``("factorised", nvec)`` or
-    ``("box", per-agent shape)``."""
-    if is_discrete(space):
-        return ("discrete", int(space.n))
-    if is_factorised(space):
-        return ("factorised", tuple(int(n) for n in space.nvec))
-    return ("box", action_shape_of(space))
-
-
-def _concat(parts, axis: int = 0) -> jnp.ndarray:
-    """Per-group arrays joined on their actor ``axis`` (a single group's array as it is)."""
-    parts = list(parts)
-    return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=axis)
-
-
 def make_train_pieces(cfg: IPPOConfig, env, env_params=None, mesh: Optional[Mesh] = None) -> TrainPieces:
     """Builds ``init`` and ``update`` for ``env`` (gymnax-1.0 style with an agent axis), or for a family.
 
@@ -178,7 +119,7 @@ def make_train_pieces(cfg: IPPOConfig, env, env_params=None, mesh: Optional[Mesh
         groups = (EnvGroup(env, env_params, cfg.num_envs),)
     elif env_params is not None:
         raise ValueError("env_params must be None when env is a sequence of EnvGroup (each group has its own)")
-    groups = _check_groups(cfg, groups if single else tuple(env), mesh)
+    groups = check_groups(cfg, groups if single else tuple(env), mesh)
     pack = (lambda xs: xs[0]) if single else tuple  # per-group values -> RunnerState field
     unpack = (lambda x: (x,)) if single else tuple  # RunnerState field -> per-group values
     first = groups[0]
@@ -191,7 +132,7 @@ def make_train_pieces(cfg: IPPOConfig, env, env_params=None, mesh: Optional[Mesh
     agents = tuple(int(g.env.num_agents) for g in groups)
     envs = tuple(g.num_envs for g in groups)
     actors = tuple(e * a for e, a in zip(envs, agents))
-    env_starts, actor_starts = _starts(envs), _starts(actors)
+    env_starts, actor_starts = starts(envs), starts(actors)
     total_envs = sum(envs)
     # minibatches hold whole env copies (all their agents, env-major), as the centralised critic needs;
     # segments: (actors, num_agents) of each group along the actor axis of the batch at hand
@@ -200,12 +141,12 @@ def make_train_pieces(cfg: IPPOConfig, env, env_params=None, mesh: Optional[Mesh
     mb_segments = tuple((n * chunks // cfg.num_minibatches, a) for n, a in zip(actors, agents))
 
     def split_actors(x, segments, axis: int):  # [..., sum(sizes), ...] -> per-group parts along axis
-        cuts = _starts(tuple(n for n, _ in segments))[1:]
+        cuts = starts(tuple(n for n, _ in segments))[1:]
         return jnp.split(x, cuts, axis=axis) if cuts else [x]
 
     def values(params, obs, segments):  # network obs [..., N, d] -> critic output [..., N]
         parts = split_actors(obs, segments, obs.ndim - 2)
-        return _concat([network.apply(params, o, a, method=ActorCritic.actor_values)
+        return concat([network.apply(params, o, a, method=ActorCritic.actor_values)
                         for o, (_, a) in zip(parts, segments)], axis=-1)
 
     def forward(params, hidden, obs, dones, segments):  # -> (hidden, pi, value) as ActorCritic.__call__
@@ -271,8 +212,8 @@ def make_train_pieces(cfg: IPPOConfig, env, env_params=None, mesh: Optional[Mesh
 
     def env_step(rs: RunnerState, _):
         key, k_act, k_env = jax.random.split(rs.key, 3)
-        obs = _concat([sanitize(o).reshape(n, obs_dim) for o, n in zip(unpack(rs.obs), actors)])
-        hidden_in, done_in = _concat(unpack(rs.hidden)), _concat(unpack(rs.done))
+        obs = concat([sanitize(o).reshape(n, obs_dim) for o, n in zip(unpack(rs.obs), actors)])
+        hidden_in, done_in = concat(unpack(rs.hidden)), concat(unpack(rs.done))
         hidden, pi, value = forward(rs.params, hidden_in, normalize_obs(cfg, rs.obs_stats, obs)[None],
                                     done_in[None], rollout_segments)
         action = pi.sample(seed=k_act)
@@ -285,8 +226,8 @@ def make_train_pieces(cfg: IPPOConfig, env, env_params=None, mesh: Optional[Mesh
         next_obs, env_state, reward, done, bootstrap, step_metrics = zip(*results)
         transition = Transition(
             obs=obs, reset=done_in, hidden=hidden_in, action=action, log_prob=log_prob,
-            value=to_returns(rs.ret_stats, value), reward=_concat(reward), done=_concat(done),
-            bootstrap_value=_concat(bootstrap))
+            value=to_returns(rs.ret_stats, value), reward=concat(reward), done=concat(done),
+            bootstrap_value=concat(bootstrap))
         rs = rs.replace(env_state=pack(env_state), obs=pack(next_obs),
                         done=pack([split_envs(d, mesh) for d in done]),
                         hidden=pack([split_envs(h, mesh) for h in split_actors(hidden, rollout_segments, 0)]),
@@ -310,7 +251,7 @@ def make_train_pieces(cfg: IPPOConfig, env, env_params=None, mesh: Optional[Mesh
 
     def update_step(rs: RunnerState, _):
         rs, (traj, step_metrics) = jax.lax.scan(env_step, rs, None, cfg.num_steps)
-        last_obs = _concat([sanitize(o).reshape(n, obs_dim) for o, n in zip(unpack(rs.obs), actors)])
+        last_obs = concat([sanitize(o).reshape(n, obs_dim) for o, n in zip(unpack(rs.obs), actors)])
         last_value = value_of(rs, last_obs, rollout_segments)  # unused where done
         advantages, returns = gae(traj, last_value, cfg.gamma, cfg.gae_lambda)
         ret_stats = rs.ret_stats.update(returns) if cfg.normalize_values else rs.ret_stats
@@ -335,11 +276,6 @@ def make_train_pieces(cfg: IPPOConfig, env, env_params=None, mesh: Optional[Mesh
         return jax.lax.scan(update_step, runner_state, None, num_updates)
 
     return TrainPieces(init=init, update=update)
-
-
-def _starts(sizes: tuple) -> tuple:
-    """Offsets of consecutive blocks of ``sizes``: ``(2, 3, 4) -> (0, 2, 5)``."""
-    return tuple(sum(sizes[:i]) for i in range(len(sizes)))
 
 
 def make_train(cfg: IPPOConfig, env, env_params=None,

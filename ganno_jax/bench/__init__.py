@@ -113,10 +113,10 @@ def run(args) -> list[dict]:
         env = gj.env.LayerwiseLREnv(task)
         params = env.default_params.replace(reward_mode=args.reward_mode)
         branches = BRANCHES[args.reward_mode]
-        flops = measure.inner_step_flops(env.trainer)
+        flops = measure.inner_step_flops(env.trainer, params.data)
         torch_env_s = None
         if use_torch and (task.model == "mlp" or task.model.startswith("cnn")):
-            seconds, threads = measure.torch_env_step(task, env.trainer.data, args.torch_envs, args.reward_mode,
+            seconds, threads = measure.torch_env_step(task, params.data, args.torch_envs, args.reward_mode,
                                                       args.repeats, args.torch_threads)
             torch_env_s = args.torch_envs / seconds
         for num_envs in envs:

@@ -86,12 +86,13 @@ def matmul_flops_per_s(size: int, repeats: int) -> float:
     return 2.0 * n_dev * size**3 / seconds
 
 
-def inner_step_flops(trainer) -> float:
+def inner_step_flops(trainer, data) -> float:
     """XLA's FLOP count (``cost_analysis``) of one inner optimiser step's loss and gradient on a minibatch
-    of ``task.batch_size`` (the optimiser update and the env's measurements are not counted)."""
+    of ``task.batch_size`` examples of ``data`` (the optimiser update and the env's measurements are not
+    counted)."""
     batch = trainer.task.batch_size
     params = trainer.init(jax.random.key(0)).params
-    x, y = trainer.data.x_train[:batch], trainer.data.y_train[:batch]
+    x, y = data.x_train[:batch], data.y_train[:batch]
     grad = jax.jit(jax.grad(lambda p: trainer.loss_and_accuracy(p, x, y)[0]))
     cost = grad.lower(params).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost

@@ -13,6 +13,11 @@ With weight-decay control (``EnvParams.control_wd``, beyond the paper) every row
 current weight decay (log10) and its previous WD action (one-hot) after the paper's features
 (``WD_LAYER_GROUPS``); without it the observation is exactly the paper's, ``OBS_DIM`` wide.
 
+One function builds the whole observation (``observe``) from what any driver of an inner run sees: the
+metrics, the per-layer LRs and actions, the last step's gradient and direction norms and the parameters
+(``weight_stats`` over a ``leaf_groups`` grouping). ``LayerwiseLREnv.get_obs`` and the optax transformation
+of ``ganno_jax.learned`` both call it, so a policy sees the same numbers in both places.
+
 Ablation masks zero the features outside the kept groups (the observation width never changes, so
 one network architecture serves every ablation). ``OBS_MASKS`` holds the paper's presets.
 """
@@ -79,6 +84,34 @@ def layer_constants(layers: tuple[AgentLayer, ...]) -> np.ndarray:
     return np.concatenate([kinds, depths], axis=1)
 
 
+def leaf_groups(leaf_layer) -> tuple[tuple[int, ...], ...]:
+    """Indices (in ``jax.tree.leaves`` order) of the parameter leaves each layer owns, from a tree of int
+    layer indices like the parameters (``tasks.leaf_agents``); one tuple per layer, layers 0..N-1."""
+    owners = [int(a) for a in jax.tree.leaves(leaf_layer)]
+    return tuple(tuple(i for i, a in enumerate(owners) if a == layer) for layer in range(max(owners) + 1))
+
+
+def per_layer(leaf_values, groups: tuple[tuple[int, ...], ...]) -> jax.Array:
+    """[num_layers] sums of one scalar per parameter leaf (a tree like the parameters) over each layer's
+    leaves (``leaf_groups``)."""
+    values = jax.tree.leaves(leaf_values)
+    return jnp.stack([sum(values[i] for i in group) for group in groups])
+
+
+def squared_norms(tree, groups: tuple[tuple[int, ...], ...]) -> jax.Array:
+    """[num_layers] squared L2 norms of a parameter-shaped tree's layers."""
+    return per_layer(jax.tree.map(lambda x: jnp.sum(jnp.square(x)), tree), groups)
+
+
+def weight_stats(params, groups: tuple[tuple[int, ...], ...]):
+    """(norm, mean, variance) of each layer's parameters, each [num_layers]."""
+    count = per_layer(jax.tree.map(lambda x: jnp.asarray(x.size, jnp.float32), params), groups)
+    total = per_layer(jax.tree.map(jnp.sum, params), groups)
+    sq = squared_norms(params, groups)
+    mean = total / count
+    return jnp.sqrt(sq), mean, jnp.maximum(sq / count - mean**2, 0.0)
+
+
 def _log(x):
     return jnp.log10(jnp.abs(x) + _EPS)
 
@@ -119,3 +152,22 @@ def observation(global_row: jax.Array, layer_rows: jax.Array, mask: np.ndarray) 
     """[num_agents, OBS_DIM] observation: the global row repeated beside each agent's row, masked."""
     n = layer_rows.shape[0]
     return jnp.concatenate([jnp.broadcast_to(global_row, (n, global_row.shape[0])), layer_rows], axis=1) * mask
+
+
+def observe(metrics, diverged, progress, init_lr, init_wd, lrs, prev_action, constants, grad_norm, update_norm,
+            weights, mask: np.ndarray, wd_rows: Optional[jax.Array] = None) -> jax.Array:
+    """[num_agents, obs_dim] observation of an inner run (Appendix D, module docstring).
+
+    ``metrics``: anything with scalar ``train_acc``, ``val_acc``, ``train_loss``, ``val_loss`` (``inner.Metrics``);
+    ``diverged``, ``progress`` (decisions taken / horizon), ``init_lr``, ``init_wd``: scalars; ``lrs``,
+    ``prev_action``, ``grad_norm``, ``update_norm``: [num_agents]; ``constants``: ``layer_constants``;
+    ``weights``: ``weight_stats`` of the parameters; ``mask``: ``feature_mask``; ``wd_rows``: ``wd_features``
+    with weight-decay control, else None.
+    """
+    global_row = global_features(metrics.train_acc, metrics.val_acc, metrics.train_loss, metrics.val_loss, diverged,
+                                 progress, init_lr, init_wd)
+    w_norm, w_mean, w_var = weights
+    layer_rows = layer_features(lrs, prev_action, constants, grad_norm, update_norm, w_norm, w_mean, w_var)
+    if wd_rows is not None:
+        layer_rows = jnp.concatenate([layer_rows, wd_rows], 1)
+    return observation(global_row, layer_rows, mask)

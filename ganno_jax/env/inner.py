@@ -1,17 +1,18 @@
 """The inner training run: pure functions that train one network of a task with per-layer LRs.
 
 Shared by ``LayerwiseLREnv``, ``GlobalLREnv``, the baselines and evaluation, so every method is
-trained by the same code. Per-layer learning rates are *data*: one optax direction transform
-(``scale_by_adam`` for Adam, identity for SGD, any other for Lion, LAMB, ...) gives an update
-``u``; each parameter then moves by ``-lr[agent] * u``, with ``lr[agent]`` gathered from a
-``[num_agents]`` array. The weight decay follows ``task.weight_decay_mode``: ``l2`` adds
-``weight_decay * theta`` to the gradient the transform sees (the GANNO paper's objective), ``decoupled``
-moves by ``-lr[agent] * (u + weight_decay * theta)`` (AdamW); the weight decay may be per agent too
-(``[num_agents]``, gathered like the LRs: joint LR + weight-decay control); the ``||g||`` statistic is always the
-loss gradient's. So runs with
-different LRs vmap and nothing recompiles when an LR changes. Optimisers that own part of their
-step size (schedule-free AdamW, Prodigy) plug in as an ``OptimizerRule`` with one global LR
-(see ``update_rules.py``).
+trained by the same code. Per-layer learning rates are *data*: the update rule of the task's optimiser
+(``tasks.optimizer_rule(task.optimizer, task.weight_decay_mode)``, see ``tasks/update_rules.py``) moves
+each layer by its LR, gathered from a ``[num_agents]`` array, times that optimiser's step (for Adam:
+``-lr[agent] * u`` with ``u`` from ``scale_by_adam``; the decay per ``task.weight_decay_mode``); the weight
+decay may be per agent too (``[num_agents]``, gathered like the LRs: joint LR + weight-decay control); the
+``||g||`` statistic is always the loss gradient's. So runs with different LRs vmap and nothing recompiles
+when an LR changes.
+
+The trainer is built from what the task *is* (model, optimiser, the dataset's example shape and classes
+from ``data.spec``) and holds no data: every function that reads examples takes the ``Dataset`` as its
+first argument (the env passes ``EnvParams.data``), so inside ``jit`` the dataset is an input of the
+program, never a constant embedded in it.
 
 Divergence: a step whose minibatch loss is not finite, or whose new parameters are not finite or
 exploded (their squared norm overflows float32, |theta| beyond ~1e19), is *not applied* (parameters
@@ -19,7 +20,6 @@ and optimiser state keep their previous values) and sets the ``diverged`` flag.
 """
 from __future__ import annotations
 
-import copy
 from typing import Optional
 
 import jax
@@ -27,10 +27,12 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from ganno_jax.data import Dataset, load_dataset
-from ganno_jax.env.update_rules import DirectionRule
+from ganno_jax.data import Dataset, spec
+from ganno_jax.env import features
 from ganno_jax.tasks.config import Task
 from ganno_jax.tasks.models import agent_layers, build_model, init_params, leaf_agents
+from ganno_jax.tasks.optimizers import optimizer_rule
+from ganno_jax.tasks.update_rules import DirectionRule
 
 
 @struct.dataclass
@@ -46,7 +48,7 @@ class SegmentStats:
     """Statistics of a segment of optimiser steps (per agent arrays are [num_agents])."""
 
     grad_norm: jax.Array  # ||g_l|| at the last step, [num_agents]
-    update_norm: jax.Array  # ||u_l|| of the direction (owned-LR optimisers: applied step) at the last step, [N]
+    update_norm: jax.Array  # ||u_l|| of the rule's step at the last step (see update_rules), [N]
     train_loss: jax.Array  # mean finite minibatch loss over the segment, scalar
     diverged: jax.Array  # bool scalar: some step had a non-finite loss or update
 
@@ -61,53 +63,38 @@ class Metrics:
     val_acc: jax.Array
 
 
-def _default_direction(optimizer: str) -> optax.GradientTransformation:
-    return optax.scale_by_adam() if optimizer == "adam" else optax.identity()
-
-
 class InnerTrainer:
     """Builds the pure functions of a task's inner training run.
 
     Args:
-      task: the ``Task``.
-      dataset: a loaded ``Dataset`` (default: ``load_dataset(task.dataset, task.data_dir)``).
-      direction: optax transform giving the update direction before the learning rate
-        (default: ``scale_by_adam()`` for ``adam``, identity for ``sgd``); its weight decay follows
-        ``task.weight_decay_mode``.
-      rule: an update rule instead of ``direction`` (e.g. an ``update_rules.OptimizerRule``), which
-        applies the decay as it defines it.
+      task: the ``Task`` (its dataset's shape comes from ``data.spec``; nothing is loaded).
+      direction: optax transform giving the update direction before the learning rate, instead of the
+        task's optimiser; its weight decay follows ``task.weight_decay_mode``.
+      rule: an update rule (``tasks.update_rules``) instead of the task's optimiser's
+        (``tasks.optimizer_rule(task.optimizer, task.weight_decay_mode)``, the default).
     """
 
-    def __init__(self, task: Task, dataset: Optional[Dataset] = None,
-                 direction: Optional[optax.GradientTransformation] = None, rule=None):
+    def __init__(self, task: Task, direction: Optional[optax.GradientTransformation] = None, rule=None):
         if direction is not None and rule is not None:
             raise ValueError("give InnerTrainer a direction or a rule, not both")
         self.task = task
-        self.data = dataset if dataset is not None else load_dataset(task.dataset, task.data_dir)
-        self.module = build_model(task.model, self.data.num_classes, task.width)
-        shapes = jax.eval_shape(lambda k: init_params(self.module, k, self.data.input_shape), jax.random.key(0))
+        self.input_shape, self.num_classes = spec(task.dataset, task.data_dir)
+        self.module = build_model(task.model, self.num_classes, task.width)
+        shapes = jax.eval_shape(lambda k: init_params(self.module, k, self.input_shape), jax.random.key(0))
         self.layers = agent_layers(shapes, task.model)
         self.num_agents = len(self.layers)
         self._leaf_agent = leaf_agents(shapes)
-        owners = jax.tree.leaves(self._leaf_agent)
-        self._agent_leaves = [[i for i, a in enumerate(owners) if a == agent] for agent in range(self.num_agents)]
+        self.groups = features.leaf_groups(self._leaf_agent)  # each agent's leaves, as env/features.py takes them
         if rule is None:
-            rule = DirectionRule(direction if direction is not None else _default_direction(task.optimizer),
-                                 task.weight_decay_mode)
+            rule = (optimizer_rule(task.optimizer, task.weight_decay_mode) if direction is None
+                    else DirectionRule(direction, task.weight_decay_mode))
         self.rule = rule
-
-    def with_data(self, dataset: Dataset) -> "InnerTrainer":
-        """This trainer on ``dataset`` (same shapes), e.g. a jitted program's dataset argument, so the
-        compiled program does not embed the data as constants (as it does data closed over)."""
-        trainer = copy.copy(self)
-        trainer.data = dataset
-        return trainer
 
     # ----------------------------------------------------------------- building blocks
     def init(self, key: jax.Array, init_lr=None) -> InnerState:
         """Fresh network parameters and optimiser state of a run starting at ``init_lr`` (scalar; only
         rules that own their step size need it)."""
-        params = init_params(self.module, key, self.data.input_shape)
+        params = init_params(self.module, key, self.input_shape)
         return InnerState(params, self.rule.init(params, init_lr))
 
     def eval_params(self, state: InnerState):
@@ -121,34 +108,22 @@ class InnerTrainer:
         correct = jnp.sum((logits.argmax(-1) == y).astype(jnp.int32))
         return loss, correct / y.shape[0]
 
-    def per_agent(self, leaf_values) -> jax.Array:
-        """Sums one scalar per parameter leaf into [num_agents] by the agent owning each leaf."""
-        values = jax.tree.leaves(leaf_values)
-        return jnp.stack([sum(values[i] for i in group) for group in self._agent_leaves])
-
     def squared_norms(self, tree) -> jax.Array:
         """Per-agent squared L2 norm of a parameter-shaped tree, [num_agents]."""
-        return self.per_agent(jax.tree.map(lambda x: jnp.sum(jnp.square(x)), tree))
+        return features.squared_norms(tree, self.groups)
 
-    def weight_stats(self, params):
-        """Per-agent weight norm, mean and variance over all of the agent's parameters, each [num_agents]."""
-        count = self.per_agent(jax.tree.map(lambda x: jnp.asarray(x.size, jnp.float32), params))
-        total = self.per_agent(jax.tree.map(jnp.sum, params))
-        sq = self.squared_norms(params)
-        mean = total / count
-        return jnp.sqrt(sq), mean, jnp.maximum(sq / count - mean**2, 0.0)
-
-    def sample_batch_indices(self, key: jax.Array, steps: int) -> jax.Array:
-        """Minibatch indices drawn with replacement from the train split, [steps, batch_size]."""
-        n = self.data.x_train.shape[0]
+    def sample_batch_indices(self, data: Dataset, key: jax.Array, steps: int) -> jax.Array:
+        """Minibatch indices drawn with replacement from ``data``'s train split, [steps, batch_size]."""
+        n = data.x_train.shape[0]
         return jax.random.randint(key, (steps, self.task.batch_size), 0, n)
 
     # ----------------------------------------------------------------- training
-    def train(self, state: InnerState, lrs: jax.Array, weight_decay, key: jax.Array,
+    def train(self, data: Dataset, state: InnerState, lrs: jax.Array, weight_decay, key: jax.Array,
               batch_indices: Optional[jax.Array] = None):
         """Runs ``T`` optimiser steps in ``lax.scan``.
 
         Args:
+          data: the ``Dataset`` whose train split the minibatches come from.
           state: ``InnerState`` at the start of the segment.
           lrs: per-step, per-agent learning rates [T, num_agents].
           weight_decay: weight decay, a scalar or per agent [num_agents] (may be traced), applied as the
@@ -160,14 +135,14 @@ class InnerTrainer:
         """
         steps = lrs.shape[0]
         if batch_indices is None:
-            batch_indices = self.sample_batch_indices(key, steps)
+            batch_indices = self.sample_batch_indices(data, key, steps)
         wd = jnp.broadcast_to(jnp.asarray(weight_decay, jnp.float32), (self.num_agents,))
         wd_leaves = jax.tree.map(lambda a: wd[a], self._leaf_agent)
 
         def one_step(carry, inputs):
             st, _, _, loss_sum, finite_steps, diverged = carry
             step_lrs, idx = inputs
-            x, y = self.data.x_train[idx], self.data.y_train[idx]
+            x, y = data.x_train[idx], data.y_train[idx]
             (loss, _), grads = jax.value_and_grad(self.loss_and_accuracy, has_aux=True)(st.params, x, y)
             lr_leaves = jax.tree.map(lambda a: step_lrs[a], self._leaf_agent)
             params, opt_state, direction = self.rule.apply(grads, st.opt_state, st.params, lr_leaves, wd_leaves)
@@ -196,20 +171,20 @@ class InnerTrainer:
             x, y = x[idx], y[idx]
         return self.loss_and_accuracy(params, x, y)
 
-    def measure(self, params, key: jax.Array) -> Metrics:
-        """Train and validation metrics on ``task.eval_batch`` examples each."""
+    def measure(self, data: Dataset, params, key: jax.Array) -> Metrics:
+        """Train and validation metrics on ``task.eval_batch`` examples each of ``data``."""
         k_train, k_val = jax.random.split(key)
         size = self.task.eval_batch
-        train_loss, train_acc = self._split_metrics(params, self.data.x_train, self.data.y_train, k_train, size)
-        val_loss, val_acc = self._split_metrics(params, self.data.x_val, self.data.y_val, k_val, size)
+        train_loss, train_acc = self._split_metrics(params, data.x_train, data.y_train, k_train, size)
+        val_loss, val_acc = self._split_metrics(params, data.x_val, data.y_val, k_val, size)
         return Metrics(train_loss, train_acc, val_loss, val_acc)
 
-    def test_metrics(self, params, chunk: Optional[int] = None):
-        """(loss, accuracy) on the whole test split, evaluated in chunks of ``chunk`` examples
+    def test_metrics(self, data: Dataset, params, chunk: Optional[int] = None):
+        """(loss, accuracy) on ``data``'s whole test split, evaluated in chunks of ``chunk`` examples
         (default ``task.test_chunk``) inside ``lax.map``, so a vmapped grid of runs holds at most
         [runs, chunk, ...] activations, never [runs, test examples, ...]."""
         chunk = self.task.test_chunk if chunk is None else chunk
-        x, y = self.data.x_test, self.data.y_test
+        x, y = data.x_test, data.y_test
         n = x.shape[0]
         if n <= chunk:
             return self.loss_and_accuracy(params, x, y)

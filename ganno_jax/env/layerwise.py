@@ -25,11 +25,13 @@ Reward arrays are [num_agents] in every mode.
 The episode ends (``terminated``) after ``task.horizon`` steps: the inner run is over and the
 progress feature makes the end observable, so it is a true terminal. ``truncated`` is always False.
 Randomness comes from the ``key`` passed to ``reset``/``step`` (gymnax convention); the state holds
-no key. Divergence: see ``inner.py``; observations and rewards stay finite.
+no key. Data comes from ``params.data`` (gymnax convention too): the env is built from what the task is
+(``InnerTrainer`` reads only the dataset's shape) and ``default_params`` loads the task's dataset, so the
+dataset travels into every jitted program as an argument, as ``params`` does. Divergence: see
+``inner.py``; observations and rewards stay finite.
 """
 from __future__ import annotations
 
-import copy
 from typing import Optional
 
 import jax
@@ -37,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from ganno_jax.data import Dataset
+from ganno_jax.data import Dataset, load_dataset
 from ganno_jax.env import features
 from ganno_jax.env.actions import action_nvec, apply_actions, apply_wd_actions, split_action
 from ganno_jax.env.base import FunctionalEnv, log_uniform
@@ -58,7 +60,9 @@ class EnvParams:
     LR / weight decay (>= 0; 0 is the paper's warm-up-from-zero case) used instead of sampling when not
     None (evaluation: ``fixed_start``). ``lr_min``/``lr_max``: clip range of the per-layer LRs.
     ``control_wd`` (static): the agents also set their layer's weight decay (module docstring), clipped to
-    ``[wd_min, wd_max]``.
+    ``[wd_min, wd_max]``. ``data``: the ``Dataset`` the inner runs train and measure on (array leaves;
+    ``LayerwiseLREnv.default_params`` loads the task's). It is the one field a run folder does not save:
+    ``config.json`` holds every other field and evaluation derives its params from them (``for_evaluation``).
     """
 
     init_lr_min: float = 1e-5
@@ -75,6 +79,7 @@ class EnvParams:
     obs_mask: Optional[tuple] = struct.field(pytree_node=False, default=None)
     track_test: bool = struct.field(pytree_node=False, default=False)
     control_wd: bool = struct.field(pytree_node=False, default=False)
+    data: Optional[Dataset] = None
 
     def __post_init__(self):
         if self.reward_mode not in REWARD_MODES:
@@ -85,6 +90,8 @@ class EnvParams:
             if isinstance(value, (int, float)) and not 0.0 < value < float("inf"):
                 raise ValueError(f"{field}={value!r} must be a finite number > 0 (a log-uniform range; "
                                  f"fix a value with init_lr / init_wd)")
+        if self.data is not None and not isinstance(self.data, Dataset):
+            raise ValueError(f"data={type(self.data).__name__} must be a ganno_jax.data.Dataset (or None)")
         if not isinstance(self.control_wd, bool):
             raise ValueError(f"control_wd={self.control_wd!r} must be True or False")
         for field in ("init_lr", "init_wd", "lr_min", "lr_max", "wd_min", "wd_max"):
@@ -100,6 +107,23 @@ class EnvParams:
     def fixed_start(self, init_lr, weight_decay) -> "EnvParams":
         """Params whose resets use exactly this initial LR and weight decay (evaluation)."""
         return self.replace(init_lr=init_lr, init_wd=weight_decay)
+
+    def for_evaluation(self, data: Dataset, init_lr, weight_decay) -> "EnvParams":
+        """These params (a trained run's, whole) as evaluation runs them: on ``data``, from this initial LR
+        and weight decay, with the accuracy reward (one branch) and test metrics tracked. Exactly the
+        fields of ``EVALUATION_OVERRIDES`` change; every other field, present or future, carries over."""
+        return self.replace(reward_mode="accuracy", track_test=True, data=data).fixed_start(init_lr, weight_decay)
+
+    def required_data(self) -> Dataset:
+        """``data``, or a ``ValueError`` saying how to give it."""
+        if self.data is None:
+            raise ValueError("EnvParams.data is None: the env needs a dataset; use env.default_params, or "
+                             "params.replace(data=ganno_jax.data.load_dataset(name, data_dir))")
+        return self.data
+
+
+#: The fields ``EnvParams.for_evaluation`` sets; evaluation keeps every other field of a run's params.
+EVALUATION_OVERRIDES = ("reward_mode", "track_test", "data", "init_lr", "init_wd")
 
 
 @struct.dataclass
@@ -133,23 +157,18 @@ class LayerwiseLREnv(FunctionalEnv):
     """GANNO environment for a ``Task``: obs [num_agents, OBS_DIM], 9 discrete actions per agent (with
     ``EnvParams.control_wd``: obs [num_agents, features.obs_dim(True)], actions [num_agents, 2])."""
 
-    def __init__(self, task: Task, dataset: Optional[Dataset] = None, trainer: Optional[InnerTrainer] = None):
+    def __init__(self, task: Task, trainer: Optional[InnerTrainer] = None):
         self.task = task
-        self.trainer = trainer if trainer is not None else InnerTrainer(task, dataset)
+        self.trainer = trainer if trainer is not None else InnerTrainer(task)
         self.layers = self.trainer.layers
         self.num_agents = self.trainer.num_agents
         self._layer_constants = features.layer_constants(self.layers)
 
-    def with_data(self, dataset: Dataset) -> "LayerwiseLREnv":
-        """This env on ``dataset`` (same shapes; see ``InnerTrainer.with_data``)."""
-        env = copy.copy(self)
-        env.trainer = self.trainer.with_data(dataset)
-        return env
-
     @property
     def default_params(self) -> EnvParams:
-        """Paper defaults: training ranges, difference reward, all features."""
-        return EnvParams()
+        """Paper defaults (training ranges, difference reward, all features) on the task's dataset
+        (``data.load_dataset``, cached)."""
+        return EnvParams(data=load_dataset(self.task.dataset, self.task.data_dir))
 
     def action_space(self, params: Optional[EnvParams] = None) -> Discrete | MultiDiscrete:
         """9 discrete actions per agent; with ``control_wd`` a factorised (LR, WD) action, ``MultiDiscrete((9, 5))``."""
@@ -162,20 +181,18 @@ class LayerwiseLREnv(FunctionalEnv):
 
     # ------------------------------------------------------------------ observations
     def get_obs(self, state: EnvState, params: EnvParams) -> jax.Array:
-        """Observation [num_agents, OBS_DIM] of a state."""
-        m = state.metrics
-        progress = state.step / self.task.horizon
-        global_row = features.global_features(m.train_acc, m.val_acc, m.train_loss, m.val_loss, state.diverged,
-                                              progress, state.init_lr, state.weight_decay)
-        w_norm, w_mean, w_var = self.trainer.weight_stats(state.inner.params)
-        layer_rows = features.layer_features(state.lrs, state.prev_action, self._layer_constants, state.grad_norm,
-                                             state.update_norm, w_norm, w_mean, w_var)
+        """Observation [num_agents, OBS_DIM] of a state (``features.observe``)."""
+        wd_rows = None
         if params.control_wd:
             if state.wds is None:
                 raise ValueError("EnvParams.control_wd is True but the state was reset without it; reset with "
                                  "the same params")
-            layer_rows = jnp.concatenate([layer_rows, features.wd_features(state.wds, state.prev_wd_action)], 1)
-        return features.observation(global_row, layer_rows, features.feature_mask(params.obs_mask, params.control_wd))
+            wd_rows = features.wd_features(state.wds, state.prev_wd_action)
+        return features.observe(
+            state.metrics, state.diverged, state.step / self.task.horizon, state.init_lr, state.weight_decay,
+            state.lrs, state.prev_action, self._layer_constants, state.grad_norm, state.update_norm,
+            features.weight_stats(state.inner.params, self.trainer.groups),
+            features.feature_mask(params.obs_mask, params.control_wd), wd_rows)
 
     # ------------------------------------------------------------------ dynamics
     def reset_env(self, key: jax.Array, params: EnvParams):
@@ -185,12 +202,13 @@ class LayerwiseLREnv(FunctionalEnv):
                    else jnp.asarray(params.init_lr, jnp.float32))
         wd = (log_uniform(k_wd, params.init_wd_min, params.init_wd_max) if params.init_wd is None
               else jnp.asarray(params.init_wd, jnp.float32))
+        data = params.required_data()
         inner = self.trainer.init(k_net, init_lr)
         zeros = jnp.zeros(self.num_agents, jnp.float32)
         state = EnvState(
             inner=inner, lrs=jnp.full(self.num_agents, init_lr), prev_action=jnp.zeros(self.num_agents, jnp.int32),
             step=jnp.int32(0), init_lr=init_lr, weight_decay=wd,
-            metrics=self.trainer.measure(self.trainer.eval_params(inner), k_eval),
+            metrics=self.trainer.measure(data, self.trainer.eval_params(inner), k_eval),
             diverged=jnp.bool_(False), grad_norm=zeros, update_norm=zeros,
         )
         if params.control_wd:
@@ -207,17 +225,13 @@ class LayerwiseLREnv(FunctionalEnv):
         only_agent_noop = jnp.where(jnp.eye(self.num_agents, dtype=bool), old[None], new[None])
         return jnp.concatenate([new[None], only_agent_noop])
 
-    def _segment(self, key: jax.Array, state: EnvState, per_step_lrs: jax.Array, wds: jax.Array):
-        """tau optimiser steps at per-step LRs [tau, N] and weight decays [N], then metrics:
-        (inner, SegmentStats, Metrics)."""
+    def _segment(self, data: Dataset, key: jax.Array, state: EnvState, per_step_lrs: jax.Array, wds: jax.Array):
+        """tau optimiser steps on ``data`` at per-step LRs [tau, N] and weight decays [N], then metrics:
+        (inner, SegmentStats, Metrics). ``data`` is an argument, not closed over: the chunked
+        (``custom_vmap``) call cannot close over a traced array."""
         k_train, k_eval = jax.random.split(key)
-        inner, stats = self.trainer.train(state.inner, per_step_lrs, wds, k_train)
-        return inner, stats, self.trainer.measure(self.trainer.eval_params(inner), k_eval)
-
-    def _segment_on(self, data: Dataset, key: jax.Array, state: EnvState, per_step_lrs: jax.Array, wds: jax.Array):
-        """``_segment`` on ``data``: the chunked (``custom_vmap``) call takes the dataset as an argument,
-        since a custom-vmapped function cannot close over a traced one (a jit argument via ``with_data``)."""
-        return self.with_data(data)._segment(key, state, per_step_lrs, wds)
+        inner, stats = self.trainer.train(data, state.inner, per_step_lrs, wds, k_train)
+        return inner, stats, self.trainer.measure(data, self.trainer.eval_params(inner), k_eval)
 
     def _advance(self, state: EnvState, segment, lrs: jax.Array, action: jax.Array, params: EnvParams,
                  wds: Optional[jax.Array] = None, wd_action: Optional[jax.Array] = None):
@@ -237,7 +251,7 @@ class LayerwiseLREnv(FunctionalEnv):
             "lrs": lrs, "wds": new_state.layer_wds, "diverged": stats.diverged, "step": new_state.step,
         }
         if params.track_test:
-            test_loss, test_acc = self.trainer.test_metrics(self.trainer.eval_params(inner))
+            test_loss, test_acc = self.trainer.test_metrics(params.required_data(), self.trainer.eval_params(inner))
             info.update(test_loss=features.safe_loss(test_loss), test_acc=test_acc)
         return self.get_obs(new_state, params), new_state, new_state.step >= self.task.horizon, info
 
@@ -262,8 +276,8 @@ class LayerwiseLREnv(FunctionalEnv):
             branch_wds = jnp.broadcast_to(state.layer_wds, branch_lrs.shape)
         # same key in every branch: identical minibatches and evaluation examples (common random numbers)
         # vmapped over env copies, the inner runs go in cache-sized chunks on CPU (see chunked.py)
-        segments = chunked_vmap(jax.vmap(self._segment_on, in_axes=(None, None, None, 0, 0)))(
-            self.trainer.data, key, state, per_step, branch_wds)
+        segments = chunked_vmap(jax.vmap(self._segment, in_axes=(None, None, None, 0, 0)))(
+            params.required_data(), key, state, per_step, branch_wds)
         val_acc = segments[2].val_acc
         reward = val_acc[0] if params.reward_mode == "accuracy" else val_acc[0] - val_acc[1:]
         reward = jnp.broadcast_to(reward, (self.num_agents,)).astype(jnp.float32)
@@ -278,7 +292,7 @@ class LayerwiseLREnv(FunctionalEnv):
         auto-reset. Returns (obs, state, terminated, info); ``info["lrs"]`` is the last step's LRs as
         applied (optimisers that adapt their step size, e.g. Prodigy, report the adapted one).
         """
-        segment = chunked_vmap(self._segment_on)(self.trainer.data, key, state, per_step_lrs, state.layer_wds)
+        segment = chunked_vmap(self._segment)(params.required_data(), key, state, per_step_lrs, state.layer_wds)
         no_action = jnp.zeros(self.num_agents, jnp.int32)
         applied = self.trainer.rule.effective_lr(segment[0].opt_state, per_step_lrs[-1])
         return self._advance(state, segment, applied, no_action, params)

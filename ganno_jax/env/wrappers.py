@@ -70,10 +70,20 @@ VARIANTS = {
 }
 
 
-def variant_env(env: LayerwiseLREnv, variant: str, params):
-    """(env, params) of a training ``variant`` (see ``VARIANTS``): ``params`` (``EnvParams``) with the
-    variant's ``obs_mask``, and ``env`` wrapped in ``SingleAgentLREnv`` for ``single_agent``."""
+def check_variant(variant: str) -> str:
+    """``variant`` if it is one of ``VARIANTS``, else a ``ValueError`` naming the allowed ones."""
     if variant not in VARIANTS:
         raise ValueError(f"variant={variant!r} is not valid; allowed: {', '.join(VARIANTS)}")
-    obs_mask, single = VARIANTS[variant]
-    return (SingleAgentLREnv(env) if single else env), params.replace(obs_mask=obs_mask)
+    return variant
+
+
+def variant_params(params, variant: str):
+    """``params`` (``EnvParams``) with the observation mask of a training ``variant`` (``VARIANTS``). A run's
+    saved EnvParams already hold it (``runs.RunConfig``), so evaluation takes them whole."""
+    return params.replace(obs_mask=VARIANTS[check_variant(variant)][0])
+
+
+def variant_env(env: LayerwiseLREnv, variant: str):
+    """``env`` as a training ``variant`` sees it (``VARIANTS``): wrapped in ``SingleAgentLREnv`` for
+    ``single_agent``, unchanged otherwise (the observation mask lives in the params: ``variant_params``)."""
+    return SingleAgentLREnv(env) if VARIANTS[check_variant(variant)][1] else env

@@ -24,9 +24,9 @@ Choosing ``C`` (``RunMapper.plan``):
   raise ``InsufficientMemoryError`` naming the estimate, the budget and the knobs that help — before
   any run starts. An out-of-memory error from XLA while running becomes the same error.
 
-With a mesh, ``C`` is a multiple of its device count and each chunk is split over the devices along
-the run axis (``NamedSharding``); shared inputs are replicated (one copy per device: ``device_put``
-reuses a buffer already on a device).
+With a mesh (``grid_mesh``), ``C`` is a multiple of its device count and each chunk is split over the
+devices along the run axis (``NamedSharding``); shared inputs are replicated (one copy per device:
+``device_put`` reuses a buffer already on a device).
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ganno_jax import distributed
-from ganno_jax.agents.sharding import ENV_AXIS
+from ganno_jax.agents.sharding import ENV_AXIS, env_mesh
 
 #: fraction of a device's free memory one chunk's program may use
 MEMORY_FRACTION = 0.7
@@ -111,6 +111,12 @@ def free_memory(device) -> Optional[int]:
 def _mesh_devices(mesh: Optional[Mesh]) -> list:
     """Devices a program runs on: the mesh's, or the default device without a mesh."""
     return list(mesh.devices.flat) if mesh is not None else [jax.devices()[0]]
+
+
+def grid_mesh(devices: Optional[int] = None) -> Optional[Mesh]:
+    """Mesh a grid of runs is split over: the first ``devices`` devices (None: all); None for one device."""
+    mesh = env_mesh(devices)
+    return mesh if mesh.size > 1 else None
 
 
 def budget_from_free(free: Sequence[Optional[int]], on_cpu: bool) -> Optional[int]:

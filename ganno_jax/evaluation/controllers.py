@@ -2,9 +2,10 @@
 schedules / other optimisers acting every optimiser step. ``baseline(name)`` builds the named ones.
 
 - ``PolicyController``: any ``ganno_jax.agents.Policy`` (learned GANNO policy, random agent,
-  constant no-op) choosing the Appendix D actions every ``tau`` steps (and, with ``wd_bounds``, the
-  per-layer weight-decay actions); ``obs_mask`` and
-  ``single_agent`` select the paper's ablation variants. ``from_run`` loads a trained run's, with
+  constant no-op) choosing the Appendix D actions every ``tau`` steps, under the ``EnvParams`` it was
+  trained with (kept whole: observation mask, LR/WD bounds, weight-decay control; evaluation changes only
+  ``EnvParams.for_evaluation``'s fields) and its training ``variant`` (``single_agent``: one global
+  action). ``from_run`` loads a trained run's, with
   its actions sampled (as Mava's executors act, the paper's evaluation) or greedy (``EVAL_ACTIONS``);
   a run of several trained agents (``train_seeds``) gives one controller whose ``members`` agents
   are all evaluated on every (initial LR, seed) cell.
@@ -22,11 +23,13 @@ from typing import Any, Optional
 import flax.struct
 
 from ganno_jax.agents import RandomPolicy
-from ganno_jax.baselines.optimizers import make_update_rule
 from ganno_jax.baselines.schedules import SCHEDULES
+from ganno_jax.checks import check_choice
 from ganno_jax.env.features import NUM_ACTIONS
-from ganno_jax.env.wrappers import VARIANTS
+from ganno_jax.env.layerwise import EnvParams
+from ganno_jax.env.wrappers import check_variant
 from ganno_jax.runs import load_policy
+from ganno_jax.tasks.optimizers import OPTIMIZERS
 
 #: How a learned policy picks its action in evaluation: ``sample`` from the policy (seeded by the run's
 #: key, so every method keeps its common random numbers) or ``greedy`` (its most likely action).
@@ -47,29 +50,31 @@ class ScheduleController:
     optimizer: Optional[str] = flax.struct.field(pytree_node=False, default=None)  # None: the task's own
 
     def __post_init__(self):
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule={self.schedule!r} is not valid; allowed: {', '.join(SCHEDULES)}")
-        make_update_rule(self.optimizer)  # validates the name
+        check_choice("schedule", self.schedule, SCHEDULES)
+        if self.optimizer is not None:
+            check_choice("optimizer", self.optimizer, OPTIMIZERS)
 
 
 @flax.struct.dataclass
 class PolicyController:
     """A policy (``agents.Policy``) choosing LR actions every env step.
 
-    ``members > 1``: ``policy`` holds that many independently trained agents stacked on a leading axis
-    of its arrays (a run trained with ``train_seeds``); evaluation runs each of them on every cell.
+    ``env_params``: the ``EnvParams`` the policy was trained with (a run's, whole, without data; default:
+    the paper's); ``variant``: its training variant (``env.wrappers.VARIANTS``). ``members > 1``: ``policy``
+    holds that many independently trained policies stacked on a leading axis of its arrays (a run trained
+    with ``train_seeds``); evaluation runs each of them on every cell.
     """
 
     name: str = flax.struct.field(pytree_node=False)
     policy: Any = None
-    obs_mask: Optional[tuple] = flax.struct.field(pytree_node=False, default=None)
-    single_agent: bool = flax.struct.field(pytree_node=False, default=False)
-    # LR clip range (lr_min, lr_max) the policy was trained with; None: EnvParams' default
-    lr_bounds: Optional[tuple] = flax.struct.field(pytree_node=False, default=None)
-    # WD clip range (wd_min, wd_max) of a policy that also sets every layer's weight decay
-    # (EnvParams.control_wd, actions [A, 2]); None: it sets LRs only
-    wd_bounds: Optional[tuple] = flax.struct.field(pytree_node=False, default=None)
+    env_params: EnvParams = flax.struct.field(pytree_node=False, default=EnvParams())
+    variant: str = flax.struct.field(pytree_node=False, default="ganno")
     members: int = flax.struct.field(pytree_node=False, default=1)
+
+    def __post_init__(self):
+        check_variant(self.variant)
+        if not isinstance(self.env_params, EnvParams) or self.env_params.data is not None:
+            raise ValueError("env_params must be an EnvParams without data (evaluation gives each task's)")
 
 
 def baseline_names() -> list[str]:
@@ -80,43 +85,34 @@ def baseline_names() -> list[str]:
 def baseline(name: str):
     """The baseline controller called ``name`` (see ``baseline_names()``); learned policies come from
     ``learned`` / ``from_run``."""
-    if name in SCHEDULES:
-        return ScheduleController(name, schedule=name)
+    check_choice("controller", name, baseline_names())
     if name == "random":
         return PolicyController("random", RandomPolicy(NUM_ACTIONS))
     if name in OPTIMIZER_BASELINES:
         return ScheduleController(name, schedule=OPTIMIZER_BASELINES[name], optimizer=name)
-    raise ValueError(f"unknown controller {name!r}; valid names: {', '.join(baseline_names())}")
+    return ScheduleController(name, schedule=name)
 
 
 def check_eval_actions(actions: str) -> str:
     """``actions`` if it is one of ``EVAL_ACTIONS``, else ``ValueError`` naming the allowed values."""
-    if actions not in EVAL_ACTIONS:
-        raise ValueError(f"eval actions={actions!r} is not valid; allowed: {', '.join(EVAL_ACTIONS)}")
-    return actions
+    return check_choice("eval_actions", actions, EVAL_ACTIONS)
 
 
-def learned(name: str, policy, obs_mask: Optional[tuple] = None, single_agent: bool = False,
-            lr_bounds: Optional[tuple] = None, members: int = 1, wd_bounds: Optional[tuple] = None) -> PolicyController:
-    """Controller for a trained policy (e.g. ``agents.policy_from(out)``), its training variant, the
-    LR clip range ``(lr_min, lr_max)`` it was trained with (None: ``EnvParams``' default), the number
-    of trained agents stacked in it (``members``) and, for a policy trained with weight-decay control
-    (``EnvParams.control_wd``), its WD clip range ``(wd_min, wd_max)``."""
-    return PolicyController(name, policy, obs_mask=obs_mask, single_agent=single_agent, lr_bounds=lr_bounds,
-                            members=members, wd_bounds=wd_bounds)
+def learned(name: str, policy, env_params: Optional[EnvParams] = None, variant: str = "ganno",
+            members: int = 1) -> PolicyController:
+    """Controller for a trained policy (e.g. ``agents.policy_from(out)``) under the ``EnvParams`` it was
+    trained with (None: the paper's; any ``data`` is dropped), its training ``variant`` and the number of
+    trained policies stacked in it (``members``)."""
+    params = EnvParams() if env_params is None else env_params.replace(data=None)
+    return PolicyController(name, policy, env_params=params, variant=variant, members=members)
 
 
 def from_run(run_dir: str, actions: str = "greedy", name: Optional[str] = None) -> PolicyController:
     """The controller of a trained run folder (``ganno train``, an experiment's ``<out>/agent``): its
     policy acting by ``actions`` (``EVAL_ACTIONS``) with its variant's observation mask / single-agent
-    setting, the LR clip range of its ``EnvParams`` (and WD clip range, when it controls weight decays)
-    and all of its trained agents (read back from ``config.json``). ``name`` defaults to ``GANNO``
-    (``GANNO-<variant>`` for ablations)."""
+    setting, its saved ``EnvParams`` whole and all of its trained policies (read back from
+    ``config.json``). ``name`` defaults to ``GANNO`` (``GANNO-<variant>`` for ablations)."""
     policy, config = load_policy(run_dir, greedy=check_eval_actions(actions) == "greedy")
-    obs_mask, single = VARIANTS[config.variant]
     if name is None:
         name = "GANNO" if config.variant == "ganno" else f"GANNO-{config.variant.replace('_', '-')}"
-    env_params = config.env_params
-    wd_bounds = (env_params.wd_min, env_params.wd_max) if env_params.control_wd else None
-    return learned(name, policy, obs_mask=obs_mask, single_agent=single, lr_bounds=(env_params.lr_min,
-                   env_params.lr_max), members=config.train_seeds, wd_bounds=wd_bounds)
+    return learned(name, policy, config.env_params, config.variant, config.train_seeds)

@@ -10,8 +10,10 @@ the whole test split after every env step (``tau`` optimiser steps), ``task.test
 at a time. The grid is a flat axis of runs executed by ``evaluation.chunked.RunMapper``: as many runs at once
 as the free memory allows (or ``max_parallel_runs``), split over all devices; a grid that cannot fit
 one run is refused before it starts (``evaluation.chunked.InsufficientMemoryError``). The task's dataset
-is an argument of every compiled program (``LayerwiseLREnv.with_data``), never a constant embedded in
-it, so the cached programs hold no copy of it.
+is an argument of every compiled program (``EnvParams.data``), never a constant embedded in it, so the
+cached programs hold no copy of it. A policy runs under the ``EnvParams`` it was trained with, changed
+only by ``EnvParams.for_evaluation`` (the accuracy reward, test metrics, the grid's initial LR and weight
+decay, the task's data); schedules run under the paper's defaults changed the same way.
 """
 from __future__ import annotations
 
@@ -25,14 +27,13 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from ganno_jax.agents.sharding import env_mesh
 from ganno_jax.baselines.optimizers import check_optimizer_init_lrs, make_update_rule, weight_decay_mode
 from ganno_jax.baselines.schedules import make_schedule
 from ganno_jax.data import load_dataset
 from ganno_jax.env.inner import InnerTrainer
 from ganno_jax.env.layerwise import EnvParams, LayerwiseLREnv
-from ganno_jax.env.wrappers import SingleAgentLREnv
-from ganno_jax.evaluation.chunked import ChunkPlan, RunMapper
+from ganno_jax.env.wrappers import variant_env
+from ganno_jax.evaluation.chunked import ChunkPlan, RunMapper, grid_mesh
 from ganno_jax.evaluation.controllers import PolicyController, ScheduleController
 from ganno_jax.scales import PAPER_INIT_LRS, check_init_lrs, check_seeds
 from ganno_jax.tasks.config import Task
@@ -105,34 +106,30 @@ def _schedule_runs(task: Task, optimizer: str, schedules: tuple) -> RunMapper:
     def run(shared, inputs):
         data, weight_decay = shared
         index, init_lr, key = inputs
-        env = base.with_data(data)
         fns = [make_schedule(name, init_lr, task.total_inner_steps) for name in schedules]
 
         def step(t, k, obs, state, carry, params):
             lrs = jax.lax.switch(index, fns, t * task.tau + jnp.arange(task.tau))
             per_step = jnp.broadcast_to(lrs[:, None], (task.tau, layers)).astype(jnp.float32)
-            obs, state, _, info = env.step_schedule(jax.random.split(k)[1], state, per_step, params)
+            obs, state, _, info = base.step_schedule(jax.random.split(k)[1], state, per_step, params)
             return obs, state, carry, info
 
-        params = EnvParams(reward_mode="accuracy", track_test=True).fixed_start(init_lr, weight_decay)
-        return _rollout(env, params, step, (), key)
+        return _rollout(base, EnvParams().for_evaluation(data, init_lr, weight_decay), step, (), key)
 
     return RunMapper(run, f"{task.name}: {', '.join(schedules)}", _memory_hint(task))
 
 
 @lru_cache(maxsize=32)
-def _policy_runs(task: Task, single_agent: bool, obs_mask: Optional[tuple], lr_bounds: Optional[tuple],
-                 wd_bounds: Optional[tuple]) -> RunMapper:
-    """Runs of a policy: ``fn((dataset, policies, wd), (init_lr, member, key)) -> infos [T, ...]``, where
-    ``policies`` stacks trained agents on a leading axis and ``member`` picks one; the policies are an
-    input, so the compiled programs are reused for every policy of the same structure (cached)."""
-    base = _env_for(task, None)
+def _policy_runs(task: Task, variant: str) -> RunMapper:
+    """Runs of a policy: ``fn((env_params, policies, wd), (init_lr, member, key)) -> infos [T, ...]``, where
+    ``env_params`` are the policy's training params on the task's data, ``policies`` stacks trained policies
+    on a leading axis and ``member`` picks one; params and policies are inputs, so the compiled programs are
+    reused for every policy and params of the same structure (cached)."""
+    env = variant_env(_env_for(task, None), variant)
 
     def run(shared, inputs):
-        data, policies, weight_decay = shared
+        trained_params, policies, weight_decay = shared
         init_lr, member, key = inputs
-        env = base.with_data(data)
-        env = SingleAgentLREnv(env) if single_agent else env
         policy = jax.tree.map(lambda x: x[member], policies)
 
         def step(t, k, obs, state, carry, params):
@@ -141,12 +138,7 @@ def _policy_runs(task: Task, single_agent: bool, obs_mask: Optional[tuple], lr_b
             obs, state, _, _, _, info = env.step_env(k_env, state, action, params)
             return obs, state, carry, info
 
-        params = EnvParams(reward_mode="accuracy", track_test=True, obs_mask=obs_mask)
-        if lr_bounds is not None:
-            params = params.replace(lr_min=lr_bounds[0], lr_max=lr_bounds[1])
-        if wd_bounds is not None:  # the policy sets every layer's weight decay too, starting from the grid's
-            params = params.replace(control_wd=True, wd_min=wd_bounds[0], wd_max=wd_bounds[1])
-        params = params.fixed_start(init_lr, weight_decay)
+        params = trained_params.for_evaluation(trained_params.data, init_lr, weight_decay)
         # the rollout key is the schedules' one: same network init and minibatches for every method
         return _rollout(env, params, step, policy.init(jax.random.fold_in(key, 1), env.num_agents), key)
 
@@ -163,12 +155,6 @@ def _result(name: str, task: Task, init_lrs, wd: float, infos, plan: ChunkPlan,
             optimizer: Optional[str] = None) -> EvalResult:
     return EvalResult(name, task.name, init_lrs, wd, {k: np.asarray(infos[k]) for k in CURVE_KEYS}, plan,
                       weight_decay_mode(optimizer, task.weight_decay_mode))
-
-
-def _grid_mesh(devices: Optional[int]):
-    """Mesh the grid is split over: ``devices`` devices (None: all); None for one device."""
-    mesh = env_mesh(devices)
-    return mesh if mesh.size > 1 else None
 
 
 def run_many(controllers: Sequence, task: Task, init_lrs: Sequence[float] = PAPER_INIT_LRS, seeds: int = 5,
@@ -197,7 +183,7 @@ def run_many(controllers: Sequence, task: Task, init_lrs: Sequence[float] = PAPE
             policies.append(i)
         else:
             raise TypeError(f"controller {c!r} is neither a ScheduleController nor a PolicyController")
-    mesh = _grid_mesh(devices)
+    mesh = grid_mesh(devices)
     data = load_dataset(task.dataset, task.data_dir)  # the envs' (cached): an argument of every program
     runs_per_cell = sum(getattr(c, "members", 1) for c in controllers)
     bar = tqdm(total=runs_per_cell * num_lrs * seeds, unit="run", desc=f"evaluate {task.name}",
@@ -211,9 +197,10 @@ def run_many(controllers: Sequence, task: Task, init_lrs: Sequence[float] = PAPE
             stacked = c.policy if c.members > 1 else jax.tree.map(lambda x: x[None], c.policy)
             # run r = (l, m, s): every trained agent m on every cell, seed s's key shared by all agents
             l_of, m_of, s_of = np.unravel_index(np.arange(num_lrs * c.members * seeds), (num_lrs, c.members, seeds))
-            infos, plan = _policy_runs(task, c.single_agent, c.obs_mask, c.lr_bounds, c.wd_bounds)(
-                (data, stacked, wd), (lrs[l_of], jnp.asarray(m_of, jnp.int32), keys[s_of]), mesh, max_parallel_runs,
-                bar.update)
+            runs = (lrs[l_of], jnp.asarray(m_of, jnp.int32), keys[s_of])
+            infos, plan = _policy_runs(task, c.variant)(
+                (jax.tree.map(jnp.asarray, c.env_params.replace(data=data)), stacked, wd), runs, mesh,
+                max_parallel_runs, bar.update)
             infos = jax.tree.map(lambda x: x.reshape(num_lrs, c.members * seeds, *x.shape[1:]), infos)
             results[i] = _result(c.name, task, init_lrs, float(wd), infos, plan)
         for optimizer, members in groups.items():

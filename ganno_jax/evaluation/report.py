@@ -7,6 +7,7 @@ have one layout: ``<name>.{json,md,csv}`` and ``<prefix>accuracy_curves.png`` /
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -27,7 +28,8 @@ def evaluate_task(methods: Sequence, task, init_lrs: Sequence[float], seeds: int
                   plot_lr: Optional[float] = None, plot_prefix: Optional[str] = None,
                   max_parallel_runs: Optional[int] = None, devices: Optional[int] = None,
                   progress: bool = False) -> tuple[list, str]:
-    """Evaluates ``methods`` on ``task``; writes ``<name>.{json,md,csv}`` and PNG plots to ``folder``.
+    """Evaluates ``methods`` on ``task``; writes ``<name>.{json,md,csv}`` (the JSON records the task's fields
+    under ``task``) and PNG plots to ``folder``.
 
     ``max_parallel_runs`` / ``devices`` / ``progress``: see ``harness.run_many``.
 
@@ -39,7 +41,7 @@ def evaluate_task(methods: Sequence, task, init_lrs: Sequence[float], seeds: int
     results = run_many(methods, task, init_lrs=init_lrs, seeds=seeds, weight_decay=weight_decay, seed=seed,
                        max_parallel_runs=max_parallel_runs, devices=devices, progress=progress)
     print(f"[evaluate] {task.name}: {results[0].plan.describe()}")
-    save_results(results, folder, name)
+    save_results(results, folder, name, extra={"task": dataclasses.asdict(task)})
     prefix = f"{name}_" if plot_prefix is None else plot_prefix
     lr = 1e-3 if plot_lr is None else plot_lr
     plots.plot_accuracy_curves(results, os.path.join(folder, f"{prefix}accuracy_curves.png"), init_lr=lr)

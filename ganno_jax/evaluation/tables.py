@@ -17,7 +17,7 @@ import csv
 import io
 import json
 import os
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -102,11 +102,14 @@ def csv_table(rows: list[dict]) -> str:
     return out.getvalue()
 
 
-def save_results(results: Sequence[EvalResult], folder: str, name: str = "results") -> dict:
-    """Writes ``<name>.json`` (all curves), ``<name>.md`` and ``<name>.csv`` (table) atomically; returns paths."""
+def save_results(results: Sequence[EvalResult], folder: str, name: str = "results",
+                 extra: Optional[dict] = None) -> dict:
+    """Writes ``<name>.json`` (all curves, then the top-level ``extra`` entries), ``<name>.md`` and
+    ``<name>.csv`` (table) atomically; returns paths."""
     rows = summary_rows(results)
     paths = {ext: os.path.join(folder, f"{name}.{ext}") for ext in ("json", "md", "csv")}
-    write_atomic(paths["json"], json.dumps({"summary": rows, "results": [r.to_dict() for r in results]}))
+    write_atomic(paths["json"], json.dumps({"summary": rows, "results": [r.to_dict() for r in results],
+                                            **(extra or {})}))
     write_atomic(paths["md"], markdown_table(rows))
     write_atomic(paths["csv"], csv_table(rows))
     return paths

@@ -14,14 +14,19 @@ split alike, so every method sees identical epochs (common random numbers).
   its defaults factor 1/3, total_iters 5, stepped once per *epoch* as in pytorch/examples/mnist) and
   ``onecycle`` (PyTorch ``OneCycleLR`` with ``max_lr`` = the initial LR, stepped once per *batch* over
   ``epochs * steps_per_epoch`` steps, as PyTorch documents).
-- ``grid_search``: ``num_lrs`` constant LRs (``grid_lrs``: ``linear``, the paper's ``k / N * lr_max``,
-  k = 1..N, i.e. its [0, 1] range without the no-op LR 0; or ``log``, log-spaced over
-  ``[lr_min, lr_max]``), each trained for one whole episode (``task.horizon`` epochs), so every grid
-  point trains as long as every evaluation run and the grid spends ``num_lrs`` episodes in all; the
-  best LR is then run on the evaluation seeds (``run_baselines``'s ``grid_best``).
+- Grid search (``evaluation.global_lr.grid_search``): ``num_lrs`` constant LRs (``grid_lrs``: ``linear``,
+  the paper's ``k / N * lr_max``, k = 1..N, i.e. its [0, 1] range without the no-op LR 0; or ``log``,
+  log-spaced over ``[lr_min, lr_max]``), each trained for one whole episode (``task.horizon`` epochs, a ``fixed``
+  schedule), so every grid point trains as long as every evaluation run and the grid spends ``num_lrs``
+  episodes in all; the best LR is then run on the evaluation seeds.
 - ``run_sls``: stochastic Armijo line search (SLS, Vaswani et al. 2019) with
   ``optax.scale_by_backtracking_linesearch`` on the same minibatch, c = 0.1, step halved on failure,
   the guess grown by ``2 ** (1 / steps_per_epoch)`` per step (SLS's reset option), capped at ``lr_max``.
+
+``run_schedule``, ``run_policy`` and ``run_sls`` are one run each, pure functions of ``GlobalEnvParams``
+(its ``data`` an argument, never closed over). Grids of them (schedules x initial LRs x seeds, the
+grid search and its best LR, SLS and trained agents over seeds) run through evaluation's grid runner,
+``ganno_jax.evaluation.global_lr``: memory-planned chunks, split over devices, progress.
 
 Every curve carries ``steps`` (optimiser steps run per epoch); ``run_steps`` sums them per run, so
 tables report the steps each method actually trained for.
@@ -32,7 +37,7 @@ curves is cumulative, and ``final_losses`` reports a diverged run's final loss a
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -40,7 +45,6 @@ import numpy as np
 import optax
 
 from ganno_jax.baselines.torch_schedules import torch_constant_lr, torch_onecycle_lr
-from ganno_jax.data import Dataset
 from ganno_jax.env import features
 from ganno_jax.env.inner import InnerTrainer
 from ganno_jax.sgd_scheduler.env import GlobalEnvParams, GlobalLREnv
@@ -53,12 +57,12 @@ GRID_SPACINGS = ("linear", "log")
 CURVE_KEYS = ("val_loss", "train_loss", "lr", "diverged", "steps")
 
 
-def optimizer_env(task: Task, optimizer: str = "sgd", dataset: Optional[Dataset] = None) -> GlobalLREnv:
+def optimizer_env(task: Task, optimizer: str = "sgd") -> GlobalLREnv:
     """``GlobalLREnv`` whose inner optimiser is ``optimizer`` (one of ``BASELINE_OPTIMIZERS``) at the
     scheduled LR."""
     if optimizer not in BASELINE_OPTIMIZERS:
         raise ValueError(f"optimizer={optimizer!r} is not valid; allowed: {', '.join(BASELINE_OPTIMIZERS)}")
-    return GlobalLREnv(task, trainer=InnerTrainer(task, dataset, direction=BASELINE_OPTIMIZERS[optimizer]()))
+    return GlobalLREnv(task, trainer=InnerTrainer(task, direction=BASELINE_OPTIMIZERS[optimizer]()))
 
 
 def schedule_table(schedule: str, lr, epochs: int, steps_per_epoch: int) -> jax.Array:
@@ -115,15 +119,6 @@ def run_policy(env: GlobalLREnv, params: GlobalEnvParams, policy, key: jax.Array
     return _cumulative(curves)
 
 
-def run_grid(run: Callable[[jax.Array, jax.Array], dict], init_lrs, seeds: int, key: jax.Array) -> dict:
-    """``run(init_lr, key) -> curves`` vmapped over ``init_lrs [L]`` x ``seeds`` keys: leaves ``[L, S, ...]``.
-
-    Seed ``s`` uses ``split(key, seeds)[s]`` for every LR (and every method given the same ``key``)."""
-    keys = jax.random.split(key, seeds)
-    per_seed = jax.vmap(run, in_axes=(None, 0))
-    return jax.vmap(per_seed, in_axes=(0, None))(jnp.asarray(init_lrs, jnp.float32), keys)
-
-
 def grid_lrs(spacing: str, num_lrs: int, lr_min: float, lr_max: float) -> jax.Array:
     """The ``num_lrs`` constant LRs ``[N]`` of a grid search: ``linear`` = ``k / N * lr_max`` (k = 1..N),
     ``log`` = log-spaced over ``[lr_min, lr_max]``."""
@@ -136,29 +131,12 @@ def grid_lrs(spacing: str, num_lrs: int, lr_min: float, lr_max: float) -> jax.Ar
     return jnp.logspace(math.log10(lr_min), math.log10(lr_max), num_lrs, dtype=jnp.float32)
 
 
-def grid_search(env: GlobalLREnv, params: GlobalEnvParams, key: jax.Array, num_lrs: int = 100,
-                spacing: str = "linear") -> dict:
-    """Constant-LR grid search over ``grid_lrs(spacing, num_lrs, params.lr_min, params.lr_max)``.
-
-    Every LR trains one whole episode (``task.horizon`` epochs) from the same initial network and
-    minibatches (``run_schedule`` with ``key``). Returns ``lrs [N]``, ``final_loss [N]`` (validation,
-    ``inf`` where diverged), ``diverged [N]`` bool, ``steps [N]`` (optimiser steps each run took) and
-    ``best_lr`` (the LR of the lowest final loss; the first LR when every run diverged).
-    """
-    lrs = grid_lrs(spacing, num_lrs, params.lr_min, params.lr_max)
-    epochs, spe = env.task.horizon, env.steps_per_epoch
-    curves = jax.vmap(lambda lr: run_schedule(env, params, schedule_table("fixed", lr, epochs, spe), key))(lrs)
-    final = final_losses(curves)
-    return {"lrs": lrs, "final_loss": final, "diverged": curves["diverged"][:, -1], "steps": run_steps(curves),
-            "best_lr": lrs[jnp.argmin(final)]}
-
-
 def run_sls(env: GlobalLREnv, params: GlobalEnvParams, key: jax.Array, epochs: Optional[int] = None,
             c: float = 0.1, max_backtracking_steps: int = 20) -> dict:
     """SGD with a stochastic Armijo line search on each minibatch (SLS) for ``epochs`` (default: the
     horizon) epochs, same epochs as ``run_schedule``; curves ``{k: [E]}`` (``lr``: mean accepted step)."""
     epochs = env.task.horizon if epochs is None else epochs
-    trainer, data = env.trainer, env.trainer.data
+    trainer, data = env.trainer, params.required_data()
     tx = optax.chain(optax.sgd(1.0), optax.scale_by_backtracking_linesearch(
         max_backtracking_steps=max_backtracking_steps, slope_rtol=c, decrease_factor=0.5,
         increase_factor=2.0 ** (1.0 / env.steps_per_epoch), max_learning_rate=params.lr_max))
@@ -185,7 +163,7 @@ def run_sls(env: GlobalLREnv, params: GlobalEnvParams, key: jax.Array, epochs: O
     def epoch(carry, k):
         k_perm, k_eval, _ = jax.random.split(k, 3)
         carry, (losses, lrs, bad) = jax.lax.scan(sgd_step, carry, env.epoch_indices(k_perm))
-        val_loss = trainer.measure(carry[0], k_eval).val_loss
+        val_loss = trainer.measure(data, carry[0], k_eval).val_loss
         info = {"val_loss": features.safe_loss(val_loss), "train_loss": losses.sum() / jnp.maximum((~bad).sum(), 1),
                 "lr": lrs.mean(), "diverged": bad.any() | ~jnp.isfinite(val_loss), "steps": jnp.int32(bad.shape[0])}
         return carry, info
@@ -193,33 +171,6 @@ def run_sls(env: GlobalLREnv, params: GlobalEnvParams, key: jax.Array, epochs: O
     params0 = state.inner.params
     _, curves = jax.lax.scan(epoch, (params0, tx.init(params0)), keys)
     return _cumulative(curves)
-
-
-def run_baselines(env: GlobalLREnv, params: GlobalEnvParams, init_lrs, seeds: int, key: jax.Array,
-                  grid_key: jax.Array, schedules=("constant_lr", "onecycle"), num_lrs: int = 100,
-                  spacing: str = "linear") -> dict:
-    """Every schedule of ``schedules`` from every initial LR ``[L]`` x ``seeds`` (``run_grid`` with ``key``),
-    ``grid_search`` (``grid_key``) for ``env``'s optimiser and its best LR run on the ``seeds`` evaluation
-    keys, as one program (jit it once per optimiser).
-
-    Returns ``{schedule: curves [L, S, E], "grid": grid_search result, "grid_best": curves [S, E]}``; the
-    runs of all schedules are batched together in one vmap.
-    """
-    epochs, spe = env.task.horizon, env.steps_per_epoch
-    init_lrs = jnp.asarray(init_lrs, jnp.float32)
-    tables = jnp.stack([jax.vmap(lambda lr: schedule_table(name, lr, epochs, spe))(init_lrs) for name in schedules])
-    flat = tables.reshape((-1, epochs, spe))  # [K * L, E, S]
-
-    def run(lrs, k):
-        return run_schedule(env, params, lrs, k)
-
-    curves = run_grid(run, flat, seeds, key)
-    curves = jax.tree.map(lambda x: x.reshape((len(schedules), init_lrs.shape[0]) + x.shape[1:]), curves)
-    out = {name: jax.tree.map(lambda x: x[i], curves) for i, name in enumerate(schedules)}
-    out["grid"] = grid_search(env, params, grid_key, num_lrs, spacing)
-    best = schedule_table("fixed", out["grid"]["best_lr"], epochs, spe)
-    out["grid_best"] = jax.vmap(lambda k: run(best, k))(jax.random.split(key, seeds))
-    return out
 
 
 def run_steps(curves: dict) -> jax.Array:

@@ -56,10 +56,11 @@ import numpy as np
 import optax
 from flax import struct
 
-from ganno_jax.data import Dataset
+from ganno_jax.data import Dataset, load_dataset, num_train
 from ganno_jax.env import features
 from ganno_jax.env.base import FunctionalEnv
 from ganno_jax.env.inner import InnerState, InnerTrainer
+from ganno_jax.env.layerwise import EnvParams
 from ganno_jax.env.spaces import Box
 from ganno_jax.tasks.config import Task
 
@@ -106,7 +107,8 @@ class GlobalEnvParams:
 
     ``lr_min``/``lr_max``: LR range of the action (paper [1e-6, 1]); ``init_lr``: LR shown in the
     first observation; ``weight_decay``: SGD weight decay; ``reward_gamma``/``reward_lambda``: gamma
-    and lambda of eq. (1) (paper 10 and 1); ``track_test``: add test metrics to ``info``.
+    and lambda of eq. (1) (paper 10 and 1); ``track_test``: add test metrics to ``info``; ``data``: the
+    ``Dataset`` trained on (``GlobalLREnv.default_params`` loads the task's), as in ``EnvParams``.
     """
 
     lr_min: float = 1e-6
@@ -117,6 +119,7 @@ class GlobalEnvParams:
     reward_lambda: float = 1.0
     reward_mode: str = struct.field(pytree_node=False, default="eq1")
     track_test: bool = struct.field(pytree_node=False, default=False)
+    data: Optional[Dataset] = None
 
     def __post_init__(self):
         if self.reward_mode not in GLOBAL_REWARD_MODES:
@@ -142,6 +145,8 @@ class GlobalEnvParams:
         """Params starting from this LR and using this weight decay (evaluation, as in ``EnvParams``)."""
         return self.replace(init_lr=init_lr, weight_decay=weight_decay)
 
+    required_data = EnvParams.required_data
+
 
 @struct.dataclass
 class GlobalEnvState:
@@ -160,21 +165,20 @@ class GlobalLREnv(FunctionalEnv):
 
     Args:
       task: the ``Task`` (uses dataset, model, width, batch_size, horizon, eval_batch).
-      dataset: a loaded ``Dataset`` (default: the task's).
       trainer: an ``InnerTrainer`` to share (default: plain SGD, ``direction=optax.identity()``;
         another direction schedules that optimiser's global LR instead).
     """
 
     num_agents = 1
 
-    def __init__(self, task: Task, dataset: Optional[Dataset] = None, trainer: Optional[InnerTrainer] = None):
+    def __init__(self, task: Task, trainer: Optional[InnerTrainer] = None):
         self.task = task
-        self.trainer = trainer if trainer is not None else InnerTrainer(task, dataset, direction=optax.identity())
+        self.trainer = trainer if trainer is not None else InnerTrainer(task, direction=optax.identity())
         self.layers = self.trainer.layers
         if self.trainer.num_agents > MAX_LAYERS:
             raise ValueError(f"model {task.model!r} has {self.trainer.num_agents} parameterised layers; "
                              f"GlobalLREnv observes at most MAX_LAYERS={MAX_LAYERS}")
-        n_train = self.trainer.data.x_train.shape[0]
+        self.num_train = n_train = num_train(task.dataset, task.data_dir)
         self.steps_per_epoch = n_train // task.batch_size
         if self.steps_per_epoch < 1:
             raise ValueError(f"batch_size={task.batch_size} exceeds the {n_train} training examples of "
@@ -183,8 +187,9 @@ class GlobalLREnv(FunctionalEnv):
 
     @property
     def default_params(self) -> GlobalEnvParams:
-        """Paper defaults: LR range [1e-6, 1], eq. (1) with gamma=10, lambda=1, no weight decay."""
-        return GlobalEnvParams()
+        """Paper defaults (LR range [1e-6, 1], eq. (1) with gamma=10, lambda=1, no weight decay) on the task's
+        dataset."""
+        return GlobalEnvParams(data=load_dataset(self.task.dataset, self.task.data_dir))
 
     def action_space(self, params: Optional[GlobalEnvParams] = None) -> Box:
         """One float in [-1, 1] per agent."""
@@ -206,11 +211,11 @@ class GlobalLREnv(FunctionalEnv):
         """Fresh network; obs from its validation loss and gradient norms on one minibatch."""
         k_net, k_eval, k_batch = jax.random.split(key, 3)
         inner = self.trainer.init(k_net, params.init_lr)
-        idx = self.trainer.sample_batch_indices(k_batch, 1)[0]
-        data = self.trainer.data
+        data = params.required_data()
+        idx = self.trainer.sample_batch_indices(data, k_batch, 1)[0]
         grads, _ = jax.grad(self.trainer.loss_and_accuracy, has_aux=True)(inner.params, data.x_train[idx],
                                                                             data.y_train[idx])
-        val_loss = features.safe_loss(self.trainer.measure(self.trainer.eval_params(inner), k_eval).val_loss)
+        val_loss = features.safe_loss(self.trainer.measure(data, self.trainer.eval_params(inner), k_eval).val_loss)
         state = GlobalEnvState(
             inner=inner, lr=jnp.asarray(params.init_lr, jnp.float32), epoch=jnp.int32(0), val_loss=val_loss,
             best_loss=val_loss, grad_norm=jnp.nan_to_num(jnp.sqrt(self.trainer.squared_norms(grads))),
@@ -219,9 +224,8 @@ class GlobalLREnv(FunctionalEnv):
 
     def epoch_indices(self, key: jax.Array) -> jax.Array:
         """One epoch's minibatches: a permutation of the train split, [steps_per_epoch, batch_size]."""
-        n = self.trainer.data.x_train.shape[0]
         size = self.steps_per_epoch * self.task.batch_size
-        return jax.random.permutation(key, n)[:size].reshape(self.steps_per_epoch, self.task.batch_size)
+        return jax.random.permutation(key, self.num_train)[:size].reshape(self.steps_per_epoch, self.task.batch_size)
 
     def _epoch(self, key: jax.Array, state: GlobalEnvState, per_step_lrs: jax.Array, params: GlobalEnvParams):
         """One epoch of training at ``per_step_lrs [steps_per_epoch]``: (state, diverged, info, penalty key).
@@ -230,8 +234,10 @@ class GlobalLREnv(FunctionalEnv):
         counts the optimiser steps the epoch ran (int32; summed by the experiment to report budgets)."""
         k_perm, k_eval, k_penalty = jax.random.split(key, 3)
         lrs = jnp.broadcast_to(per_step_lrs[:, None], (self.steps_per_epoch, self.trainer.num_agents))
-        inner, stats = self.trainer.train(state.inner, lrs, params.weight_decay, k_perm, self.epoch_indices(k_perm))
-        metrics = self.trainer.measure(self.trainer.eval_params(inner), k_eval)
+        data = params.required_data()
+        inner, stats = self.trainer.train(data, state.inner, lrs, params.weight_decay, k_perm,
+                                          self.epoch_indices(k_perm))
+        metrics = self.trainer.measure(data, self.trainer.eval_params(inner), k_eval)
         diverged = stats.diverged | ~jnp.isfinite(metrics.val_loss)
         val_loss = features.safe_loss(metrics.val_loss)
         new_state = GlobalEnvState(inner=inner, lr=per_step_lrs[-1], epoch=state.epoch + 1, val_loss=val_loss,
@@ -242,7 +248,7 @@ class GlobalLREnv(FunctionalEnv):
             "steps": jnp.int32(per_step_lrs.shape[0]),
         }
         if params.track_test:
-            test_loss, test_acc = self.trainer.test_metrics(self.trainer.eval_params(inner))
+            test_loss, test_acc = self.trainer.test_metrics(data, self.trainer.eval_params(inner))
             info.update(test_loss=features.safe_loss(test_loss), test_acc=test_acc)
         return new_state, diverged, info, k_penalty
 

@@ -1,11 +1,13 @@
-"""Tasks: pytree configs of inner problems, their models and the registry."""
-from ganno_jax.tasks.config import INNER_OPTIMIZERS, MODELS, Task
+"""Tasks: pytree configs of inner problems, and the registries of their models, optimisers and tasks."""
+from ganno_jax.tasks.config import Task
 from ganno_jax.tasks.conv import Conv, conv2d
-from ganno_jax.tasks.models import (AgentLayer, agent_layers, build_model, leaf_agents, model_names,
+from ganno_jax.tasks.models import (MODELS, AgentLayer, agent_layers, build_model, leaf_agents, model_names,
                                     register_model)
-from ganno_jax.tasks.registry import get, names, register
+from ganno_jax.tasks.optimizers import OPTIMIZERS, optimizer_rule, register_optimizer
+from ganno_jax.tasks.registry import TASKS, get, names, register
 
 __all__ = [
-    "MODELS", "INNER_OPTIMIZERS", "Task", "Conv", "conv2d", "AgentLayer", "agent_layers", "build_model",
-    "leaf_agents", "model_names", "register_model", "get", "names", "register",
+    "MODELS", "OPTIMIZERS", "TASKS", "Task", "Conv", "conv2d", "AgentLayer", "agent_layers", "build_model",
+    "leaf_agents", "model_names", "register_model", "optimizer_rule", "register_optimizer", "get", "names",
+    "register",
 ]

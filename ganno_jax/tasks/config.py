@@ -2,7 +2,7 @@
 
 A task names a dataset and a model and fixes how the inner network is trained: minibatch size,
 ``tau`` optimiser steps per environment step, ``horizon`` environment steps per episode, the inner
-optimiser (``adam`` or ``sgd``), the default weight decay used by evaluation and baselines and how it
+optimiser (a name in ``tasks.OPTIMIZERS``), the default weight decay used by evaluation and baselines and how it
 enters the step (``weight_decay_mode``), and the number of examples used to measure train/validation
 metrics after each environment step.
 
@@ -15,12 +15,10 @@ from typing import Optional
 
 from flax import struct
 
-MODELS = ("mlp", "cnn2", "cnn3", "cnn5", "torch_mnist_cnn", "resnet9", "resnet18")
-INNER_OPTIMIZERS = ("adam", "sgd")
-#: ``l2``: ``weight_decay * theta`` is added to the gradient before the optimiser (GANNO's J(theta; lambda),
-#: ``torch.optim.Adam(weight_decay=...)``); ``decoupled``: ``lr * weight_decay * theta`` is subtracted
-#: after it (AdamW).
-WEIGHT_DECAY_MODES = ("l2", "decoupled")
+from ganno_jax.data import dataset_names
+from ganno_jax.tasks.models import MODELS
+from ganno_jax.tasks.optimizers import OPTIMIZERS
+from ganno_jax.tasks.update_rules import WEIGHT_DECAY_MODES
 
 
 def _check_range(field: str, value, low, high, integer: bool = False) -> None:
@@ -45,18 +43,20 @@ class Task:
     Attributes:
       dataset: dataset name understood by ``ganno_jax.data.load_dataset``: built-in, registered by
         ``data.from_arrays`` in this process, or saved by it as ``<data_dir>/<dataset>.npz``.
-      model: one of ``MODELS`` or a name registered by ``tasks.register_model``.
+      model: a name in ``MODELS``: built-in or registered by ``tasks.register_model``.
       width: base channel/hidden width of the model (CNN first layer, MLP hidden size / 8; ignored by
         ``torch_mnist_cnn``, whose sizes are fixed).
       batch_size: inner minibatch size (examples drawn with replacement, on device).
       tau: inner optimiser steps per environment step (paper: 100).
       horizon: environment steps per episode; one episode = ``tau * horizon`` optimiser steps.
-      optimizer: ``adam`` (GANNO) or ``sgd`` (single-agent scheduler paper).
+      optimizer: a name in ``OPTIMIZERS`` (``tasks.optimizers``): ``adam`` (GANNO), ``sgd`` (single-agent
+        scheduler paper), ``momentum``, ``adamw``, ``lion``, ``lamb``, ``prodigy``, ``schedule_free_adamw`` or
+        one registered by ``tasks.register_optimizer``; the per-layer LR scales its step per layer.
       weight_decay: weight decay used by evaluation and baselines (paper: 0.1).
       weight_decay_mode: how the task's own optimiser (and the env's per-layer-LR rule) applies the
         decay, one of ``WEIGHT_DECAY_MODES``: ``l2`` (paper: added to the gradient) or ``decoupled``
-        (AdamW-style, the default so older run folders keep their meaning). Baseline optimisers that
-        define their own decay (Lion, LAMB, schedule-free AdamW, Prodigy) keep it whatever this says.
+        (AdamW-style, the default so older run folders keep their meaning). Only ``adam``, ``sgd`` and
+        ``momentum`` follow it; the other optimisers keep the decay they define (decoupled).
       eval_batch: examples used to measure train and validation metrics after each env step
         (the whole split when it is smaller).
       test_chunk: test-split examples measured at once when evaluation tracks the whole test split
@@ -79,12 +79,9 @@ class Task:
     data_dir: Optional[str] = struct.field(pytree_node=False, default=None)
 
     def __post_init__(self):
-        from ganno_jax.data import dataset_names
-        from ganno_jax.tasks.models import model_names
-
         _check_choice("dataset", self.dataset, dataset_names(self.data_dir))
-        _check_choice("model", self.model, model_names())
-        _check_choice("optimizer", self.optimizer, INNER_OPTIMIZERS)
+        _check_choice("model", self.model, MODELS)
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("weight_decay_mode", self.weight_decay_mode, WEIGHT_DECAY_MODES)
         _check_range("width", self.width, 1, 4096, integer=True)
         _check_range("batch_size", self.batch_size, 1, 1 << 16, integer=True)

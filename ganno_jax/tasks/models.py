@@ -38,7 +38,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 from flax.traverse_util import flatten_dict, unflatten_dict
 
-from ganno_jax.tasks.config import MODELS
+from ganno_jax.registry import Registry
 from ganno_jax.tasks.conv import Conv
 
 LAYER_KINDS = ("linear", "conv", "attention")
@@ -46,7 +46,6 @@ DEPTHS = ("first", "intermediate", "final")
 #: ``cnnN`` max-pools after a conv while the larger spatial side of its output exceeds this many pixels.
 POOL_ABOVE = 4
 _FLAT_NAME = re.compile(r"L\d{2}_(conv|dense|norm)")
-_MODEL_NAME = re.compile(r"[A-Za-z0-9_]+")
 
 
 class AgentLayer(NamedTuple):
@@ -198,34 +197,31 @@ class ResNet18(nn.Module):
         return layers.dense(x.mean(axis=(1, 2)), self.num_classes)
 
 
-class _UserModel(NamedTuple):
-    build_fn: Callable[[int, int], nn.Module]
+class ModelEntry(NamedTuple):
+    """A registered model: ``build(num_classes, width) -> flax module`` and optional agent kinds."""
+
+    build: Callable[[int, int], nn.Module]
     layer_kinds: Optional[tuple[str, ...]]
 
 
-_USER_MODELS: dict[str, _UserModel] = {}
+MODELS: Registry[ModelEntry] = Registry("model")
 
 
 def model_names() -> tuple[str, ...]:
-    """Names ``build_model`` accepts: ``MODELS`` and the models registered by :func:`register_model`."""
-    return (*MODELS, *_USER_MODELS)
+    """Names ``build_model`` accepts: the built-in models, then those registered by :func:`register_model`."""
+    return MODELS.names()
 
 
 def register_model(name: str, build_fn: Callable[[int, int], nn.Module],
-                   layer_kinds: Optional[Sequence[str]] = None) -> None:
+                   layer_kinds: Optional[Sequence[str]] = None, overwrite: bool = False) -> None:
     """Makes ``Task(model=name)`` build ``build_fn(num_classes, width)``, any Flax module mapping
-    ``[B, H, W, C]`` inputs to ``[B, num_classes]`` logits; registering a name again replaces it.
+    ``[B, H, W, C]`` inputs to ``[B, num_classes]`` logits (``overwrite=True`` replaces a registered name).
 
     Its agents are the submodules that own a ``kernel`` parameter (see :func:`agent_layers`), their kind
     inferred from the kernel's rank (4-D ``conv``, 2-D ``linear``) unless ``layer_kinds`` gives one of
     ``LAYER_KINDS`` per agent, in agent order. The registration lives in this process: a new process
     (``ganno train --resume``, ``ganno evaluate``) must register the model again before naming it.
     """
-    if not isinstance(name, str) or not _MODEL_NAME.fullmatch(name):
-        raise ValueError(f"name={name!r} must be a non-empty string of letters, digits and '_' (no '-': "
-                         "task names are <dataset>-<model>)")
-    if name in MODELS:
-        raise ValueError(f"name={name!r} is a built-in model; choose another name (built-in: {', '.join(MODELS)})")
     if not callable(build_fn):
         raise ValueError(f"build_fn={build_fn!r} must be callable as build_fn(num_classes, width) -> flax module")
     if layer_kinds is not None:
@@ -233,27 +229,24 @@ def register_model(name: str, build_fn: Callable[[int, int], nn.Module],
         for kind in layer_kinds:
             if kind not in LAYER_KINDS:
                 raise ValueError(f"layer_kinds holds {kind!r}; allowed: {', '.join(LAYER_KINDS)}")
-    _USER_MODELS[name] = _UserModel(build_fn, layer_kinds)
+    MODELS.register(name, ModelEntry(build_fn, layer_kinds), overwrite)
 
 
 def build_model(model: str, num_classes: int, width: int) -> nn.Module:
     """Flax module for a model name in ``model_names()`` (``width`` is ignored by ``torch_mnist_cnn``)."""
-    if model in _USER_MODELS:
-        module = _USER_MODELS[model].build_fn(num_classes, width)
-        if not isinstance(module, nn.Module):
-            raise ValueError(f"model={model!r}: build_fn returned {type(module).__name__}, not a flax.linen.Module")
-        return module
-    if model not in MODELS:
-        raise ValueError(f"model={model!r} is not valid; allowed: {', '.join(model_names())}")
-    if model == "mlp":
-        return MLP(num_classes, width)
-    if model.startswith("cnn"):
-        return CNN(num_classes, depth=int(model[3:]), width=width)
-    if model == "torch_mnist_cnn":
-        return TorchMnistCNN(num_classes)
-    if model == "resnet9":
-        return ResNet9(num_classes, width)
-    return ResNet18(num_classes, width)
+    module = MODELS.get(model).build(num_classes, width)
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"model={model!r}: build_fn returned {type(module).__name__}, not a flax.linen.Module")
+    return module
+
+
+register_model("mlp", MLP)
+register_model("cnn2", lambda num_classes, width: CNN(num_classes, 2, width))
+register_model("cnn3", lambda num_classes, width: CNN(num_classes, 3, width))
+register_model("cnn5", lambda num_classes, width: CNN(num_classes, 5, width))
+register_model("torch_mnist_cnn", lambda num_classes, width: TorchMnistCNN(num_classes))
+register_model("resnet9", ResNet9)
+register_model("resnet18", ResNet18)
 
 
 def _is_flat(params) -> bool:
@@ -287,7 +280,7 @@ def agent_layers(params, model: Optional[str] = None) -> tuple[AgentLayer, ...]:
     intermediate / final by position. Names are the paths joined by ``/``.
     """
     paths = _layer_paths(params)
-    kinds = _USER_MODELS[model].layer_kinds if model in _USER_MODELS else None
+    kinds = MODELS.get(model).layer_kinds if model in MODELS else None
     if kinds is not None and len(kinds) != len(paths):
         raise ValueError(f"model={model!r}: layer_kinds gives {len(kinds)} kinds but the model has {len(paths)} "
                          f"layers with a kernel: {', '.join('/'.join(p) for p in paths)}")

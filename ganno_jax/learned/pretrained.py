@@ -1,0 +1,115 @@
+"""Pretrained GANNO controllers by name, shipped inside the package (``controllers/<name>/``).
+
+Each controller is two small files written by ``export`` from a trained run folder: ``policy.msgpack`` (the
+actor-critic parameters and observation statistics, ``flax.serialization``) and ``controller.json`` (the run's
+whole ``config.json``: task, IPPO config, ``EnvParams``, variant; plus the exact command that trained it, the
+git commit and whether the tree was dirty, and the run's last metrics row). ``pretrained(name)`` rebuilds a
+``Controller``: the policy and everything ``schedule`` needs (action set and observation mask through
+``env_params``, LR/WD bounds, the tau and horizon it was trained at, the IPPO network config).
+
+Shipped: ``demo-digits-cnn2``, the demo's controller (``ganno demo`` sizes, ``scales.GANNO_SCALES["cpu"]``:
+digits, CNN-2 of width 8, tau 20, horizon 10, 8 env copies x 40 PPO updates). ``RECOMMENDED`` names it until a
+controller trained on a family of tasks (held-out-tasks issue) replaces it.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import importlib.resources
+import json
+import os
+import subprocess
+from typing import Optional
+
+import flax.serialization
+import jax
+import jax.numpy as jnp
+
+from ganno_jax.agents import LearnedPolicy, RunningMeanStd
+from ganno_jax.env.layerwise import EnvParams
+from ganno_jax.runs import CONFIG, RunConfig, load_policy, write_atomic
+
+#: The controller ``pretrained()`` loads when given no name.
+RECOMMENDED = "demo-digits-cnn2"
+CONTROLLERS = importlib.resources.files("ganno_jax.learned") / "controllers"
+POLICY_FILE, META_FILE = "policy.msgpack", "controller.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Controller:
+    """A trained policy with what it was trained under; ``learned.schedule(optimizer, controller)`` uses its
+    ``tau``, ``horizon`` and ``env_params`` (observation mask, ``lr_min`` / ``lr_max``, ``control_wd``) unless
+    overridden. ``provenance``: the ``controller.json`` it came from (command, commit, config, metrics)."""
+
+    name: str
+    policy: LearnedPolicy
+    env_params: EnvParams
+    variant: str
+    tau: int
+    horizon: int
+    provenance: dict
+
+
+def pretrained_names() -> list[str]:
+    """Names of the controllers shipped with the package, sorted."""
+    if not CONTROLLERS.is_dir():
+        return []
+    return sorted(entry.name for entry in CONTROLLERS.iterdir() if (entry / META_FILE).is_file())
+
+
+def pretrained(name: Optional[str] = None, *, greedy: bool = True) -> Controller:
+    """The shipped controller ``name`` (default ``RECOMMENDED``) acting greedily, or sampling its actions
+    (``greedy=False``; the key lives in ``schedule``'s state). ``ValueError`` naming the valid names."""
+    name = RECOMMENDED if name is None else name
+    if name not in pretrained_names():
+        raise ValueError(f"no pretrained controller {name!r}; available: {', '.join(pretrained_names())}")
+    meta = json.loads((CONTROLLERS / name / META_FILE).read_text())
+    config = RunConfig.from_dict(meta["config"])
+    stored = flax.serialization.msgpack_restore((CONTROLLERS / name / POLICY_FILE).read_bytes())
+    policy = LearnedPolicy(params=jax.tree.map(jnp.asarray, stored["params"]),
+                           obs_stats=RunningMeanStd(**jax.tree.map(jnp.asarray, stored["obs_stats"])),
+                           cfg=config.ippo, greedy=greedy)
+    return Controller(name, policy, config.env_params, config.variant, config.task.tau, config.task.horizon, meta)
+
+
+def _git(*args: str) -> str:
+    """Output of a read-only git command in this package's checkout ('' outside one)."""
+    try:
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=True,
+                              cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+def _last_metrics(run_dir: str) -> dict:
+    """The last row of a run's ``metrics.csv`` ({} if none)."""
+    path = os.path.join(run_dir, "metrics.csv")
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    return rows[-1] if rows else {}
+
+
+def export(run_dir: str, name: str, command: str, folder: Optional[str] = None, member: int = 0) -> str:
+    """Writes a trained run folder's policy as controller ``name`` into ``folder`` (default: this package's
+    ``controllers/``); ``command``: the exact command that trained the run; ``member``: which policy of a run
+    trained with ``train_seeds > 1``. Returns the controller's folder."""
+    policy, config = load_policy(run_dir)
+    if config.train_seeds > 1:
+        policy = policy.replace(params=jax.tree.map(lambda x: x[member], policy.params),
+                                obs_stats=jax.tree.map(lambda x: x[member], policy.obs_stats))
+    out = os.path.join(str(CONTROLLERS) if folder is None else folder, name)
+    os.makedirs(out, exist_ok=True)
+    blob = flax.serialization.msgpack_serialize(jax.tree.map(
+        lambda x: jax.device_get(x), {"params": flax.serialization.to_state_dict(policy.params),
+                                      "obs_stats": flax.serialization.to_state_dict(policy.obs_stats)}))
+    with open(os.path.join(out, POLICY_FILE), "wb") as f:
+        f.write(blob)
+    with open(os.path.join(run_dir, CONFIG)) as f:
+        run_config = json.load(f)
+    meta = {"name": name, "command": command, "commit": _git("rev-parse", "HEAD"),
+            "dirty_tree": bool(_git("status", "--porcelain")), "member": member, "config": run_config,
+            "final_metrics": _last_metrics(run_dir)}
+    write_atomic(os.path.join(out, META_FILE), json.dumps(meta, indent=2))
+    return out
