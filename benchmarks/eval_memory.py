@@ -8,7 +8,7 @@ real ones). Prints, per program, the chunk chosen (runs at once, devices, estima
 budget), then total wall time, seconds per run and the process's peak resident memory.
 
     .venv/bin/python benchmarks/eval_memory.py [--task mnist-cnn3] [--seeds 3] [--max-parallel-runs N]
-        [--test-chunk N] [--tau N] [--horizon N] [--data-dir DIR] [--train-run RUN] [--json PATH]
+        [--test-batch N] [--tau N] [--horizon N] [--data-dir DIR] [--train-run RUN] [--json PATH]
 
 ``--tau 2 --horizon 1`` keeps the dataset, the model and every program but runs almost nothing: a
 minutes-long check of the memory held per compiled program (the programs take the dataset as an
@@ -66,7 +66,7 @@ def main(argv=None) -> dict:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--baselines", help="comma-separated (default: generalisation.py's defaults)")
     p.add_argument("--max-parallel-runs", type=int, help="runs at once (default: chosen from free memory)")
-    p.add_argument("--test-chunk", type=int, help="test examples measured at once (default: the task's)")
+    p.add_argument("--test-batch", type=int, help="test examples measured at once (default: the task's)")
     p.add_argument("--tau", type=int, help="optimiser steps per decision (default: the CPU scale's)")
     p.add_argument("--horizon", type=int, help="decisions per run (default: the CPU scale's)")
     p.add_argument("--data-dir", help="real dataset files (default: MNIST-shaped random files, written here)")
@@ -85,7 +85,7 @@ def main(argv=None) -> dict:
             write_mnist_like(tmp)
             print(f"[eval_memory] wrote MNIST-shaped IDX files (60000 + 10000 random images) to {tmp}")
         overrides = dict(scale.task, data_dir=data_dir)
-        for name in ("test_chunk", "tau", "horizon"):
+        for name in ("test_batch", "tau", "horizon"):
             if getattr(args, name) is not None:
                 overrides[name] = getattr(args, name)
         task = tasks.get(args.task, **overrides)
@@ -93,7 +93,7 @@ def main(argv=None) -> dict:
         ganno = controllers.from_run(args.train_run) if args.train_run else untrained_ganno(scale)
         methods = [ganno, *[controllers.baseline(n) for n in names]]
         print(f"[eval_memory] {task.name}: tau={task.tau}, horizon={task.horizon}, width={task.width}, "
-              f"batch={task.batch_size}, test_chunk={task.test_chunk}; {len(methods)} methods x "
+              f"batch={task.batch_size}, test_batch={task.test_batch}; {len(methods)} methods x "
               f"{len(scales.PAPER_INIT_LRS)} init LRs x {args.seeds} seeds")
         start = time.perf_counter()
         results = evaluate.run_many(methods, task, seeds=args.seeds, max_parallel_runs=args.max_parallel_runs,
@@ -107,7 +107,7 @@ def main(argv=None) -> dict:
     runs = sum(int(r.final_acc.size) for r in results)
     figures = {"task": task.name, "runs": runs, "wall_s": wall, "s_per_run": wall / runs,
                "peak_rss_gib": peak_rss_gib(), "plans": plans, "max_parallel_runs": args.max_parallel_runs,
-               "test_chunk": task.test_chunk}
+               "test_batch": task.test_batch}
     print(f"[eval_memory] {runs} runs in {wall:.0f} s ({wall / runs:.2f} s/run, compilation included); "
           f"peak resident memory {figures['peak_rss_gib']:.2f} GiB")
     if args.json:

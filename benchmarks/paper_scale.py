@@ -7,14 +7,14 @@ A100". This script builds exactly ``experiments/generalisation.py --scale paper`
 random pixels written to a temporary folder, or ``--data-dir`` with real ones), compiles one PPO update
 (timed on its own), runs ``--updates`` of them, and projects the full run:
 
-    projected = compile + num_updates x (seconds per update) x train_seeds / (agents run at once)
+    projected = compile + num_updates x (seconds per update) x members / (agents run at once)
 
-where ``--train-seeds`` agents are vmapped in the measured updates (default 1: on a CPU, agents run
+where ``--members`` agents are vmapped in the measured updates (default 1: on a CPU, agents run
 one after another, so the projection multiplies by the scale's 3 trained agents). The projection is
 labelled as such; the compute per update does not depend on what the agent has learned (every episode
 has the same length and a diverged step costs what any step costs).
 
-    .venv/bin/python benchmarks/paper_scale.py [--updates 1] [--train-seeds 1] [--data-dir DIR] [--json PATH]
+    .venv/bin/python benchmarks/paper_scale.py [--updates 1] [--members 1] [--data-dir DIR] [--json PATH]
 """
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ from fake_data import write_mnist_like  # noqa: E402
 from ganno_jax.agents.sharding import use_cpu_cores  # noqa: E402
 
 
-def measure(data_dir: str, updates: int, train_seeds: int) -> dict:
-    """Compiles and runs ``updates`` paper-scale PPO updates of ``train_seeds`` vmapped agents; returns the
+def measure(data_dir: str, updates: int, members: int) -> dict:
+    """Compiles and runs ``updates`` paper-scale PPO updates of ``members`` vmapped agents; returns the
     timings and the projection of the whole paper-scale run (seconds)."""
     import jax
 
@@ -48,7 +48,7 @@ def measure(data_dir: str, updates: int, train_seeds: int) -> dict:
     config = RunConfig(task, scale.ippo)
     env, params = config.env(config.datasets()[0])
     pieces = make_train_pieces(config.ippo, env, params, mesh_for(config.ippo.num_envs, None))
-    keys = jax.random.split(jax.random.key(0), train_seeds)
+    keys = jax.random.split(jax.random.key(0), members)
     init = jax.jit(jax.vmap(pieces.init))
     update = jax.jit(jax.vmap(lambda s: pieces.update(s, 1)))
     state = jax.block_until_ready(init(keys))
@@ -68,10 +68,10 @@ def measure(data_dir: str, updates: int, train_seeds: int) -> dict:
         "task": task.name, "tau": task.tau, "horizon": task.horizon, "batch_size": task.batch_size,
         "num_updates": cfg.num_updates, "decisions_per_update": decisions,
         "inner_steps_per_update": decisions * task.tau * 2, "measured_updates": updates,
-        "measured_train_seeds": train_seeds, "scale_train_seeds": scale.train_seeds,
+        "measured_members": members, "scale_members": scale.members,
         "compile_s": compile_s, "seconds_per_update": per_update,
-        "inner_steps_per_s": decisions * task.tau * 2 * train_seeds / per_update,
-        "projected_hours": (compile_s + cfg.num_updates * per_update * scale.train_seeds / train_seeds) / 3600,
+        "inner_steps_per_s": decisions * task.tau * 2 * members / per_update,
+        "projected_hours": (compile_s + cfg.num_updates * per_update * scale.members / members) / 3600,
     }
 
 
@@ -79,22 +79,22 @@ def main(argv=None) -> dict:
     """Command line; prints and returns the measurement (also written to ``--json``)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--updates", type=int, default=1, help="PPO updates measured after compiling (default 1)")
-    p.add_argument("--train-seeds", type=int, default=1, help="agents vmapped in the measurement (default 1)")
+    p.add_argument("--members", type=int, default=1, help="agents vmapped in the measurement (default 1)")
     p.add_argument("--data-dir", help="real Fashion-MNIST IDX files (default: random ones of that shape)")
     p.add_argument("--json", help="also write the result here")
     args = p.parse_args(argv)
-    if args.updates < 1 or args.train_seeds < 1:
-        raise SystemExit("error: --updates and --train-seeds must be integers >= 1")
+    if args.updates < 1 or args.members < 1:
+        raise SystemExit("error: --updates and --members must be integers >= 1")
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = args.data_dir
         if data_dir is None:
             write_mnist_like(tmp)
             data_dir = tmp
-        result = measure(data_dir, args.updates, args.train_seeds)
+        result = measure(data_dir, args.updates, args.members)
     print(json.dumps(result, indent=2))
     print(f"paper-scale GANNO training on {result['device']}: compile {result['compile_s']:.0f} s, "
           f"{result['seconds_per_update']:.1f} s per PPO update ({result['inner_steps_per_s']:.0f} Adam steps/s); "
-          f"{result['num_updates']} updates x {result['scale_train_seeds']} agents -> projected "
+          f"{result['num_updates']} updates x {result['scale_members']} agents -> projected "
           f"{result['projected_hours']:.1f} h (extrapolated from {result['measured_updates']} update(s)); "
           f"the paper: just under 6 h on one A100")
     if args.json:

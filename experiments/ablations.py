@@ -21,7 +21,7 @@ from ganno_jax import experiment as ex
 from ganno_jax import flags, scales
 from ganno_jax.evaluation import report
 from ganno_jax.env.wrappers import VARIANTS
-from ganno_jax.runs import prepare_out
+from ganno_jax.files import prepare_out
 
 DEFAULT_VARIANTS = ("lr_only", "timestep_only", "single_agent", "ganno")
 

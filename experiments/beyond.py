@@ -43,7 +43,7 @@ from ganno_jax import flags, scales, training
 from ganno_jax.agents.warm_start import DEFAULT_SOURCES
 from ganno_jax.env.layerwise import EnvParams
 from ganno_jax.evaluation import controllers, report
-from ganno_jax.runs import prepare_out
+from ganno_jax.files import prepare_out
 
 #: training options: keyword arguments of ``training.train_run`` on top of the scale's (``_train_kwargs``)
 OPTIONS = {
@@ -100,10 +100,10 @@ def train_option(args, scale, option: str, train_task: str, folder: str):
     if option == "plain" and args.train_run:
         return controllers.from_run(args.train_run, actions=scale.eval_actions, name=OPTION_NAMES[option])
     task = ex.make_task(train_task, scale, args)
-    print(f"[{scale.name}] training {OPTION_NAMES[option]} on {task.name}: {scale.train_seeds} agent(s), "
+    print(f"[{scale.name}] training {OPTION_NAMES[option]} on {task.name}: {scale.members} member(s), "
           f"{scale.ippo.total_timesteps} env steps")
-    training.train_run(folder, task, seed=args.seed, chunk_updates=scale.chunk_updates, progress=not args.no_progress,
-                       train_seeds=scale.train_seeds, log_episodes=(),
+    training.train_run(folder, task, seed=args.seed, checkpoint_every=scale.checkpoint_every,
+                       progress=not args.no_progress, members=scale.members, log_episodes=(),
                        **_train_kwargs(option, scale, args, train_task))
     return controllers.from_run(folder, actions=scale.eval_actions, name=OPTION_NAMES[option])
 

@@ -27,7 +27,7 @@ from ganno_jax.baselines.schedules import (
     make_schedule,
 )
 from ganno_jax.checks import check_float_range
-from ganno_jax.runs import prepare_out, write_atomic
+from ganno_jax.files import prepare_out, write_atomic
 
 
 def build_parser() -> argparse.ArgumentParser:

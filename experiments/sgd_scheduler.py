@@ -54,7 +54,7 @@ from ganno_jax.agents import IPPOConfig, make_train, policy_from
 from ganno_jax.evaluation import global_lr
 from ganno_jax.evaluation.chunked import grid_mesh
 from ganno_jax.evaluation.plots import save_figure
-from ganno_jax.runs import prepare_out, write_atomic
+from ganno_jax.files import prepare_out, write_atomic
 from ganno_jax.scales import PAPER_AGENT_LRS, check_init_lrs, check_seeds, sgd_scheduler_scale
 from ganno_jax.sgd_scheduler import baselines as sgd
 from ganno_jax.sgd_scheduler import env as sgd_env

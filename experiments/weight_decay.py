@@ -17,7 +17,7 @@ from ganno_jax import experiment as ex
 from ganno_jax import flags, scales
 from ganno_jax.evaluation import report
 from ganno_jax.evaluation.tables import summary_rows
-from ganno_jax.runs import write_atomic
+from ganno_jax.files import write_atomic
 
 BASELINES = ("constant", "cosine", "sgdr", "random", "lion")
 WEIGHT_DECAYS = (1e-4, 1e-2, 1e-1)

@@ -1,7 +1,7 @@
 """ganno_jax: learn learning-rate schedules with reinforcement learning, in JAX.
 
 Floors, top to bottom (every import points down): ``cli`` / ``demo`` / ``experiment`` (commands and
-scripts); ``training`` (chunked training runs) and ``evaluation`` (grids, controllers, tables, plots,
+scripts); ``training`` (checkpointed training runs) and ``evaluation`` (grids, controllers, tables, plots,
 reports); ``learned`` (a trained controller as an optax transformation, pretrained controllers by name);
 ``sgd_scheduler`` (the second paper); ``runs`` (run folders) and ``scales`` (sizes);
 ``baselines`` (optax schedules, update rules); ``agents`` (IPPO/PPO); ``env`` (LayerwiseLREnv and the

@@ -2,7 +2,7 @@
 
     ganno train --task digits-cnn2 --total-timesteps 20000 --out runs/x      # progress bar, checkpoints
     ganno train --resume runs/x                                             # continue a killed run
-    ganno train --task fashion_mnist-cnn2 --train-seeds 3 --log-episodes 0,40 --out runs/f  # 3 agents, Fig. 1
+    ganno train --task fashion_mnist-cnn2 --members 3 --log-episodes 0,40 --out runs/f  # 3 agents, Fig. 1
     ganno evaluate --run runs/x --task digits-cnn3 --methods constant,cosine,random --out results/y  # run's sizes
     ganno demo --out results/demo                                           # what `make demo` runs
     ganno bench --out results/bench                                         # what `make bench` runs
@@ -16,7 +16,7 @@ import argparse
 import dataclasses
 import sys
 
-from ganno_jax import bench, distributed, flags
+from ganno_jax import bench, distributed, flags, learned, run_log
 from ganno_jax.agents import IPPOConfig
 from ganno_jax.agents.sharding import use_cpu_cores
 from ganno_jax.env.layerwise import EnvParams
@@ -111,8 +111,8 @@ def _cmd_train(args) -> int:
     from ganno_jax import training
 
     if args.resume:
-        training.train_run(args.resume, resume=True, chunk_updates=args.chunk_updates, devices=args.devices,
-                           max_chunks=args.max_chunks)
+        training.train_run(args.resume, resume=True, checkpoint_every=args.checkpoint_every, devices=args.devices,
+                           max_checkpoints=args.max_checkpoints)
         print(f"resumed and finished {args.resume}")
         return 0
     if not args.out:
@@ -120,11 +120,11 @@ def _cmd_train(args) -> int:
     cfg = IPPOConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(IPPOConfig)})
     tasks = _train_tasks(args)
     training.train_run(args.out, tasks[0], cfg, variant=args.variant, env_params=_env_params_from(args),
-                       seed=args.seed, chunk_updates=args.chunk_updates, overwrite=args.overwrite,
-                       devices=args.devices, train_seeds=args.train_seeds, log_episodes=args.log_episodes,
-                       max_chunks=args.max_chunks, warm_start=flags.parse_names(args.warm_start),
+                       seed=args.seed, checkpoint_every=args.checkpoint_every, overwrite=args.overwrite,
+                       devices=args.devices, members=args.members, log_episodes=args.log_episodes,
+                       max_checkpoints=args.max_checkpoints, warm_start=flags.parse_names(args.warm_start),
                        warm_start_steps=args.warm_start_steps, tasks=tasks[1:])
-    print(f"trained; run folder: {args.out} ({training.final_metrics(args.out)})")
+    print(f"trained; run folder: {args.out} ({run_log.final_metrics(args.out)})")
     return 0
 
 
@@ -132,16 +132,26 @@ def _cmd_evaluate(args) -> int:
     from ganno_jax import scales
     from ganno_jax.evaluation import controllers
     from ganno_jax.evaluation.report import evaluate_task
-    from ganno_jax.runs import check_out, load_config
+    from ganno_jax.files import check_out
+    from ganno_jax.runs import load_config
 
+    if args.run and args.pretrained:
+        raise ValueError("give --run or --pretrained, not both")
     methods = [controllers.baseline(m) for m in args.methods]
-    init_lrs = scales.check_init_lrs(args.init_lrs, allow_zero=bool(args.run))
+    init_lrs = scales.check_init_lrs(args.init_lrs, allow_zero=bool(args.run or args.pretrained))
     seeds = scales.check_seeds(args.seeds, "--seeds")
-    run_task = load_config(args.run).task if args.run else None
+    if args.pretrained:
+        ctrl = learned.pretrained(args.pretrained, greedy=args.eval_actions == "greedy")
+        learned_method, run_task = controllers.learned(ctrl.name, ctrl.policy, ctrl.env_params, ctrl.variant), ctrl.task
+    elif args.run:
+        learned_method = controllers.from_run(args.run, actions=args.eval_actions)
+        run_task = load_config(args.run).task
+    else:
+        learned_method = run_task = None
     task = flags.task_from(args.task, args, explicit_sizes=flags.scale_sizes(args.scale), run_task=run_task)
     check_out(args.out, args.overwrite, protect=[args.run])  # files are written only once all runs end
-    if args.run:
-        methods.insert(0, controllers.from_run(args.run, actions=args.eval_actions))
+    if learned_method is not None:
+        methods.insert(0, learned_method)
     _, table = evaluate_task(methods, task, init_lrs, seeds, args.out, weight_decay=args.weight_decay,
                              seed=args.seed, plot_prefix="", max_parallel_runs=args.max_parallel_runs,
                              devices=args.devices, progress=not args.no_progress and distributed.is_writer())
@@ -191,11 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
     flags.add(train, "--overwrite")
     flags.add(train, "--variant", "ganno")
     flags.add(train, "--seed", 0, note=" of the run")
-    train.add_argument("--chunk-updates", type=int, default=10, help="PPO updates between checkpoints")
-    train.add_argument("--max-chunks", type=int, metavar="N",
-                       help="stop after N chunks (each checkpointed), e.g. to fit a cluster's time limit; "
-                            "--resume continues")
-    flags.add(train, "--train-seeds", 1)
+    train.add_argument("--checkpoint-every", "--chunk-updates", type=int, default=10, metavar="N",
+                       help="PPO updates between checkpoints (one jitted call)")
+    train.add_argument("--max-checkpoints", "--max-chunks", type=int, metavar="N",
+                       help="stop after N checkpoints, e.g. to fit a cluster's time limit; --resume continues")
+    flags.add(train, "--members", 1)
     train.add_argument("--log-episodes", type=_episodes, default=(0, 40), metavar="K,K",
                        help="episodes of env copy 0 whose LR schedules go to schedules.csv/.png (paper Fig. 1; "
                             "'' for none)")
@@ -213,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
                         formatter_class=_HelpFormatter, description=EVALUATE_SIZES)
     _task_args(ev, "digits-cnn3")
     ev.add_argument("--run", help="trained run folder to evaluate (zero-shot on --task, at the run's sizes)")
+    ev.add_argument("--pretrained", metavar="NAME", help="evaluate a controller shipped with the package (its table "
+                    "row is NAME; at its training sizes, as --run), of: " + ", ".join(learned.pretrained_names()))
     flags.add(ev, "--scale", note="; its task sizes win over the run's")
     flags.add(ev, "--methods", ("constant", "cosine", "sgdr", "random"))
     flags.add(ev, "--eval-actions", "greedy", note="; the --run agent's")

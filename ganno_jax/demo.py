@@ -16,7 +16,7 @@ from ganno_jax import tasks, training
 from ganno_jax.agents import IPPOConfig
 from ganno_jax.evaluation import controllers
 from ganno_jax.evaluation.report import evaluate_task
-from ganno_jax.runs import prepare_out, write_atomic
+from ganno_jax.files import prepare_out, write_atomic
 from ganno_jax.scales import GANNO_SCALES, PAPER_INIT_LRS
 
 SCALE = GANNO_SCALES["cpu"]
@@ -45,7 +45,7 @@ def run(out: str = "results/demo", overwrite: bool = False, ippo: IPPOConfig = S
     train_task = tasks.get(TRAIN_TASK, **SCALE.task)
     print(f"[demo] training GANNO on {train_task.name} ({ippo.total_timesteps} env steps, "
           f"{ippo.num_envs} envs, tau={train_task.tau}, difference reward)")
-    training.train_run(run_dir, train_task, ippo, chunk_updates=SCALE.chunk_updates, progress=progress)
+    training.train_run(run_dir, train_task, ippo, checkpoint_every=SCALE.checkpoint_every, progress=progress)
     train_secs = time.perf_counter() - start
     policy = controllers.from_run(run_dir)
     print(f"[demo] trained in {train_secs:.0f}s; evaluating zero-shot on {', '.join(EVAL_TASKS)}")

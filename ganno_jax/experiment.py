@@ -26,7 +26,8 @@ from ganno_jax.agents.sharding import use_cpu_cores
 from ganno_jax.checks import check_choice, check_float_range, check_int, require
 from ganno_jax.evaluation import controllers
 from ganno_jax.flags import parse_floats, parse_names  # noqa: F401 (ex.parse_floats: the scripts' list flags)
-from ganno_jax.runs import RunConfig, load_config, prepare_out
+from ganno_jax.files import prepare_out
+from ganno_jax.runs import RunConfig, load_config
 from ganno_jax.scales import PAPER_INIT_LRS, GannoScale, ganno_scale
 
 
@@ -95,7 +96,7 @@ def parser(prog: str, description: str, default_out: str,
     flags.add(p, "--seed", 0, note=" of training and evaluation")
     flags.add(p, "--no-progress")
     flags.add(p, "--max-parallel-runs")
-    flags.add(p, "--train-seeds", shown="the scale's: 1, 3 at --scale paper")
+    flags.add(p, "--members", shown="the scale's: 1, 3 at --scale paper")
     flags.add(p, "--eval-actions", shown="the scale's: greedy, sample at --scale paper")
     p.add_argument("--print-config", action="store_true",
                    help="print the fully resolved configuration as one JSON object and exit without training")
@@ -116,11 +117,11 @@ def explicit_scale(args) -> bool:
 
 
 def scale_of(args) -> GannoScale:
-    """The GANNO scale selected by ``--smoke`` / ``--scale`` (default cpu), with ``--train-seeds`` /
+    """The GANNO scale selected by ``--smoke`` / ``--scale`` (default cpu), with ``--members`` /
     ``--eval-actions``."""
     scale = ganno_scale("smoke" if args.smoke else args.scale or "cpu")
-    if getattr(args, "train_seeds", None) is not None:
-        scale = dataclasses.replace(scale, train_seeds=check_int("--train-seeds", args.train_seeds))
+    if getattr(args, "members", None) is not None:
+        scale = dataclasses.replace(scale, members=check_int("--members", args.members))
     if getattr(args, "eval_actions", None) is not None:
         scale = dataclasses.replace(scale, eval_actions=args.eval_actions)
     return scale
@@ -157,23 +158,23 @@ def pick_tasks(args, offline_train: str, offline_eval: Sequence[str], files_trai
 # ------------------------------------------------------------------------------------- training
 def train_or_load(args, scale: GannoScale, train_task: str, folder: str, variant: str = "ganno",
                   run_dir: Optional[str] = None, actions: Optional[str] = None, name: Optional[str] = None):
-    """The evaluation controller of ``run_dir`` if given, else of a run of ``scale.train_seeds`` agents
+    """The evaluation controller of ``run_dir`` if given, else of a run of ``scale.members`` members
     trained into ``folder``; its policy acts by ``actions`` (default ``scale.eval_actions``)."""
     actions = scale.eval_actions if actions is None else actions
     if not run_dir:
         task = make_task(train_task, scale, args)
-        print(f"[{scale.name}] training {variant} on {task.name}: {scale.train_seeds} agent(s), "
+        print(f"[{scale.name}] training {variant} on {task.name}: {scale.members} member(s), "
               f"{scale.ippo.total_timesteps} env steps, {scale.ippo.num_envs} envs, tau={task.tau}, "
               f"horizon={task.horizon}")
         training.train_run(folder, task, scale.ippo, variant=variant, seed=args.seed,
-                           chunk_updates=scale.chunk_updates, progress=not args.no_progress,
-                           train_seeds=scale.train_seeds)
+                           checkpoint_every=scale.checkpoint_every, progress=not args.no_progress,
+                           members=scale.members)
     return controllers.from_run(run_dir or folder, actions=actions, name=name)
 
 
 def prepare_out_and_agent(args, scale: GannoScale, train_task: str, actions: Optional[str] = None,
                           name: Optional[str] = None):
-    """Prepares ``args.out`` (``runs.prepare_out``; ``--train-run`` is protected) and returns the GANNO
+    """Prepares ``args.out`` (``files.prepare_out``; ``--train-run`` is protected) and returns the GANNO
     controller: reused from ``--train-run``, or trained into ``<out>/agent`` (``actions``, ``name``: see
     ``train_or_load``)."""
     check_runs([args.train_run])
@@ -189,17 +190,17 @@ def resolved_config(args, scale: GannoScale, train_task: str, eval_tasks: Sequen
     if args.train_run:
         run = load_config(args.train_run)
     else:
-        run = RunConfig(make_task(train_task, scale, args), scale.ippo, seed=args.seed, train_seeds=scale.train_seeds)
+        run = RunConfig(make_task(train_task, scale, args), scale.ippo, seed=args.seed, members=scale.members)
     trained = run.to_dict()
     evals = {name: eval_task(name, scale, args) for name in eval_tasks}
     # inner runs per decision in training: the acting branch plus the no-op branch of the difference reward
     # (per-agent difference: one per layer as well; None here, it depends on the model's depth)
     branches = {"accuracy": 1, "difference": 2}.get(run.env_params.reward_mode)
-    decisions = run.ippo.num_updates * run.ippo.num_steps * run.ippo.num_envs * run.train_seeds
+    decisions = run.ippo.num_updates * run.ippo.num_steps * run.ippo.num_envs * run.members
     return {
         "scale": scale.name, "train_run": args.train_run,
         "train_task": trained["task"], "env_params": trained["env_params"], "ippo": trained["ippo"],
-        "variant": trained["variant"], "train_seeds": run.train_seeds, "seed": args.seed,
+        "variant": trained["variant"], "members": run.members, "seed": args.seed,
         "inner_steps_per_episode": run.task.total_inner_steps,
         "train_decisions": decisions,
         "train_inner_steps": None if branches is None else decisions * run.task.tau * branches,

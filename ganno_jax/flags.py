@@ -25,6 +25,7 @@ from ganno_jax.evaluation.controllers import EVAL_ACTIONS, baseline_names
 from ganno_jax.scales import GANNO_SCALES, SCALE_NAMES
 from ganno_jax.tasks.config import WEIGHT_DECAY_MODES
 from ganno_jax.tasks.families import FAMILIES
+from ganno_jax.tasks.optimizers import OPTIMIZERS
 
 
 def parse_floats(text: str) -> tuple:
@@ -42,7 +43,8 @@ def parse_names(text: str) -> tuple:
 
 
 #: Task fields set by the task-size flags (``--tau`` ... ``--data-dir``), in --help order.
-TASK_SIZES = ("tau", "horizon", "batch_size", "width", "weight_decay_mode", "eval_batch", "test_chunk", "data_dir")
+TASK_SIZES = ("tau", "horizon", "batch_size", "width", "optimizer", "weight_decay_mode", "eval_batch", "test_batch",
+              "data_dir")
 #: Task fields a trained run lends every task it is evaluated on (its data folder: where files are found).
 RUN_FIELDS = ("tau", "horizon", "optimizer", "weight_decay_mode", "data_dir")
 #: ... and those it lends only a task on its own dataset (a width or batch size is sized for its data).
@@ -62,12 +64,15 @@ FLAGS = {
     "--horizon": dict(type=int, metavar="N", help="env steps per episode", shown="the task's"),
     "--batch-size": dict(type=int, metavar="N", help="inner minibatch size", shown="the task's"),
     "--width": dict(type=int, metavar="N", help="model width multiplier", shown="the task's, 16"),
+    "--optimizer": dict(metavar="NAME", help="inner optimiser whose per-layer LRs the agents set, of: "
+                        + ", ".join(OPTIMIZERS) + " (or one registered by an --import)", shown="the task's, adam"),
     "--weight-decay-mode": dict(choices=WEIGHT_DECAY_MODES, help="how the task's optimiser applies weight decay: "
                                 "l2 (added to the gradient, the paper) or decoupled (AdamW)", shown="the task's"),
     "--eval-batch": dict(type=int, metavar="N", help="train/validation examples measured per env step",
                          shown="the task's, 512"),
-    "--test-chunk": dict(type=int, metavar="N", help="test examples measured at once in evaluation; lower it if "
-                                                     "one run does not fit memory", shown="the task's, 500"),
+    "--test-batch": dict(type=int, metavar="N", aliases=("--test-chunk",),
+                         help="test examples measured at once in evaluation; lower it if one run does not fit memory",
+                         shown="the task's, 500"),
     "--data-dir": dict(metavar="DIR", help="folder with MNIST/Fashion-MNIST IDX files, CIFAR pickles and <name>.npz "
                                            "datasets saved by data.from_arrays(..., save_to=DIR)"),
     "--init-lrs": dict(type=parse_floats, metavar="LR,LR", help="initial-LR grid of the evaluation"),
@@ -80,8 +85,9 @@ FLAGS = {
                                                                     + ", ".join(schedule_names())),
     "--weight-decays": dict(type=parse_floats, metavar="WD,WD", help="weight decays every method is evaluated at"),
     "--seed": dict(type=int, metavar="N", help="master PRNG seed"),
-    "--train-seeds": dict(type=int, metavar="N", help="GANNO agents trained at once (one jax.vmap over keys; the "
-                                                      "paper's ± covers trained agents x evaluation seeds)"),
+    "--members": dict(type=int, metavar="N", aliases=("--train-seeds",),
+                      help="GANNO policies trained at once (one jax.vmap over keys; the paper's ± covers trained "
+                           "members x evaluation seeds)"),
     "--variant": dict(choices=tuple(VARIANTS), help="training variant (the paper's ablations)"),
     "--reward-mode": dict(choices=REWARD_MODES, help="reward of training: accuracy, difference against the joint "
                                                      "no-op (the paper) or per-agent difference"),
@@ -103,7 +109,7 @@ def add(parser, flag: str, default=None, shown: Optional[str] = None, note: str 
     text = spec.pop("help") + note + ("" if shown is None else f" (default: {shown})")
     if default is not None:
         spec["default"] = default
-    return parser.add_argument(flag, help=text, **spec, **extra)
+    return parser.add_argument(flag, *spec.pop("aliases", ()), help=text, **spec, **extra)
 
 
 def _show(default) -> Optional[str]:

@@ -1,4 +1,5 @@
-"""What a training run logs: ``metrics.csv`` (one row per PPO update) and ``schedules.csv`` (paper Fig. 1).
+"""What a training run logs: ``metrics.csv`` (one row per PPO update), ``schedules.csv`` (paper Fig. 1) and
+``warm_start.json`` (how well a warm-started policy imitates its schedules).
 
 ``RunLog`` turns each chunk of updates' host metrics into rows, keeps every row of the run (read back up to
 the last checkpoint when a run resumes, typed as they were written, so a resumed run rewrites its earlier
@@ -24,13 +25,14 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import re
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
-from ganno_jax.runs import RunConfig, write_atomic
+from ganno_jax.files import write_atomic
 
 #: Per-member columns of metrics.csv (means over the members; ``<field>_m<i>`` per member when several).
 MEMBER_FIELDS = ("mean_reward", "val_acc", "final_val_acc", "diverged_frac", "loss_total", "loss_value",
@@ -40,7 +42,7 @@ METRIC_FIELDS = ("update", "env_steps", "episodes", *MEMBER_FIELDS, "env_steps_p
 GROUP_FIELDS = ("mean_reward", "val_acc", "final_val_acc", "diverged_frac")
 COUNT_FIELDS = ("update", "env_steps", "episodes")  # integer columns of metrics.csv
 SCHEDULE_FIELDS = ("update", "episode", "step", "opt_step")  # integer columns of schedules.csv, then lr_<i>, ...
-METRICS_CSV, SCHEDULES_CSV = "metrics.csv", "schedules.csv"
+METRICS_CSV, SCHEDULES_CSV, WARM_START_JSON = "metrics.csv", "schedules.csv", "warm_start.json"
 _STEP_KEYS = ("reward", "val_acc", "done", "diverged")  # per-step metrics the columns are computed from
 _OLD_MEMBER_COLUMN = re.compile(r"^(.*)_a(\d+)$")  # ``<field>_a<i>``: a member's column before the rename
 
@@ -120,7 +122,7 @@ def _current_name(column: str) -> str:
 
 
 def read_rows(path: str, upto: float, counts: Sequence[str] = COUNT_FIELDS) -> list[dict]:
-    """Rows of a CSV file written by ``write_rows`` up to update ``upto``, typed as they were written
+    """Rows of a CSV file written from ``csv_text`` up to update ``upto``, typed as they were written
     (``counts`` columns as ``int``, the others ``float``; old member columns renamed)."""
     if not os.path.isfile(path):
         return []
@@ -130,20 +132,23 @@ def read_rows(path: str, upto: float, counts: Sequence[str] = COUNT_FIELDS) -> l
     return [r for r in rows if r["update"] <= upto]
 
 
-def write_rows(path: str, rows: list[dict], fields: Sequence[str]) -> None:
-    """Writes ``rows`` under the header ``fields`` to ``path`` atomically."""
+def csv_text(rows: list[dict], fields: Sequence[str]) -> str:
+    """``rows`` as CSV text under the header ``fields`` (what ``read_rows`` reads back)."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=fields)
     writer.writeheader()
     writer.writerows(rows)
-    write_atomic(path, out.getvalue())
+    return out.getvalue()
 
 
 class RunLog:
-    """The metrics and schedule rows of the run in ``out_dir`` (``config``), read back up to ``done_updates``
-    (the last checkpoint) and extended by ``add`` after every chunk of updates."""
+    """The metrics and schedule rows of the run in ``out_dir`` (``config``: its ``runs.RunConfig``), read back up
+    to ``done_updates`` (the last checkpoint) and extended by ``add`` after every checkpoint interval;
+    ``warm_start``: the report of a warm start that has just run (``runs.warm_started``), written to
+    ``warm_start.json`` with the first checkpoint's rows (every file a checkpoint's rows belong to is written
+    at that checkpoint, so a run killed before it starts again from the same state and files)."""
 
-    def __init__(self, out_dir: str, config: RunConfig, done_updates: int):
+    def __init__(self, out_dir: str, config, done_updates: int, warm_start: Optional[dict] = None):
         self.config = config
         self.names = [t.name for t in config.all_tasks]
         self.metrics_path = os.path.join(out_dir, METRICS_CSV)
@@ -153,6 +158,8 @@ class RunLog:
         for row in self.rows:  # folders written before the column: every episode lasts the (fixed) horizon
             row.setdefault("episodes", row["update"] * config.ippo.num_steps // config.task.horizon)
         self.episodes = self.rows[-1]["episodes"] if self.rows else 0
+        self.pending = {} if warm_start is None else {os.path.join(out_dir, WARM_START_JSON):
+                                                      json.dumps(warm_start, indent=2)}
 
     def add(self, metrics: dict, done_updates: int, seconds: float) -> dict:
         """Adds the rows of one chunk's host ``metrics`` (leading axes [M members, U updates]) collected after
@@ -167,9 +174,12 @@ class RunLog:
         self.rows += new_rows
         self.schedule_rows += new_schedule
         self.episodes = int(ended[-1])
+        files = {**self.pending, self.metrics_path: csv_text(self.rows, metric_fields(config.members, self.names))}
         if self.schedule_rows:
-            write_rows(self.schedules_path, self.schedule_rows, tuple(self.schedule_rows[0]))
-        write_rows(self.metrics_path, self.rows, metric_fields(config.members, self.names))
+            files[self.schedules_path] = csv_text(self.schedule_rows, tuple(self.schedule_rows[0]))
+        for path, text in files.items():
+            write_atomic(path, text)
+        self.pending = {}
         return new_rows[-1]
 
 

@@ -1,20 +1,18 @@
-"""Run folders: atomic writes, refuse-or-replace an output folder, and a run's ``config.json``.
+"""A training run's configuration (``config.json``), its training programs and its policy.
 
-Every command and script that writes a folder (``ganno train`` / ``evaluate`` / ``demo``, the
-``experiments/*.py`` scripts) prepares it with ``prepare_out`` and writes files with ``write_atomic``
-(temp file + ``os.replace``: a reader never sees half a file); with several processes
-(``ganno_jax.distributed``) both act in process 0 only, as ``evaluation.plots.save_figure`` does.
-A training run folder holds ``config.json`` (``RunConfig``: task, IPPO config, every ``EnvParams`` field,
-variant, seed, number of trained agents, logged episodes), which ``save_config`` / ``load_config``
-round-trip exactly, and ``checkpoints/`` (orbax), from which ``load_policy`` rebuilds the trained policy.
+A training run folder (made by ``create_run``) holds ``config.json`` (``RunConfig``: task, IPPO config, every
+``EnvParams`` field, variant, seed, number of trained members, logged episodes), which ``create_run`` /
+``load_config`` round-trip exactly, and ``checkpoints/`` (orbax), from which ``load_policy`` rebuilds the
+trained policy.
 
-A run trains ``train_seeds`` independent agents (the paper's +- covers trained agents) as one
+A run trains ``members`` independent policies (*members*; the paper's +- covers trained members) as one
 ``jax.vmap`` of ``agents.make_train_pieces`` over PRNG keys (``run_pieces``, built from the tasks'
-datasets it is given: inside ``jit`` they are the program's arguments): one agent gets
-``jax.random.key(seed)`` exactly as before (no extra axis anywhere); ``A > 1`` agents get
-``jax.random.split(jax.random.key(seed), A)`` and every leaf of the training state, the checkpoint and
-the loaded policy gains a leading ``[A]`` axis. (Agent 0 of an ``A``-agent run is therefore not the
-one-agent run of the same seed; agent ``i`` of runs with the same seed and ``A`` is always the same.)
+datasets it is given: inside ``jit`` they are the program's arguments; ``run_programs`` jits them): one
+member gets ``jax.random.key(seed)`` exactly as before (no extra axis anywhere); ``M > 1`` members get
+``jax.random.split(jax.random.key(seed), M)`` and every leaf of the training state, the checkpoint and
+the loaded policy gains a leading ``[M]`` axis. (Member 0 of an ``M``-member run is therefore not the
+one-member run of the same seed; member ``i`` of runs with the same seed and ``M`` is always the same.)
+The agents of a run are the layers of its inner network (``env.num_agents``), as everywhere.
 
 A family of tasks (``RunConfig.tasks``: tasks trained alongside ``task``) trains one policy on every task
 as ``agents.EnvGroup``s of ``ippo.num_envs`` env copies each; the runner state's per-env fields are then
@@ -23,77 +21,26 @@ tuples over ``all_tasks``. A one-task run keeps the one-env state (old checkpoin
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
-import shutil
-import tempfile
 from typing import Optional, Sequence
 
 import jax
-
-from ganno_jax import checkpoint, distributed
 from jax.sharding import Mesh
 
+from ganno_jax import checkpoint
 from ganno_jax.agents import EnvGroup, IPPOConfig, LearnedPolicy, TrainPieces, make_train_pieces, policy_from
-from ganno_jax.agents.warm_start import check_sources
+from ganno_jax.agents.warm_start import check_sources, warm_runner_state, warm_start_params
 from ganno_jax.checks import check_int, is_int, require
 from ganno_jax.data import Dataset, load_dataset
 from ganno_jax.env.layerwise import EnvParams, LayerwiseLREnv
 from ganno_jax.env.wrappers import check_variant, variant_env, variant_params
+from ganno_jax.files import prepare_out, write_atomic
 from ganno_jax.tasks.config import Task
 
 CONFIG = "config.json"
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and ``os.replace`` (never half-written); with
-    several processes (``distributed``) only process 0 writes, the others return at once."""
-    if not distributed.is_writer():
-        return
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def _inside(path: str, folder: str) -> bool:
-    return (os.path.abspath(path) + os.sep).startswith(os.path.abspath(folder) + os.sep)
-
-
-def check_out(path: str, overwrite: bool, protect: Sequence[Optional[str]] = (), what: str = "results folder",
-              hint: str = "pass --overwrite to replace it") -> None:
-    """Checks, changing nothing, that ``prepare_out`` may use ``path``: an existing non-empty folder
-    is a ``FileExistsError`` (naming ``what`` and ``hint``) unless ``overwrite``, and a ``ValueError``
-    when one of the ``protect`` paths (folders the caller still reads, e.g. a reused training run)
-    lies inside it. ``None`` entries of ``protect`` are ignored."""
-    if os.path.exists(path) and os.listdir(path):
-        if not overwrite:
-            raise FileExistsError(f"{what} {path!r} exists; {hint}")
-        for kept in protect:
-            if kept and _inside(kept, path):
-                raise ValueError(f"{kept!r} lies inside --out {path!r}, which --overwrite would delete; "
-                                 f"copy it elsewhere first")
-
-
-def prepare_out(path: str, overwrite: bool, protect: Sequence[Optional[str]] = (), what: str = "results folder",
-                hint: str = "pass --overwrite to replace it") -> str:
-    """Creates the folder ``path`` after ``check_out`` (same arguments), deleting an existing one first
-    (only with ``overwrite``); returns ``path``. With several processes every process checks (all fail
-    alike), process 0 creates, and all wait for it."""
-    check_out(path, overwrite, protect, what, hint)
-    if distributed.is_writer():
-        if os.path.exists(path) and os.listdir(path):
-            shutil.rmtree(path)
-        os.makedirs(path, exist_ok=True)
-    distributed.barrier(f"prepare_out {os.path.abspath(path)}")
-    return path
+WARM_START_STREAM = 0x5741524D  # folded into the run key for the warm start's demonstrations ("WARM")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,7 +49,7 @@ class RunConfig:
 
     ``variant`` (``env.wrappers.VARIANTS``) is checked and sets ``env_params.obs_mask``; ``env_params`` is kept
     whole without its ``data`` (the run trains on each task's dataset, loaded by name: ``datasets``).
-    ``train_seeds``: agents trained at once (>= 1). ``log_episodes``: episodes of env copy 0 (of agent 0)
+    ``members``: policies trained at once (>= 1). ``log_episodes``: episodes of env copy 0 (of member 0)
     whose schedules training writes to ``schedules.csv`` (paper Fig. 1), sorted, each >= 0.
     ``warm_start``: handcrafted schedules (``baselines.schedule_names``) the policy imitates for
     ``warm_start_steps`` behaviour-cloning steps before IPPO (``agents.warm_start``); () for none.
@@ -116,7 +63,7 @@ class RunConfig:
     env_params: EnvParams = EnvParams()
     variant: str = "ganno"
     seed: int = 0
-    train_seeds: int = 1
+    members: int = 1
     log_episodes: tuple = ()
     warm_start: tuple = ()
     warm_start_steps: int = 300
@@ -124,7 +71,7 @@ class RunConfig:
 
     def __post_init__(self):
         check_variant(self.variant)
-        check_int("train_seeds", self.train_seeds)
+        check_int("members", self.members)
         episodes = tuple(self.log_episodes)
         require("log_episodes", self.log_episodes, all(is_int(e) and e >= 0 for e in episodes),
                 "a list of integers >= 0")
@@ -164,39 +111,70 @@ class RunConfig:
         """JSON-ready dict (``env_params``: every field but ``data``, ``obs_mask`` as a list or null)."""
         params = {f.name: getattr(self.env_params, f.name) for f in dataclasses.fields(EnvParams) if f.name != "data"}
         return {"task": dataclasses.asdict(self.task), "ippo": dataclasses.asdict(self.ippo),
-                "env_params": params, "variant": self.variant, "seed": self.seed, "train_seeds": self.train_seeds,
+                "env_params": params, "variant": self.variant, "seed": self.seed, "members": self.members,
                 "log_episodes": list(self.log_episodes), "warm_start": list(self.warm_start),
                 "warm_start_steps": self.warm_start_steps, "tasks": [dataclasses.asdict(t) for t in self.tasks]}
 
     @classmethod
     def from_dict(cls, conf: dict) -> "RunConfig":
-        """Inverse of ``to_dict``; folders written before ``env_params`` was saved give its defaults
-        with their ``reward_mode``, before ``train_seeds`` / ``log_episodes`` / ``warm_start`` / ``tasks`` were:
-        1 / none / none / none."""
+        """Inverse of ``to_dict``. Folders written before ``env_params`` was saved give its defaults with their
+        ``reward_mode``; before ``members`` / ``log_episodes`` / ``warm_start`` / ``tasks`` were: 1 / none / none /
+        none; names from before the renames of docs/decisions.md (``train_seeds``, ``test_chunk``) are read."""
         tuples = lambda d: {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}  # noqa: E731
         params = conf.get("env_params") or {"reward_mode": conf.get("reward_mode", "difference")}
-        return cls(Task(**conf["task"]), IPPOConfig(**tuples(conf["ippo"])), EnvParams(**tuples(params)),
-                   conf["variant"], conf["seed"], conf.get("train_seeds", 1), tuple(conf.get("log_episodes", ())),
-                   tuple(conf.get("warm_start", ())), conf.get("warm_start_steps", 300),
-                   tuple(Task(**t) for t in conf.get("tasks", ())))
+        return cls(_task(conf["task"]), IPPOConfig(**tuples(conf["ippo"])), EnvParams(**tuples(params)),
+                   conf["variant"], conf["seed"], conf.get("members", conf.get("train_seeds", 1)),
+                   tuple(conf.get("log_episodes", ())), tuple(conf.get("warm_start", ())),
+                   conf.get("warm_start_steps", 300), tuple(_task(t) for t in conf.get("tasks", ())))
+
+
+def _task(fields: dict) -> Task:
+    """The ``Task`` of a saved dict, its fields renamed since it was written (``test_chunk`` -> ``test_batch``)."""
+    renamed = {TASK_RENAMES.get(k, k): v for k, v in fields.items()}
+    return Task(**renamed)
+
+
+#: Task fields renamed since run folders were first written: old name -> name today.
+TASK_RENAMES = {"test_chunk": "test_batch"}
 
 
 def run_pieces(config: RunConfig, datasets: Sequence[Dataset], mesh: Optional[Mesh] = None) -> TrainPieces:
-    """``agents.TrainPieces`` of the run's ``config.train_seeds`` agents on ``datasets`` (one ``Dataset`` per
+    """``agents.TrainPieces`` of the run's ``config.members`` policies on ``datasets`` (one ``Dataset`` per
     task of ``config.all_tasks``, as ``config.datasets()`` gives them): ``init(jax.random.key(config.seed))``
-    and ``update(state, n)`` as ``make_train_pieces`` makes them for one agent, vmapped over the agent keys
-    (see the module docstring) when there are several; ``mesh`` splits each agent's env copies. A family
+    and ``update(state, n)`` as ``make_train_pieces`` makes them for one policy, vmapped over the members' keys
+    (see the module docstring) when there are several; ``mesh`` splits each member's env copies. A family
     (``config.tasks``) trains on one ``EnvGroup`` per task. Built inside a jitted function from its dataset
     arguments (``training`` does so), the compiled program takes the data as inputs, never as constants."""
     if config.tasks:
         pieces = make_train_pieces(config.ippo, config.groups(datasets), mesh=mesh)
     else:
         pieces = make_train_pieces(config.ippo, *config.env(datasets[0]), mesh)
-    if config.train_seeds == 1:
+    if config.members == 1:
         return pieces
-    agents = config.train_seeds
-    return TrainPieces(init=lambda key: jax.vmap(pieces.init)(jax.random.split(key, agents)),
+    return TrainPieces(init=lambda key: jax.vmap(pieces.init)(jax.random.split(key, config.members)),
                        update=lambda state, n: jax.vmap(lambda s: pieces.update(s, n))(state))
+
+
+@functools.lru_cache(maxsize=4)
+def run_programs(config: RunConfig, mesh: Optional[Mesh] = None):
+    """Jitted ``(init(datasets, key), update(datasets, state, n))`` of ``run_pieces``: the tasks' datasets are
+    arguments, not constants embedded in (and copied into) the compiled programs. Cached, so a run resumed in
+    the same process reuses the compiled programs."""
+    init = jax.jit(lambda datasets, key: run_pieces(config, datasets, mesh).init(key))
+    update = jax.jit(lambda datasets, state, n: run_pieces(config, datasets, mesh).update(state, n), static_argnums=2)
+    return init, update
+
+
+def warm_started(config: RunConfig, runner_state, datasets: Sequence[Dataset]) -> tuple:
+    """(the fresh ``runner_state`` with behaviour-cloned parameters (``agents.warm_start`` of
+    ``config.warm_start``), its report: imitation accuracy before/after per member, losses). A family imitates
+    the demonstrations of every task."""
+    env, env_params = (config.groups(datasets), None) if config.tasks else config.env(datasets[0])
+    key = jax.random.fold_in(jax.random.key(config.seed), WARM_START_STREAM)
+    stacked = config.members if config.members > 1 else 0
+    params, obs_stats, report = warm_start_params(config.ippo, env, env_params, runner_state.params,
+                                                  config.warm_start, config.warm_start_steps, key, stacked)
+    return warm_runner_state(runner_state, params, obs_stats), report
 
 
 def runner_state_like(config: RunConfig):
@@ -206,8 +184,10 @@ def runner_state_like(config: RunConfig):
                           jax.random.key(config.seed))
 
 
-def save_config(run_dir: str, config: RunConfig) -> None:
-    """Writes ``run_dir/config.json`` atomically."""
+def create_run(run_dir: str, config: RunConfig, overwrite: bool = False) -> None:
+    """Makes the run folder ``run_dir`` (``files.prepare_out``: an existing non-empty one only with ``overwrite``)
+    and writes its ``config.json``."""
+    prepare_out(run_dir, overwrite, what="run folder", hint="pass --resume to continue it or --overwrite to replace it")
     write_atomic(os.path.join(run_dir, CONFIG), json.dumps(config.to_dict(), indent=2))
 
 
@@ -223,8 +203,8 @@ def load_config(run_dir: str) -> RunConfig:
 def load_policy(run_dir: str, greedy: bool = True) -> tuple[LearnedPolicy, RunConfig]:
     """(policy, config) of a trained run folder: the actor restored from its last checkpoint (greedy by
     default); ``checkpoint.CheckpointError`` if the stored parameters do not fit ``config``. With
-    ``config.train_seeds > 1`` the policy's ``params`` and ``obs_stats`` leaves carry a leading
-    ``[train_seeds]`` axis (the stacked agents; ``jax.tree.map(lambda x: x[i], ...)`` picks agent i)."""
+    ``config.members > 1`` the policy's ``params`` and ``obs_stats`` leaves carry a leading
+    ``[members]`` axis (the stacked members; ``jax.tree.map(lambda x: x[i], ...)`` picks member i)."""
     config = load_config(run_dir)
     _, runner_state = checkpoint.restore(os.path.join(run_dir, "checkpoints"), runner_state_like(config))
     return policy_from(runner_state, config.ippo, greedy=greedy), config

@@ -5,7 +5,7 @@ A *scale* names a set of sizes (``smoke``: seconds, for tests; ``cpu``: minutes 
 ``experiments/*.py`` scripts, the benchmarks and the tests.
 
 - ``GANNO_SCALES`` (``GannoScale``): task overrides (train and eval), IPPO config, evaluation seeds,
-  PPO updates per checkpointed chunk. ``cpu`` is what ``ganno demo`` runs.
+  PPO updates between checkpoints. ``cpu`` is what ``ganno demo`` runs.
 - ``SGD_SCHEDULER_SCALES`` (``SgdSchedulerScale``): the single-agent SGD-scheduler paper
   (``experiments/sgd_scheduler.py``): task overrides (epochs per run = ``horizon``), seeds, grid-search
   LRs and spacing, the agent's PPO config (its env steps = grid LRs x epochs: equal budgets).
@@ -36,16 +36,16 @@ PAPER_AGENT_LRS = (5e-4, 1e-3, 5e-3, 1e-2)
 @dataclasses.dataclass(frozen=True)
 class GannoScale:
     """Sizes of a GANNO run: ``task`` overrides (``tasks.get(name, **task)``), ``ippo``, evaluation
-    ``seeds`` per initial LR, ``chunk_updates`` PPO updates between checkpoints, ``train_seeds`` agents
-    trained as one ``jax.vmap`` over keys (the paper's ± covers trained agents x evaluation seeds) and
+    ``seeds`` per initial LR, ``checkpoint_every`` PPO updates between checkpoints, ``members`` policies
+    trained as one ``jax.vmap`` over keys (the paper's ± covers trained members x evaluation seeds) and
     ``eval_actions``, how a learned policy acts in evaluation (``sample`` or ``greedy``)."""
 
     name: str
     task: dict
     ippo: IPPOConfig
     seeds: int
-    chunk_updates: int = 10
-    train_seeds: int = 1
+    checkpoint_every: int = 10
+    members: int = 1
     eval_actions: str = "greedy"
 
 
@@ -77,16 +77,16 @@ GANNO_SCALES = {
                         IPPOConfig(num_envs=2, num_steps=8, total_timesteps=2 * 8 * 2, lr=1e-3, num_minibatches=2,
                                    actor_layers=(16,), gru_size=8, actor_post_gru=8, critic_layers=(16,),
                                    activation="tanh"),
-                        seeds=1, chunk_updates=2),
+                        seeds=1, checkpoint_every=2),
     # tau = 20 optimiser steps per decision, 10 decisions per run (200 Adam steps, batch 32), width-8 CNNs,
     # IPPO with 8 env copies, 40 PPO updates; 3 evaluation seeds
     "cpu": GannoScale("cpu", dict(tau=20, horizon=10, batch_size=32, width=8, eval_batch=256),
                       IPPOConfig(num_envs=8, num_steps=16, total_timesteps=8 * 16 * 40, lr=1e-3, activation="tanh"),
                       seeds=3),
     # the papers': tau = 100, episodes of a whole 30,000-step training run, L2 weight decay (Appendix B), each
-    # dataset's registry width/batch; IPPO as Appendix D (Mava); 3 trained agents, sampled evaluation actions
+    # dataset's registry width/batch; IPPO as Appendix D (Mava); 3 trained members, sampled evaluation actions
     "paper": GannoScale("paper", dict(tau=100, horizon=PAPER_HORIZON, weight_decay_mode="l2"), IPPOConfig(),
-                        seeds=5, train_seeds=3, eval_actions="sample"),
+                        seeds=5, members=3, eval_actions="sample"),
 }
 
 # feed-forward PPO as Stable-Baselines3's MlpPolicy ([64, 64] tanh); the paper names no PPO settings

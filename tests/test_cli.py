@@ -27,7 +27,7 @@ def _sub(command: str):
 def test_shared_flags_have_one_definition_and_the_constants_choices():
     train, evaluate = _actions(_sub("train")), _actions(_sub("evaluate"))
     script = _actions(experiment.parser("x.py", "GANNO paper", "results/x"))
-    for flag in ("--init-lrs", "--seeds", "--eval-actions", "--test-chunk", "--seed", "--scale", "--tau", "--width",
+    for flag in ("--init-lrs", "--seeds", "--eval-actions", "--test-batch", "--seed", "--scale", "--tau", "--width",
                  "--weight-decay-mode", "--data-dir", "--max-parallel-runs", "--no-progress", "--out", "--overwrite"):
         assert evaluate[flag].type == script[flag].type and evaluate[flag].choices == script[flag].choices, flag
         assert evaluate[flag].help.split(" (default")[0].startswith(flags.FLAGS[flag]["help"]), flag
@@ -48,7 +48,7 @@ def test_flags_parse_as_before():
     assert args.init_lrs == (1e-3, 0.01) and args.methods == ("constant", "cosine") and args.seeds == 5
     assert flags.given_sizes(args) == {"weight_decay_mode": "l2"}
     args = cli.build_parser().parse_args(["train", "--out", "x"])
-    assert args.train_seeds == 1 and args.seed == 0 and args.variant == "ganno" and flags.given_sizes(args) == {}
+    assert args.members == 1 and args.seed == 0 and args.variant == "ganno" and flags.given_sizes(args) == {}
 
 
 RUN_TASK = gj.tasks.get("digits-mlp", tau=3, horizon=4, width=2, batch_size=16, weight_decay_mode="l2")

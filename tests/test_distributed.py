@@ -1,7 +1,7 @@
 """``ganno train`` over two local CPU processes (``jax.distributed``, gloo collectives, one CPU device each)
 trains exactly as one process over two devices, and a run saved by two processes resumes in one.
 
-The two-process run stops after its first chunk (``--max-chunks 1``); its checkpoint equals the
+The two-process run stops after its first checkpoint (``--max-checkpoints 1``); its checkpoint equals the
 one-process run's at the same update, and after ``--resume`` in one process the whole run (parameters,
 optimiser state, keys, metrics.csv) equals the uninterrupted one-process run. The one-process runs share a
 persistent compilation cache (the resume loads the reference run's executables). Every subprocess has a
@@ -23,7 +23,7 @@ CHUNK, UPDATES = 2, 4
 FLAGS = ["--task", "digits-mlp", "--tau", "2", "--horizon", "3", "--batch-size", "16", "--width", "2",
          "--num-envs", "2", "--num-steps", "8", "--total-timesteps", str(UPDATES * 2 * 8), "--update-epochs", "1",
          "--num-minibatches", "2", "--actor-layers", "8", "--gru-size", "4", "--actor-post-gru", "4",
-         "--critic-layers", "8", "--seed", "3", "--chunk-updates", str(CHUNK), "--log-episodes", "0,1"]
+         "--critic-layers", "8", "--seed", "3", "--checkpoint-every", str(CHUNK), "--log-episodes", "0,1"]
 TIMEOUT = 240  # seconds per launch: a hang (e.g. a process waiting for a peer) fails the test
 TIMING_FIELDS = {"env_steps_per_s"}
 
@@ -61,7 +61,8 @@ def _check(proc, out: str, err: str) -> None:
 def _train_two_processes(run) -> list[str]:
     """Launches process 0 and 1 of a two-process run; returns their stdout."""
     launch = ["--coordinator", f"127.0.0.1:{_free_port()}", "--num-processes", "2"]
-    procs = [subprocess.Popen(_ganno(*FLAGS, "--out", str(run), "--max-chunks", "1", *launch, "--process-id", str(i)),
+    procs = [subprocess.Popen(_ganno(*FLAGS, "--out", str(run), "--max-checkpoints", "1", *launch,
+                                     "--process-id", str(i)),
                               env=_env(1), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in (0, 1)]
     outs = []

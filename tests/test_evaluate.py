@@ -77,7 +77,7 @@ def test_unknown_controller_lists_valid_names():
         controllers.ScheduleController("x", optimizer="sophia")
 
 
-def test_chunked_grid_equals_all_at_once(capsys):
+def test_batched_grid_equals_all_at_once(capsys):
     """Runs in chunks of 3 (the last padded) give the curves of every program's runs at once."""
     methods = [controllers.baseline("constant"), controllers.baseline("cosine"), controllers.baseline("random")]
     grid = dict(init_lrs=(1e-3, 1e-2), seeds=2, devices=1)
@@ -97,9 +97,9 @@ def test_test_split_in_chunks_equals_the_whole_split():
     trainer, data = InnerTrainer(TASK), gj.data.load_dataset(TASK.dataset)
     params = trainer.init(jax.random.key(3)).params
     n = data.x_test.shape[0]
-    whole = trainer.test_metrics(data, params, chunk=n)
+    whole = trainer.test_metrics(data, params, batch=n)
     for chunk in (37, n // 2, n - 1):  # a remainder, two equal pieces, a one-example remainder
-        np.testing.assert_allclose(trainer.test_metrics(data, params, chunk=chunk), whole, rtol=1e-5)
+        np.testing.assert_allclose(trainer.test_metrics(data, params, batch=chunk), whole, rtol=1e-5)
     logits = trainer.module.apply({"params": params}, data.x_test)
     assert float(whole[1]) == pytest.approx(float(np.mean(np.argmax(logits, -1) == data.y_test)), abs=1e-6)
 
@@ -111,7 +111,7 @@ def test_cli_refuses_a_grid_that_cannot_fit_before_running(tmp_path, monkeypatch
                      "--init-lrs", "1e-3", "--seeds", "1", "--out", str(out), "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and "ganno evaluate: error: digits-mlp: constant: one run needs an estimated" in err
-    assert "test_chunk (now 500" in err and "Traceback" not in err
+    assert "test_batch (now 500" in err and "Traceback" not in err
     assert not out.exists()  # nothing half-written
 
 
@@ -182,11 +182,11 @@ def test_compiled_programs_take_the_dataset_as_an_argument(large_dataset_task, p
     data_bytes = chunked.tree_bytes(dataset)
     keys, wd = jax.random.split(jax.random.key(0), 2), jnp.float32(0.1)
     if program == "schedules":
-        mapper = harness._schedule_runs(task, None, ("constant", "cosine"))
+        mapper = harness._schedule_runs(task, None, ("constant", "cosine")).mapper
         shared, runs = (dataset, wd), (jnp.array([0, 1], jnp.int32), jnp.full(2, 1e-3), keys)
     else:
         policies = jax.tree.map(lambda x: x[None], controllers.baseline("random").policy)
-        mapper = harness._policy_runs(task, "ganno")
+        mapper = harness._policy_runs(task, "ganno").mapper
         env_params = jax.tree.map(jnp.asarray, gj.env.EnvParams(data=dataset))
         shared, runs = (env_params, policies, wd), (jnp.full(2, 1e-3), jnp.zeros(2, jnp.int32), keys)
     assert len(mapper.lower(shared, runs, chunk=2).as_text()) < data_bytes / 20

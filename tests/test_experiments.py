@@ -187,7 +187,7 @@ def test_print_config_at_paper_scale_shows_the_papers_setting(tmp_path, capsys, 
     train = conf["train_task"]
     assert (train["tau"], train["horizon"], train["weight_decay_mode"]) == (100, 300, "l2")
     assert conf["inner_steps_per_episode"] == 30_000
-    assert conf["train_seeds"] == 3 and conf["eval_actions"] == "sample" and conf["eval_seeds"] == 5
+    assert conf["members"] == 3 and conf["eval_actions"] == "sample" and conf["eval_seeds"] == 5
     ippo = conf["ippo"]
     assert (ippo["num_envs"], ippo["total_timesteps"], ippo["seq_len"]) == (4, 50_000, 8)
     assert conf["env_params"]["reward_mode"] == "difference"
@@ -196,12 +196,12 @@ def test_print_config_at_paper_scale_shows_the_papers_setting(tmp_path, capsys, 
 
 
 def test_print_config_follows_the_flags(capsys, experiment):
-    experiment("warmup").main(["--smoke", "--print-config", "--train-seeds", "2", "--eval-actions", "sample",
+    experiment("warmup").main(["--smoke", "--print-config", "--members", "2", "--eval-actions", "sample",
                                "--eval-tasks", "digits-mlp"])
     conf = json.loads(capsys.readouterr().out)
-    assert conf["train_seeds"] == 2 and conf["eval_actions"] == "sample" and list(conf["eval_tasks"]) == ["digits-mlp"]
-    with pytest.raises(ValueError, match="--train-seeds=0"):
-        experiment("warmup").main(["--smoke", "--print-config", "--train-seeds", "0"])
+    assert conf["members"] == 2 and conf["eval_actions"] == "sample" and list(conf["eval_tasks"]) == ["digits-mlp"]
+    with pytest.raises(ValueError, match="--members=0"):
+        experiment("warmup").main(["--smoke", "--print-config", "--members", "0"])
 
 
 def test_train_run_sizes_carry_over_unless_a_scale_or_flag_is_given(tmp_path, capsys, experiment):
@@ -212,7 +212,7 @@ def test_train_run_sizes_carry_over_unless_a_scale_or_flag_is_given(tmp_path, ca
     run = str(tmp_path / "run")
     os.makedirs(run)
     task = tasks.get("digits-mlp", tau=3, horizon=4, width=2, batch_size=16, weight_decay_mode="l2")
-    runs.save_config(run, runs.RunConfig(task, scales.ganno_scale("smoke").ippo))
+    runs.create_run(run, runs.RunConfig(task, scales.ganno_scale("smoke").ippo))
 
     def evals(*argv):
         experiment("warmup").main(["--print-config", "--train-run", run, "--eval-tasks", "digits-cnn3,mnist1d-mlp",

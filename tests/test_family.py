@@ -18,7 +18,7 @@ import pytest
 
 import ganno_jax as gj
 from envs_for_tests import Box, Discrete, MatchIdEnv, MatchState
-from ganno_jax import checkpoint, cli, evaluate, runs, training
+from ganno_jax import checkpoint, cli, evaluate, runs, run_log, training
 from ganno_jax.agents import EnvGroup, IPPOConfig, make_train
 from ganno_jax.evaluation import controllers
 from ganno_jax.tasks import families
@@ -131,18 +131,18 @@ CLI_FLAGS = ["--tasks", "digits-mlp,digits-cnn2", "--tau", "3", "--horizon", "4"
              "--eval-batch", "64", "--num-envs", "2", "--num-steps", "8", "--total-timesteps", "32",
              "--update-epochs", "1", "--num-minibatches", "2", "--actor-layers", "16", "--gru-size", "8",
              "--actor-post-gru", "8", "--critic-layers", "16", "--seed", "1",
-             "--chunk-updates", "1", "--log-episodes", "0"]
+             "--checkpoint-every", "1", "--log-episodes", "0"]
 
 
 def _rows(run):
-    with open(os.path.join(run, training.METRICS)) as f:
+    with open(os.path.join(run, run_log.METRICS_CSV)) as f:
         return list(csv.DictReader(f))
 
 
 @pytest.fixture(scope="module")
 def family_run(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("family") / "run")
-    state = training.train_run(out, TASKS[0], GANNO_CFG, seed=1, chunk_updates=1, progress=False,
+    state = training.train_run(out, TASKS[0], GANNO_CFG, seed=1, checkpoint_every=1, progress=False,
                                log_episodes=(0,), tasks=TASKS[1:])
     return out, state
 
@@ -152,12 +152,12 @@ def test_family_run_writes_per_task_metrics_and_config(family_run):
     rows = _rows(out)
     assert [int(r["update"]) for r in rows] == [1, 2]
     for name in ("digits-mlp", "digits-cnn2"):
-        for field in training.GROUP_FIELDS:
+        for field in run_log.GROUP_FIELDS:
             assert f"{field}@{name}" in rows[0]
         assert all(0.0 <= float(r[f"val_acc@{name}"]) <= 1.0 for r in rows)
     pooled = np.mean([float(rows[-1][f"val_acc@{t.name}"]) for t in TASKS])  # equal env copies per task
     np.testing.assert_allclose(float(rows[-1]["val_acc"]), pooled, rtol=1e-5)
-    assert os.path.isfile(os.path.join(out, training.SCHEDULES))
+    assert os.path.isfile(os.path.join(out, run_log.SCHEDULES_CSV))
     chex.assert_shape(state.obs, ((2, 3, 31), (2, 2, 31)))  # mlp: 3 agents, cnn2: 2
 
     config = runs.load_config(out)
@@ -173,10 +173,10 @@ def test_family_run_writes_per_task_metrics_and_config(family_run):
 def test_cli_tasks_killed_then_resumed_equals_the_uninterrupted_run(family_run, tmp_path):
     out, uninterrupted = family_run
     run = str(tmp_path / "cli")
-    assert cli.main(["train", *CLI_FLAGS, "--out", run, "--max-chunks", "1"]) == 0
+    assert cli.main(["train", *CLI_FLAGS, "--out", run, "--max-checkpoints", "1"]) == 0
     assert len(_rows(run)) == 1
     assert runs.load_config(run) == runs.load_config(out)
-    assert cli.main(["train", "--resume", run, "--chunk-updates", "1"]) == 0
+    assert cli.main(["train", "--resume", run, "--checkpoint-every", "1"]) == 0
     config = runs.load_config(run)
     like = runs.runner_state_like(config)
     _, resumed = checkpoint.restore(os.path.join(run, "checkpoints"), like)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import ganno_jax as gj
-from ganno_jax import training
+from ganno_jax import run_log, training
 from ganno_jax.agents import IPPOConfig
 from ganno_jax.evaluation import controllers
 
@@ -36,8 +36,8 @@ RECORDED_FINAL_ACC = {
 @pytest.fixture(scope="module")
 def slice_figures(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("flow") / "run")
-    training.train_run(out, TASK, CFG, seed=3, chunk_updates=1, progress=False, log_episodes=())
-    rows = training._read_rows(f"{out}/{training.METRICS}", np.inf)
+    training.train_run(out, TASK, CFG, seed=3, checkpoint_every=1, progress=False, log_episodes=())
+    rows = run_log.read_rows(f"{out}/{run_log.METRICS_CSV}", np.inf)
     metrics = {k: [r[k] for r in rows] for k in RECORDED_METRICS}
     methods = [controllers.from_run(out, actions="sample"), controllers.baseline("constant"),
                controllers.baseline("prodigy")]
@@ -66,7 +66,7 @@ def test_run_env_params_reach_evaluation_whole(tmp_path):
 
     trained = EnvParams(lr_max=0.05, wd_min=0.001, control_wd=True, init_lr_min=1e-4, reward_mode="difference")
     config = runs.RunConfig(TASK, CFG, trained, variant="lr_only")
-    runs.save_config(str(tmp_path), config)
+    runs.create_run(str(tmp_path), config)
     saved = runs.load_config(str(tmp_path)).env_params
     assert saved == config.env_params and saved.obs_mask is not None  # the variant's mask, saved with the rest
     data = gj.data.load_dataset(TASK.dataset)

@@ -29,8 +29,8 @@ MARGIN_OVER_NOOP, MARGIN_OVER_RANDOM = 0.3, 0.2
 
 def test_ippo_learns_to_raise_a_too_small_learning_rate(tmp_path):
     run = str(tmp_path / "run")
-    training.train_run(run, TASK, CFG, env_params=EnvParams(init_lr=START_LR), seed=0, chunk_updates=UPDATES,
-                       progress=False, log_episodes=(), train_seeds=MEMBERS)
+    training.train_run(run, TASK, CFG, env_params=EnvParams(init_lr=START_LR), seed=0, checkpoint_every=UPDATES,
+                       progress=False, log_episodes=(), members=MEMBERS)
     learned, noop, random = gj.evaluation.run_many(
         [controllers.from_run(run), controllers.baseline("constant"), controllers.baseline("random")], TASK,
         init_lrs=(START_LR,), seeds=EVAL_SEEDS)

@@ -41,3 +41,19 @@ def test_controller_carries_what_schedule_needs_and_unknown_names_fail():
     assert ctrl.policy.cfg.activation == "tanh" and ctrl.variant == "ganno"
     with pytest.raises(ValueError, match="available: .*" + learned.RECOMMENDED):
         learned.pretrained("no-such-controller")
+
+
+def test_ganno_evaluate_pretrained_names_its_row_and_runs_at_its_training_sizes(tmp_path):
+    import json
+
+    from ganno_jax import cli
+
+    out = str(tmp_path / "eval")
+    argv = ["evaluate", "--pretrained", learned.RECOMMENDED, "--task", "digits-mlp", "--methods", "constant",
+            "--init-lrs", "1e-3", "--seeds", "1", "--horizon", "2", "--out", out, "--no-progress"]
+    assert cli.main(argv) == 0
+    saved = json.load(open(f"{out}/results.json"))
+    ctrl = learned.pretrained()
+    assert saved["task"]["tau"] == ctrl.tau and saved["task"]["horizon"] == 2  # carried over; the flag wins
+    assert [r["method"] for r in saved["results"]][0] == learned.RECOMMENDED
+    assert cli.main(argv[:1] + ["--run", out] + argv[1:] + ["--overwrite"]) == 2  # --run and --pretrained

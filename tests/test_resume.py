@@ -1,6 +1,6 @@
 """``ganno train`` killed for real (SIGKILL, subprocess) and resumed with ``--resume`` ends bit for bit
 as an uninterrupted run; a half-written checkpoint left by a kill during a save is never loaded.
-The runs train two agents as one vmap (``--train-seeds 2``: stacked state, each agent's env copies split
+The runs train two agents as one vmap (``--members 2``: stacked state, each agent's env copies split
 over the CPU devices) and log the schedules of episodes 0, 1 and 5 (paper Fig. 1; episode 5 spans the
 kill's chunk boundary); the uninterrupted run's folder also serves the tests of both features.
 
@@ -23,13 +23,13 @@ import numpy as np
 import pytest
 from orbax.checkpoint.utils import TMP_DIR_SUFFIX
 
-from ganno_jax import checkpoint, runs, training
+from ganno_jax import checkpoint, runs, run_log
 
-CHUNK, UPDATES, AGENTS = 2, 12, 2  # 6 chunks: the kill after the first checkpoint leaves most of the run to do
+CHUNK, UPDATES, AGENTS = 2, 12, 2  # 6 checkpoints: the kill after the first leaves most of the run to do
 FLAGS = ["--task", "digits-mlp", "--tau", "2", "--horizon", "3", "--batch-size", "16", "--width", "2",
          "--num-envs", "2", "--num-steps", "8", "--total-timesteps", str(UPDATES * 2 * 8), "--update-epochs", "1",
          "--num-minibatches", "2", "--actor-layers", "8", "--gru-size", "4", "--actor-post-gru", "4",
-         "--critic-layers", "8", "--seed", "3", "--chunk-updates", str(CHUNK), "--train-seeds", str(AGENTS),
+         "--critic-layers", "8", "--seed", "3", "--checkpoint-every", str(CHUNK), "--members", str(AGENTS),
          "--log-episodes", "0,1,5"]  # episode 5 = env steps 15..17 of a copy: updates 2 and 3, chunks 1 and 2
 TIMING_FIELDS = {"env_steps_per_s"}  # the only metrics column that may differ between runs
 
@@ -79,7 +79,7 @@ def _fake_interrupted_save(run, ref):
     shutil.copytree(os.path.join(ckpt_dir, str(last)), os.path.join(ckpt_dir, f"{last + CHUNK}{TMP_DIR_SUFFIX}"))
     rows = _rows(run)[:last] + [{**r, "mean_reward": "999"} for r in _rows(ref)[last:last + CHUNK]]
     with open(os.path.join(run, "metrics.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=training.metric_fields(AGENTS))
+        writer = csv.DictWriter(f, fieldnames=run_log.metric_fields(AGENTS))
         writer.writeheader()
         writer.writerows(rows)
     return last
@@ -118,7 +118,7 @@ def ref_and_resumed(tmp_path_factory):
 
     last = _fake_interrupted_save(run, ref)
     assert checkpoint.latest_step(os.path.join(run, "checkpoints")) == last  # the temporary folder is no step
-    _run(_ganno("--resume", run, "--chunk-updates", str(CHUNK)), env)
+    _run(_ganno("--resume", run, "--checkpoint-every", str(CHUNK)), env)
     return ref, run
 
 
@@ -131,7 +131,7 @@ def test_sigkilled_train_resumes_bit_identical_and_skips_half_written_checkpoint
     _assert_trees_equal(run_state, ref_state)  # params, optimiser state, normalisers, env states, keys
     ckpt_names = os.listdir(os.path.join(run, "checkpoints"))
     assert not [n for n in ckpt_names if TMP_DIR_SUFFIX in n], ckpt_names
-    deterministic = [f for f in training.metric_fields(AGENTS) if f not in TIMING_FIELDS]
+    deterministic = [f for f in run_log.metric_fields(AGENTS) if f not in TIMING_FIELDS]
     assert [[r[f] for f in deterministic] for r in _rows(run)] == \
            [[r[f] for f in deterministic] for r in _rows(ref)]  # rows 1..UPDATES once each, same values
     schedules = _rows(run, "schedules.csv")
@@ -143,7 +143,7 @@ def test_sigkilled_train_resumes_bit_identical_and_skips_half_written_checkpoint
 def test_agents_train_independently_and_load_as_a_stacked_policy(ref_and_resumed):
     ref, _ = ref_and_resumed
     policy, config = runs.load_policy(ref)
-    assert config.train_seeds == AGENTS and config.log_episodes == (0, 1, 5)
+    assert config.members == AGENTS and config.log_episodes == (0, 1, 5)
     assert all(leaf.shape[0] == AGENTS for leaf in jax.tree.leaves((policy.params, policy.obs_stats)))
     kernel = np.asarray(jax.tree.leaves(policy.params)[0])
     assert not np.array_equal(kernel[0], kernel[1])  # own keys: different agents
@@ -151,7 +151,7 @@ def test_agents_train_independently_and_load_as_a_stacked_policy(ref_and_resumed
     assert [int(r["episodes"]) for r in rows] == [8 * u // 3 for u in range(1, UPDATES + 1)]  # horizon 3
     for r in rows:  # the shared columns are means over the agents
         for field in ("mean_reward", "val_acc", "loss_total"):
-            assert float(r[field]) == pytest.approx(np.mean([float(r[f"{field}_a{i}"]) for i in range(AGENTS)]))
+            assert float(r[field]) == pytest.approx(np.mean([float(r[f"{field}_m{i}"]) for i in range(AGENTS)]))
 
 
 def test_schedules_of_chosen_training_episodes(ref_and_resumed):

@@ -32,8 +32,8 @@ SCRIPT = textwrap.dedent("""
     assert seeds.metrics["reward"].shape[:2] == (2, cfg.num_updates)
     # a run folder trained on 4 devices, stopped after one chunk and resumed, ends as the unsplit run
     out = sys.argv[1]
-    training.train_run(out, task, cfg, chunk_updates=1, progress=False, max_chunks=1, devices=4)
-    state = training.train_run(out, resume=True, chunk_updates=1, progress=False, devices=4)
+    training.train_run(out, task, cfg, checkpoint_every=1, progress=False, max_checkpoints=1, devices=4)
+    state = training.train_run(out, resume=True, checkpoint_every=1, progress=False, devices=4)
     close(plain.runner_state.params, state.params)
     try:
         make_train(cfg.__class__(**{**cfg.__dict__, "num_envs": 6, "total_timesteps": 6 * 8 * 2}), env, params,

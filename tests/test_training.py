@@ -58,7 +58,7 @@ def test_checkpoint_errors_name_the_folder(tmp_path):
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("runs") / "full")
-    state = training.train_run(out, TINY_TASK, TINY_CFG, seed=1, chunk_updates=1, progress=False)
+    state = training.train_run(out, TINY_TASK, TINY_CFG, seed=1, checkpoint_every=1, progress=False)
     return out, state
 
 
@@ -77,9 +77,9 @@ def test_run_folder_contents(full_run):
 def test_killed_run_resumes_to_the_same_result(full_run, tmp_path):
     _, uninterrupted = full_run
     out = str(tmp_path / "killed")
-    training.train_run(out, TINY_TASK, TINY_CFG, seed=1, chunk_updates=1, progress=False, max_chunks=2)
+    training.train_run(out, TINY_TASK, TINY_CFG, seed=1, checkpoint_every=1, progress=False, max_checkpoints=2)
     assert checkpoint.latest_step(os.path.join(out, "checkpoints")) == 2
-    resumed = training.train_run(out, resume=True, chunk_updates=1, progress=False)
+    resumed = training.train_run(out, resume=True, checkpoint_every=1, progress=False)
     leaves_equal(resumed.params, uninterrupted.params)
     leaves_equal(resumed.obs_stats, uninterrupted.obs_stats)
     with open(os.path.join(out, "metrics.csv")) as f:
@@ -114,14 +114,14 @@ def test_trained_policy_evaluates(full_run):
 
 
 def test_run_config_checks_agents_and_episodes_and_reads_old_folders(full_run):
-    with pytest.raises(ValueError, match="train_seeds=0 .* integer >= 1"):
-        runs.RunConfig(TINY_TASK, TINY_CFG, train_seeds=0)
+    with pytest.raises(ValueError, match="members=0 .* integer >= 1"):
+        runs.RunConfig(TINY_TASK, TINY_CFG, members=0)
     with pytest.raises(ValueError, match="log_episodes=.*integers >= 0"):
         runs.RunConfig(TINY_TASK, TINY_CFG, log_episodes=(0, -1))
     conf = json.load(open(os.path.join(full_run[0], "config.json")))
-    assert conf["train_seeds"] == 1 and conf["log_episodes"] == list(training.FIG1_EPISODES)
-    old = runs.RunConfig.from_dict({k: v for k, v in conf.items() if k not in ("train_seeds", "log_episodes")})
-    assert old.train_seeds == 1 and old.log_episodes == ()
+    assert conf["members"] == 1 and conf["log_episodes"] == list(training.FIG1_EPISODES)
+    old = runs.RunConfig.from_dict({k: v for k, v in conf.items() if k not in ("members", "log_episodes")})
+    assert old.members == 1 and old.log_episodes == ()
 
 
 def test_unknown_variant_lists_valid_ones():
@@ -162,7 +162,7 @@ def test_cli_train_help_shows_paper_defaults(capsys):
         cli.main(["train", "--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    assert "--total-timesteps" in text and "50000" in text and "--resume" in text and "--train-seeds" in text
+    assert "--total-timesteps" in text and "50000" in text and "--resume" in text and "--members" in text
     flat = " ".join(text.split())
     assert "(default: 1e-05)" in flat and "(default: 0)" in flat  # an explicit default and an added one
     assert flat.count("(default: digits-cnn2)") == 1 and "(default: None)" not in flat
@@ -182,7 +182,7 @@ def test_training_programs_take_the_datasets_as_arguments(tmp_path):
     task = gj.tasks.get("trainmem-mlp", tau=2, horizon=2, batch_size=8, width=2, eval_batch=64, data_dir=str(tmp_path))
     config = runs.RunConfig(task, TINY_CFG, tasks=(TINY_TASK,))
     datasets = config.datasets()
-    init, update = training._programs(config, None)
+    init, update = runs.run_programs(config, None)
     key = jax.random.key(0)
     state = init(datasets, key)
     data_bytes = chunked.tree_bytes(datasets[0])

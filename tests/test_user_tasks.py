@@ -226,7 +226,7 @@ def test_cli_trains_and_evaluates_a_user_dataset_and_model(tmp_path, capsys):
                   "--batch-size", "8", "--width", "2"]
     small = ["--num-envs", "2", "--num-steps", "8", "--total-timesteps", "16", "--update-epochs", "1",
              "--num-minibatches", "1", "--actor-layers", "8", "--gru-size", "4", "--actor-post-gru", "4",
-             "--critic-layers", "8", "--chunk-updates", "1"]
+             "--critic-layers", "8", "--checkpoint-every", "1"]
     run = str(tmp_path / "run")
     assert cli.main(["train", *task_flags, *small, "--out", run]) == 2  # the model is not registered yet
     assert "model 'user_net' is not one of" in capsys.readouterr().err

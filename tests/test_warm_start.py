@@ -81,21 +81,21 @@ def test_bad_peaks_and_steps_are_refused(demos):
 def test_warm_started_run_imitates_then_trains_and_resumes_alike(tmp_path):
     import json
 
-    from ganno_jax import runs, training
+    from ganno_jax import run_log, runs, training
 
     cfg = IPPOConfig(num_envs=2, num_steps=8, total_timesteps=2 * 8 * 3, update_epochs=1, num_minibatches=2,
                      seq_len=4, actor_layers=(16,), gru_size=8, actor_post_gru=8, critic_layers=(16,),
                      activation="tanh")
-    common = dict(task=TASK, cfg=cfg, seed=3, chunk_updates=1, progress=False, train_seeds=2, log_episodes=(),
+    common = dict(task=TASK, cfg=cfg, seed=3, checkpoint_every=1, progress=False, members=2, log_episodes=(),
                   warm_start=("warmup_cosine",), warm_start_steps=400)
     full = training.train_run(str(tmp_path / "full"), **common)
-    report = json.loads((tmp_path / "full" / training.WARM_START).read_text())
+    report = json.loads((tmp_path / "full" / run_log.WARM_START_JSON).read_text())
     assert report["sources"] == ["warmup_cosine"] and report["demonstrations"] == 5 * 2
     assert min(report["accuracy"]) >= 0.9 and max(report["accuracy_before"]) < 0.9
     assert runs.load_config(str(tmp_path / "full")).warm_start == ("warmup_cosine",)
     # killed after one chunk and resumed: the warm start is not redone, the result is the same
-    training.train_run(str(tmp_path / "cut"), max_chunks=1, **common)
-    resumed = training.train_run(str(tmp_path / "cut"), resume=True, chunk_updates=1, progress=False)
+    training.train_run(str(tmp_path / "cut"), max_checkpoints=1, **common)
+    resumed = training.train_run(str(tmp_path / "cut"), resume=True, checkpoint_every=1, progress=False)
     for a, b in zip(jax.tree.leaves(full.params), jax.tree.leaves(resumed.params)):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 

@@ -4,7 +4,7 @@
 cfg = IPPOConfig(num_envs=4, total_timesteps=50_000)      # GANNO Appendix D defaults
 out = jax.jit(make_train(cfg, env, env_params))(key)       # TrainOutput(runner_state, metrics, cfg)
 policy = policy_from(out)                                  # a Policy: init / act
-pieces = make_train_pieces(cfg, env, env_params)           # init(key), update(runner_state, n) for chunks
+pieces = make_train_pieces(cfg, env, env_params)           # init(key), update(runner_state, n) between checkpoints
 train = make_train(cfg, env, env_params, mesh=env_mesh())  # env copies split over all devices
 train = make_train(cfg, [EnvGroup(env_a, params_a), EnvGroup(env_b, params_b, name="b")])  # a family
 ```

@@ -6,7 +6,7 @@ all actors share the network parameters. An update rolls out ``num_steps`` steps
 GAE over the whole rollout, cuts it into ``num_sequences`` sequences of ``seq_len`` steps (one env copy,
 all its agents: Mava's epoch batch) and trains ``update_epochs`` epochs of ``num_minibatches``
 minibatches of whole sequences. ``train(key)`` is literally ``update(init(key), num_updates)``,
-so a CLI can run the same loop in chunks (``make_train_pieces``) and get bit-identical parameters.
+so a CLI can run the same loop a few updates at a time (``make_train_pieces``) and get bit-identical parameters.
 With ``critic="centralised"`` (MAPPO) each agent's value sees every agent of its env copy: the rollout
 and every minibatch hold whole env copies, so the critic regroups the actor axis ``[E * A] -> [E, A]``.
 Given a ``mesh`` (``agents.env_mesh``), the env copies are split over its devices (``sharding.py``).
@@ -137,8 +137,8 @@ def make_train_pieces(cfg: IPPOConfig, env, env_params=None, mesh: Optional[Mesh
     # minibatches hold whole env copies (all their agents, env-major), as the centralised critic needs;
     # segments: (actors, num_agents) of each group along the actor axis of the batch at hand
     rollout_segments = tuple(zip(actors, agents))
-    chunks = cfg.num_steps // cfg.seq_len  # sequences per env copy and update
-    mb_segments = tuple((n * chunks // cfg.num_minibatches, a) for n, a in zip(actors, agents))
+    seqs_per_env = cfg.num_steps // cfg.seq_len  # sequences per env copy and update
+    mb_segments = tuple((n * seqs_per_env // cfg.num_minibatches, a) for n, a in zip(actors, agents))
 
     def split_actors(x, segments, axis: int):  # [..., sum(sizes), ...] -> per-group parts along axis
         cuts = starts(tuple(n for n, _ in segments))[1:]

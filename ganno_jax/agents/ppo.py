@@ -1,8 +1,8 @@
-"""PPO pieces independent of the env: transitions, GAE with truncation bootstrap, chunked minibatches, loss.
+"""PPO pieces independent of the env: transitions, GAE with truncation bootstrap, minibatches of sequences, loss.
 
 Array axes: ``T`` rollout steps, ``N = num_envs * num_agents`` actors (agents folded into the batch),
-``L = seq_len``, ``C = T / L`` chunks per actor, ``S = C * num_envs`` sequences (an env copy's chunk
-with all its agents), ``M`` minibatches, ``B = S / M * num_agents`` chunks per minibatch.
+``L = seq_len``, ``C = T / L`` sequences per env copy, ``S = C * num_envs`` sequences (``L`` steps of an env
+copy with all its agents), ``M`` minibatches, ``B = S / M * num_agents`` actor sequences per minibatch.
 """
 from __future__ import annotations
 
@@ -66,22 +66,22 @@ def minibatches(key: jax.Array, batch: PPOBatch, seq_len: int, num_minibatches: 
     minor; scan over M, time-major inside)."""
 
     num_steps, num_actors = batch.action.shape[:2]
-    num_agents, num_chunks = num_actors // num_envs, num_steps // seq_len
-    num_seqs = num_chunks * num_envs
+    num_agents, seqs_per_env = num_actors // num_envs, num_steps // seq_len
+    num_seqs = seqs_per_env * num_envs
     perm = jax.random.permutation(key, num_seqs)
 
-    def chunk_and_deal(x):  # [T, N, ...] -> [L, S, A, ...] -> [M, L, B, ...] (explicit sizes: H may be 0)
+    def cut_and_deal(x):  # [T, N, ...] -> [L, S, A, ...] -> [M, L, B, ...] (explicit sizes: H may be 0)
         rest = x.shape[2:]
-        x = jnp.swapaxes(x.reshape((num_chunks, seq_len, num_actors) + rest), 0, 1)
+        x = jnp.swapaxes(x.reshape((seqs_per_env, seq_len, num_actors) + rest), 0, 1)
         x = jnp.take(x.reshape((seq_len, num_seqs, num_agents) + rest), perm, axis=1)
         x = x.reshape((seq_len, num_minibatches, num_seqs // num_minibatches * num_agents) + rest)
         return jnp.swapaxes(x, 0, 1)
 
-    return jax.tree.map(chunk_and_deal, batch)
+    return jax.tree.map(cut_and_deal, batch)
 
 
 def ppo_loss(params, apply_fn: Callable, cfg: IPPOConfig, mb: PPOBatch):
-    """Clipped PPO objective on one minibatch (``[L, B, ...]`` leaves; chunks start from ``mb.hidden[0]``).
+    """Clipped PPO objective on one minibatch (``[L, B, ...]`` leaves; sequences start from ``mb.hidden[0]``).
 
     ``apply_fn(params, hidden [B, H], obs [L, B, d], reset [L, B]) -> (hidden, pi, value [L, B])``.
     Returns ``(total, stats)`` with scalar ``stats`` keys total, value, actor, entropy, approx_kl, clip_frac.

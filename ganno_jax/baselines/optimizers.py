@@ -13,7 +13,7 @@ prodigy                ``optax.contrib.prodigy(1, estim_lr0=init_lr, weight_deca
                        ``lr / init_lr``
 =====================  =========================================================================
 
-Each keeps the decay its authors define (decoupled), whatever the task's mode (``weight_decay_mode``
+Each keeps the decay its authors define (decoupled), whatever the task's mode (its rule's ``weight_decay_mode``
 names it). The initial LR keeps its meaning: schedule-free AdamW's LR is the grid's initial LR (times the
 schedule); Prodigy starts its step-size estimate ``d`` at the initial LR (``estim_lr0``, paper default
 1e-6) and multiplies its step by the schedule's value over the initial LR, so a constant schedule is
@@ -33,13 +33,6 @@ UPDATE_RULES = ("lion", "lamb", "schedule_free_adamw", "prodigy")
 def make_update_rule(optimizer: Optional[str]):
     """``InnerTrainer`` rule for ``optimizer``, a name in ``tasks.OPTIMIZERS`` (None: the task's own)."""
     return None if optimizer is None else optimizer_rule(optimizer)
-
-
-def weight_decay_mode(optimizer: Optional[str], task_mode: str) -> str:
-    """How the decay enters a run with ``optimizer``: ``task_mode`` (the task's ``weight_decay_mode``) for
-    the task's own optimiser (None), else the optimiser's own (``decoupled`` for every one of
-    ``UPDATE_RULES``)."""
-    return task_mode if optimizer is None else make_update_rule(optimizer).weight_decay_mode
 
 
 def check_optimizer_init_lrs(optimizer: Optional[str], init_lrs) -> None:

@@ -90,7 +90,7 @@ def run(args) -> list[dict]:
 
     import ganno_jax as gj
     from ganno_jax.bench import measure, report
-    from ganno_jax.runs import write_atomic
+    from ganno_jax.files import write_atomic
 
     backend = jax.default_backend()
     if args.quick:

@@ -6,7 +6,7 @@ import csv
 import io
 import os
 
-from ganno_jax.runs import write_atomic
+from ganno_jax.files import write_atomic
 
 COLUMNS = ("task", "envs", "devices", "tau", "branches", "compile_s", "jax_env_steps_per_s", "jax_inner_steps_per_s",
            "torch_env_steps_per_s", "torch_inner_steps_per_s", "torch_threads", "jax_over_torch",

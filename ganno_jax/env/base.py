@@ -5,6 +5,23 @@ import jax
 import jax.numpy as jnp
 
 
+def rollout(env, params, policy_step, carry, key: jax.Array):
+    """One episode without auto-reset: ``reset_env``, then ``env.task.horizon`` steps, each
+    ``policy_step(t, key, obs, state, carry, params) -> (obs, state, carry, info)``; returns the infos stacked on
+    a leading [T] axis (what evaluation measures of a run)."""
+    k_reset, k_steps = jax.random.split(key)
+    obs, state = env.reset_env(k_reset, params)
+
+    def body(loop, inputs):
+        t, k = inputs
+        obs, state, carry, info = policy_step(t, k, *loop, params)
+        return (obs, state, carry), info
+
+    horizon = env.task.horizon
+    _, infos = jax.lax.scan(body, (obs, state, carry), (jnp.arange(horizon), jax.random.split(k_steps, horizon)))
+    return infos
+
+
 def log_uniform(key: jax.Array, low, high) -> jax.Array:
     """A float32 scalar from log-uniform[low, high], ``0 < low <= high`` (a fixed value is not a range:
     see ``EnvParams.init_lr``)."""

@@ -179,22 +179,22 @@ class InnerTrainer:
         val_loss, val_acc = self._split_metrics(params, data.x_val, data.y_val, k_val, size)
         return Metrics(train_loss, train_acc, val_loss, val_acc)
 
-    def test_metrics(self, data: Dataset, params, chunk: Optional[int] = None):
-        """(loss, accuracy) on ``data``'s whole test split, evaluated in chunks of ``chunk`` examples
-        (default ``task.test_chunk``) inside ``lax.map``, so a vmapped grid of runs holds at most
-        [runs, chunk, ...] activations, never [runs, test examples, ...]."""
-        chunk = self.task.test_chunk if chunk is None else chunk
+    def test_metrics(self, data: Dataset, params, batch: Optional[int] = None):
+        """(loss, accuracy) on ``data``'s whole test split, evaluated in batches of ``batch`` examples
+        (default ``task.test_batch``) inside ``lax.map``, so a vmapped grid of runs holds at most
+        [runs, batch, ...] activations, never [runs, test examples, ...]."""
+        batch = self.task.test_batch if batch is None else batch
         x, y = data.x_test, data.y_test
         n = x.shape[0]
-        if n <= chunk:
+        if n <= batch:
             return self.loss_and_accuracy(params, x, y)
-        pieces = n // chunk
-        xs = x[: pieces * chunk].reshape(pieces, chunk, *x.shape[1:])
-        ys = y[: pieces * chunk].reshape(pieces, chunk)
+        pieces = n // batch
+        xs = x[: pieces * batch].reshape(pieces, batch, *x.shape[1:])
+        ys = y[: pieces * batch].reshape(pieces, batch)
         losses, accs = jax.lax.map(lambda b: self.loss_and_accuracy(params, *b), (xs, ys))
-        rest = n - pieces * chunk
-        loss, acc = losses.sum() * chunk, accs.sum() * chunk
+        rest = n - pieces * batch
+        loss, acc = losses.sum() * batch, accs.sum() * batch
         if rest:
-            l_rest, a_rest = self.loss_and_accuracy(params, x[pieces * chunk:], y[pieces * chunk:])
+            l_rest, a_rest = self.loss_and_accuracy(params, x[pieces * batch:], y[pieces * batch:])
             loss, acc = loss + l_rest * rest, acc + a_rest * rest
         return loss / n, acc / n

@@ -43,7 +43,7 @@ from ganno_jax.data import Dataset, load_dataset
 from ganno_jax.env import features
 from ganno_jax.env.actions import action_nvec, apply_actions, apply_wd_actions, split_action
 from ganno_jax.env.base import FunctionalEnv, log_uniform
-from ganno_jax.env.chunked import chunked_vmap
+from ganno_jax.env.blocked import blocked_vmap
 from ganno_jax.env.inner import InnerState, InnerTrainer, Metrics
 from ganno_jax.env.spaces import Box, Discrete, MultiDiscrete
 from ganno_jax.tasks.config import Task
@@ -227,7 +227,7 @@ class LayerwiseLREnv(FunctionalEnv):
 
     def _segment(self, data: Dataset, key: jax.Array, state: EnvState, per_step_lrs: jax.Array, wds: jax.Array):
         """tau optimiser steps on ``data`` at per-step LRs [tau, N] and weight decays [N], then metrics:
-        (inner, SegmentStats, Metrics). ``data`` is an argument, not closed over: the chunked
+        (inner, SegmentStats, Metrics). ``data`` is an argument, not closed over: the blocked
         (``custom_vmap``) call cannot close over a traced array."""
         k_train, k_eval = jax.random.split(key)
         inner, stats = self.trainer.train(data, state.inner, per_step_lrs, wds, k_train)
@@ -275,8 +275,8 @@ class LayerwiseLREnv(FunctionalEnv):
         else:
             branch_wds = jnp.broadcast_to(state.layer_wds, branch_lrs.shape)
         # same key in every branch: identical minibatches and evaluation examples (common random numbers)
-        # vmapped over env copies, the inner runs go in cache-sized chunks on CPU (see chunked.py)
-        segments = chunked_vmap(jax.vmap(self._segment, in_axes=(None, None, None, 0, 0)))(
+        # vmapped over env copies, the inner runs go in cache-sized blocks on CPU (see blocked.py)
+        segments = blocked_vmap(jax.vmap(self._segment, in_axes=(None, None, None, 0, 0)))(
             params.required_data(), key, state, per_step, branch_wds)
         val_acc = segments[2].val_acc
         reward = val_acc[0] if params.reward_mode == "accuracy" else val_acc[0] - val_acc[1:]
@@ -292,7 +292,7 @@ class LayerwiseLREnv(FunctionalEnv):
         auto-reset. Returns (obs, state, terminated, info); ``info["lrs"]`` is the last step's LRs as
         applied (optimisers that adapt their step size, e.g. Prodigy, report the adapted one).
         """
-        segment = chunked_vmap(self._segment)(params.required_data(), key, state, per_step_lrs, state.layer_wds)
+        segment = blocked_vmap(self._segment)(params.required_data(), key, state, per_step_lrs, state.layer_wds)
         no_action = jnp.zeros(self.num_agents, jnp.int32)
         applied = self.trainer.rule.effective_lr(segment[0].opt_state, per_step_lrs[-1])
         return self._advance(state, segment, applied, no_action, params)

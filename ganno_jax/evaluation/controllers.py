@@ -7,7 +7,7 @@ schedules / other optimisers acting every optimiser step. ``baseline(name)`` bui
   ``EnvParams.for_evaluation``'s fields) and its training ``variant`` (``single_agent``: one global
   action). ``from_run`` loads a trained run's, with
   its actions sampled (as Mava's executors act, the paper's evaluation) or greedy (``EVAL_ACTIONS``);
-  a run of several trained agents (``train_seeds``) gives one controller whose ``members`` agents
+  a run of several trained members (``members``) gives one controller whose ``members`` policies
   are all evaluated on every (initial LR, seed) cell.
 - ``ScheduleController``: an optax schedule from ``baselines.SCHEDULES`` evaluated at every
   optimiser step, with the task's optimiser (``optimizer=None``) or another from
@@ -62,7 +62,7 @@ class PolicyController:
     ``env_params``: the ``EnvParams`` the policy was trained with (a run's, whole, without data; default:
     the paper's); ``variant``: its training variant (``env.wrappers.VARIANTS``). ``members > 1``: ``policy``
     holds that many independently trained policies stacked on a leading axis of its arrays (a run trained
-    with ``train_seeds``); evaluation runs each of them on every cell.
+    with ``members``); evaluation runs each of them on every cell.
     """
 
     name: str = flax.struct.field(pytree_node=False)
@@ -115,4 +115,4 @@ def from_run(run_dir: str, actions: str = "greedy", name: Optional[str] = None) 
     policy, config = load_policy(run_dir, greedy=check_eval_actions(actions) == "greedy")
     if name is None:
         name = "GANNO" if config.variant == "ganno" else f"GANNO-{config.variant.replace('_', '-')}"
-    return learned(name, policy, config.env_params, config.variant, config.train_seeds)
+    return learned(name, policy, config.env_params, config.variant, config.members)

@@ -6,7 +6,7 @@
 Every method is trained by the same inner code (``LayerwiseLREnv``) with the same keys: seed ``s``
 gives the same network initialisation and the same minibatches to every method (common random
 numbers), so differences between methods are not sampling noise. Test metrics are measured on
-the whole test split after every env step (``tau`` optimiser steps), ``task.test_chunk`` examples
+the whole test split after every env step (``tau`` optimiser steps), ``task.test_batch`` examples
 at a time. The grid is a flat axis of runs executed by ``evaluation.chunked.RunMapper``: as many runs at once
 as the free memory allows (or ``max_parallel_runs``), split over all devices; a grid that cannot fit
 one run is refused before it starts (``evaluation.chunked.InsufficientMemoryError``). The task's dataset
@@ -20,16 +20,17 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from ganno_jax.baselines.optimizers import check_optimizer_init_lrs, make_update_rule, weight_decay_mode
+from ganno_jax.baselines.optimizers import check_optimizer_init_lrs, make_update_rule
 from ganno_jax.baselines.schedules import make_schedule
 from ganno_jax.data import load_dataset
+from ganno_jax.env.base import rollout
 from ganno_jax.env.inner import InnerTrainer
 from ganno_jax.env.layerwise import EnvParams, LayerwiseLREnv
 from ganno_jax.env.wrappers import variant_env
@@ -44,11 +45,11 @@ CURVE_KEYS = ("test_acc", "test_loss", "val_acc", "train_loss", "lrs", "wds", "d
 @dataclass
 class EvalResult:
     """Curves of one method over the grid: arrays [L init LRs, S seeds, T env steps (, N layers)]; for a
-    controller of M trained agents the seed axis holds M * S runs (agent-major), so every statistic over
-    it covers trained agents x evaluation seeds."""
+    controller of M trained members the seed axis holds M * S runs (member-major), so every statistic over
+    it covers trained members x evaluation seeds."""
 
     method: str
-    task: str
+    task_name: str  # the evaluation task's name (``Task.name``)
     init_lrs: tuple
     weight_decay: float
     curves: dict = field(repr=False)
@@ -67,7 +68,7 @@ class EvalResult:
 
     def to_dict(self) -> dict:
         """JSON-ready dict (curves as nested lists)."""
-        return {"method": self.method, "task": self.task, "init_lrs": list(self.init_lrs),
+        return {"method": self.method, "task_name": self.task_name, "init_lrs": list(self.init_lrs),
                 "weight_decay": self.weight_decay, "weight_decay_mode": self.weight_decay_mode,
                 "diverged_runs": self.diverged_runs,
                 "plan": None if self.plan is None else dataclasses.asdict(self.plan),
@@ -79,24 +80,15 @@ def _env_for(task: Task, optimizer: Optional[str]) -> LayerwiseLREnv:
     return LayerwiseLREnv(task, trainer=InnerTrainer(task, rule=make_update_rule(optimizer)))
 
 
-def _rollout(env, params, policy_step, carry, key):
-    """Reset, then ``task.horizon`` env steps; ``policy_step(t, key, obs, state, carry, params)`` advances
-    one step and returns (obs, state, carry, info). Returns the infos stacked on a leading [T] axis."""
-    k_reset, k_steps = jax.random.split(key)
-    obs, state = env.reset_env(k_reset, params)
+class _Runs(NamedTuple):
+    """A cached grid program (``chunked.RunMapper``) and how its runs apply weight decay (``l2``/``decoupled``)."""
 
-    def body(loop, inputs):
-        t, k = inputs
-        obs, state, carry, info = policy_step(t, k, *loop, params)
-        return (obs, state, carry), info
-
-    horizon = env.task.horizon
-    _, infos = jax.lax.scan(body, (obs, state, carry), (jnp.arange(horizon), jax.random.split(k_steps, horizon)))
-    return infos
+    mapper: RunMapper
+    weight_decay_mode: str
 
 
 @lru_cache(maxsize=32)
-def _schedule_runs(task: Task, optimizer: str, schedules: tuple) -> RunMapper:
+def _schedule_runs(task: Task, optimizer: str, schedules: tuple) -> _Runs:
     """Runs of schedules sharing one optimiser: ``fn((dataset, wd), (index, init_lr, key)) -> infos [T, ...]``
     (one program for all of them, ``lax.switch`` over the schedule index); cached with its compiled
     programs, so another weight decay or grid of the same shape reuses them."""
@@ -114,18 +106,20 @@ def _schedule_runs(task: Task, optimizer: str, schedules: tuple) -> RunMapper:
             obs, state, _, info = base.step_schedule(jax.random.split(k)[1], state, per_step, params)
             return obs, state, carry, info
 
-        return _rollout(base, EnvParams().for_evaluation(data, init_lr, weight_decay), step, (), key)
+        return rollout(base, EnvParams().for_evaluation(data, init_lr, weight_decay), step, (), key)
 
-    return RunMapper(run, f"{task.name}: {', '.join(schedules)}", _memory_hint(task))
+    return _Runs(RunMapper(run, f"{task.name}: {', '.join(schedules)}", _memory_hint(task)),
+                 base.trainer.rule.weight_decay_mode)
 
 
 @lru_cache(maxsize=32)
-def _policy_runs(task: Task, variant: str) -> RunMapper:
+def _policy_runs(task: Task, variant: str) -> _Runs:
     """Runs of a policy: ``fn((env_params, policies, wd), (init_lr, member, key)) -> infos [T, ...]``, where
     ``env_params`` are the policy's training params on the task's data, ``policies`` stacks trained policies
     on a leading axis and ``member`` picks one; params and policies are inputs, so the compiled programs are
     reused for every policy and params of the same structure (cached)."""
-    env = variant_env(_env_for(task, None), variant)
+    base = _env_for(task, None)
+    env = variant_env(base, variant)
 
     def run(shared, inputs):
         trained_params, policies, weight_decay = shared
@@ -140,21 +134,20 @@ def _policy_runs(task: Task, variant: str) -> RunMapper:
 
         params = trained_params.for_evaluation(trained_params.data, init_lr, weight_decay)
         # the rollout key is the schedules' one: same network init and minibatches for every method
-        return _rollout(env, params, step, policy.init(jax.random.fold_in(key, 1), env.num_agents), key)
+        return rollout(env, params, step, policy.init(jax.random.fold_in(key, 1), env.num_agents), key)
 
-    return RunMapper(run, f"{task.name}: learned/random policy", _memory_hint(task))
+    return _Runs(RunMapper(run, f"{task.name}: learned/random policy", _memory_hint(task)),
+                 base.trainer.rule.weight_decay_mode)
 
 
 def _memory_hint(task: Task) -> str:
-    return (f"One run's memory grows with the task's test_chunk (now {task.test_chunk}; e.g. "
-            f"task.replace(test_chunk={max(1, task.test_chunk // 4)})), eval_batch (now {task.eval_batch}) "
+    return (f"One run's memory grows with the task's test_batch (now {task.test_batch}; e.g. "
+            f"task.replace(test_batch={max(1, task.test_batch // 4)})), eval_batch (now {task.eval_batch}) "
             f"and batch_size (now {task.batch_size}).")
 
 
-def _result(name: str, task: Task, init_lrs, wd: float, infos, plan: ChunkPlan,
-            optimizer: Optional[str] = None) -> EvalResult:
-    return EvalResult(name, task.name, init_lrs, wd, {k: np.asarray(infos[k]) for k in CURVE_KEYS}, plan,
-                      weight_decay_mode(optimizer, task.weight_decay_mode))
+def _result(name: str, task: Task, init_lrs, wd: float, infos, plan: ChunkPlan, mode: str) -> EvalResult:
+    return EvalResult(name, task.name, init_lrs, wd, {k: np.asarray(infos[k]) for k in CURVE_KEYS}, plan, mode)
 
 
 def run_many(controllers: Sequence, task: Task, init_lrs: Sequence[float] = PAPER_INIT_LRS, seeds: int = 5,
@@ -195,25 +188,25 @@ def run_many(controllers: Sequence, task: Task, init_lrs: Sequence[float] = PAPE
             c = controllers[i]
             bar.set_postfix_str(f"{c.name}: compiling/running")
             stacked = c.policy if c.members > 1 else jax.tree.map(lambda x: x[None], c.policy)
-            # run r = (l, m, s): every trained agent m on every cell, seed s's key shared by all agents
+            # run r = (l, m, s): every member m on every cell, seed s's key shared by all members
             l_of, m_of, s_of = np.unravel_index(np.arange(num_lrs * c.members * seeds), (num_lrs, c.members, seeds))
             runs = (lrs[l_of], jnp.asarray(m_of, jnp.int32), keys[s_of])
-            infos, plan = _policy_runs(task, c.variant)(
-                (jax.tree.map(jnp.asarray, c.env_params.replace(data=data)), stacked, wd), runs, mesh,
-                max_parallel_runs, bar.update)
+            program = _policy_runs(task, c.variant)
+            infos, plan = program.mapper((jax.tree.map(jnp.asarray, c.env_params.replace(data=data)), stacked, wd),
+                                         runs, mesh, max_parallel_runs, bar.update)
             infos = jax.tree.map(lambda x: x.reshape(num_lrs, c.members * seeds, *x.shape[1:]), infos)
-            results[i] = _result(c.name, task, init_lrs, float(wd), infos, plan)
+            results[i] = _result(c.name, task, init_lrs, float(wd), infos, plan, program.weight_decay_mode)
         for optimizer, members in groups.items():
             group = [controllers[i] for i in members]
             bar.set_postfix_str(f"{', '.join(c.name for c in group)}: compiling/running")
             index = np.repeat(np.arange(len(group)), num_lrs * seeds)
             runs = (jnp.asarray(index, jnp.int32), lrs[np.tile(lr_of, len(group))], keys[np.tile(seed_of, len(group))])
-            infos, plan = _schedule_runs(task, optimizer, tuple(c.schedule for c in group))(
-                (data, wd), runs, mesh, max_parallel_runs, bar.update)
+            program = _schedule_runs(task, optimizer, tuple(c.schedule for c in group))
+            infos, plan = program.mapper((data, wd), runs, mesh, max_parallel_runs, bar.update)
             infos = jax.tree.map(lambda x: x.reshape(len(group), *grid_shape, *x.shape[1:]), infos)
             for j, i in enumerate(members):
                 member = jax.tree.map(lambda x: x[j], infos)
-                results[i] = _result(group[j].name, task, init_lrs, float(wd), member, plan, optimizer)
+                results[i] = _result(group[j].name, task, init_lrs, float(wd), member, plan, program.weight_decay_mode)
     return [results[i] for i in range(len(controllers))]
 
 
@@ -224,7 +217,7 @@ def run(controller, task: Task, init_lrs: Sequence[float] = PAPER_INIT_LRS, seed
 
     Args:
       controller: ``ScheduleController`` or ``PolicyController`` (see ``evaluation.controllers``).
-      task: the evaluation task (its ``horizon`` x ``tau`` optimiser steps per run; ``test_chunk``
+      task: the evaluation task (its ``horizon`` x ``tau`` optimiser steps per run; ``test_batch``
         test examples measured at once).
       init_lrs: initial learning rates, each >= 0.
       seeds: runs per initial LR; seed ``s`` uses the same network init and minibatches for every method.
@@ -236,7 +229,7 @@ def run(controller, task: Task, init_lrs: Sequence[float] = PAPER_INIT_LRS, seed
       progress: a tqdm bar over runs.
     Returns:
       ``EvalResult`` with curves [L, S, T] (``lrs``, ``wds``: [L, S, T, num_layers]); [L, M * S, ...] for a
-      ``PolicyController`` of ``M = members`` trained agents.
+      ``PolicyController`` of ``M = members`` trained policies.
     Raises:
       ``evaluation.chunked.InsufficientMemoryError`` before running if one run cannot fit.
     """

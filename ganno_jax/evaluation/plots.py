@@ -24,7 +24,7 @@ from ganno_jax.evaluation.harness import EvalResult  # noqa: E402
 
 def save_figure(fig, path: str) -> str:
     """Writes ``fig`` to ``path`` as PNG atomically (temp file, then ``os.replace``), closes it; returns ``path``.
-    With several processes only process 0 writes (as ``runs.write_atomic``)."""
+    With several processes only process 0 writes (as ``files.write_atomic``)."""
     if not distributed.is_writer():
         plt.close(fig)
         return path
@@ -60,7 +60,7 @@ def plot_schedule(result: EvalResult, path: str, init_lr: Optional[float] = None
     twin.set_ylabel("test accuracy (%)")
     ax.legend(loc="upper left", fontsize=7)
     twin.legend(loc="lower right", fontsize=7)
-    ax.set_title(f"{result.method} on {result.task}, initial LR {result.init_lrs[i]:g}, seed {seed}")
+    ax.set_title(f"{result.method} on {result.task_name}, initial LR {result.init_lrs[i]:g}, seed {seed}")
     return save_figure(fig, path)
 
 
@@ -77,7 +77,7 @@ def plot_accuracy_curves(results: Sequence[EvalResult], path: str, init_lr: Opti
     ax.set_xlabel("env step (tau optimiser steps)")
     ax.set_ylabel("test accuracy (%)")
     lr = results[0].init_lrs[_lr_index(results[0], init_lr)]
-    ax.set_title(f"{results[0].task}, initial LR {lr:g}")
+    ax.set_title(f"{results[0].task_name}, initial LR {lr:g}")
     ax.legend(fontsize=7, ncol=2)
     return save_figure(fig, path)
 
@@ -92,7 +92,7 @@ def plot_final_vs_lr(results: Sequence[EvalResult], path: str) -> str:
     ax.set_xscale("log")
     ax.set_xlabel("initial learning rate")
     ax.set_ylabel("final test accuracy (%)")
-    ax.set_title(results[0].task)
+    ax.set_title(results[0].task_name)
     ax.legend(fontsize=7, ncol=2)
     return save_figure(fig, path)
 

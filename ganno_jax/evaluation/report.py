@@ -20,7 +20,7 @@ from ganno_jax.evaluation import plots
 from ganno_jax.evaluation.controllers import PolicyController
 from ganno_jax.evaluation.harness import run_many
 from ganno_jax.evaluation.tables import markdown_table, save_results, summary_rows
-from ganno_jax.runs import write_atomic
+from ganno_jax.files import write_atomic
 
 
 def evaluate_task(methods: Sequence, task, init_lrs: Sequence[float], seeds: int, folder: str,

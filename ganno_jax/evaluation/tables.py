@@ -23,7 +23,7 @@ import numpy as np
 
 from ganno_jax.evaluation.controllers import OPTIMIZER_BASELINES
 from ganno_jax.evaluation.harness import EvalResult
-from ganno_jax.runs import write_atomic
+from ganno_jax.files import write_atomic
 
 
 def summary_rows(results: Sequence[EvalResult]) -> list[dict]:

@@ -13,7 +13,6 @@ controller trained on a family of tasks (held-out-tasks issue) replaces it.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import importlib.resources
 import json
@@ -27,7 +26,9 @@ import jax.numpy as jnp
 
 from ganno_jax.agents import LearnedPolicy, RunningMeanStd
 from ganno_jax.env.layerwise import EnvParams
-from ganno_jax.runs import CONFIG, RunConfig, load_policy, write_atomic
+from ganno_jax.files import write_atomic
+from ganno_jax.run_log import final_metrics
+from ganno_jax.runs import CONFIG, RunConfig, load_policy
 
 #: The controller ``pretrained()`` loads when given no name.
 RECOMMENDED = "demo-digits-cnn2"
@@ -48,6 +49,11 @@ class Controller:
     tau: int
     horizon: int
     provenance: dict
+
+    @property
+    def task(self):
+        """The ``Task`` it was trained on (its sizes carry over to evaluation, as a run folder's do)."""
+        return RunConfig.from_dict(self.provenance["config"]).task
 
 
 def pretrained_names() -> list[str]:
@@ -81,22 +87,12 @@ def _git(*args: str) -> str:
         return ""
 
 
-def _last_metrics(run_dir: str) -> dict:
-    """The last row of a run's ``metrics.csv`` ({} if none)."""
-    path = os.path.join(run_dir, "metrics.csv")
-    if not os.path.isfile(path):
-        return {}
-    with open(path) as f:
-        rows = list(csv.DictReader(f))
-    return rows[-1] if rows else {}
-
-
 def export(run_dir: str, name: str, command: str, folder: Optional[str] = None, member: int = 0) -> str:
     """Writes a trained run folder's policy as controller ``name`` into ``folder`` (default: this package's
     ``controllers/``); ``command``: the exact command that trained the run; ``member``: which policy of a run
-    trained with ``train_seeds > 1``. Returns the controller's folder."""
+    trained with ``members > 1``. Returns the controller's folder."""
     policy, config = load_policy(run_dir)
-    if config.train_seeds > 1:
+    if config.members > 1:
         policy = policy.replace(params=jax.tree.map(lambda x: x[member], policy.params),
                                 obs_stats=jax.tree.map(lambda x: x[member], policy.obs_stats))
     out = os.path.join(str(CONTROLLERS) if folder is None else folder, name)
@@ -110,6 +106,6 @@ def export(run_dir: str, name: str, command: str, folder: Optional[str] = None, 
         run_config = json.load(f)
     meta = {"name": name, "command": command, "commit": _git("rev-parse", "HEAD"),
             "dirty_tree": bool(_git("status", "--porcelain")), "member": member, "config": run_config,
-            "final_metrics": _last_metrics(run_dir)}
+            "final_metrics": final_metrics(run_dir)}
     write_atomic(os.path.join(out, META_FILE), json.dumps(meta, indent=2))
     return out

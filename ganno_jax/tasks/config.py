@@ -59,7 +59,7 @@ class Task:
         ``momentum`` follow it; the other optimisers keep the decay they define (decoupled).
       eval_batch: examples used to measure train and validation metrics after each env step
         (the whole split when it is smaller).
-      test_chunk: test-split examples measured at once when evaluation tracks the whole test split
+      test_batch: test-split examples measured at once when evaluation tracks the whole test split
         (memory per run grows with it; results do not depend on it beyond float round-off).
       data_dir: folder with dataset files for file-backed datasets and ``.npz`` user datasets (None: offline
         datasets).
@@ -75,7 +75,7 @@ class Task:
     weight_decay: float = struct.field(pytree_node=False, default=0.1)
     weight_decay_mode: str = struct.field(pytree_node=False, default="decoupled")
     eval_batch: int = struct.field(pytree_node=False, default=512)
-    test_chunk: int = struct.field(pytree_node=False, default=500)
+    test_batch: int = struct.field(pytree_node=False, default=500)
     data_dir: Optional[str] = struct.field(pytree_node=False, default=None)
 
     def __post_init__(self):
@@ -89,7 +89,7 @@ class Task:
         _check_range("horizon", self.horizon, 1, 1_000_000, integer=True)
         _check_range("weight_decay", self.weight_decay, 0.0, 10.0)
         _check_range("eval_batch", self.eval_batch, 1, 1 << 20, integer=True)
-        _check_range("test_chunk", self.test_chunk, 1, 1 << 20, integer=True)
+        _check_range("test_batch", self.test_batch, 1, 1 << 20, integer=True)
 
     @property
     def name(self) -> str:
