@@ -51,6 +51,7 @@ from tqdm.auto import tqdm
 from ganno_jax import experiment as ex
 from ganno_jax import flags, tasks
 from ganno_jax.agents import IPPOConfig, make_train, policy_from
+from ganno_jax.checks import check_int
 from ganno_jax.evaluation import global_lr
 from ganno_jax.evaluation.chunked import grid_mesh
 from ganno_jax.evaluation.plots import save_figure
@@ -138,9 +139,7 @@ def setup(args) -> Setup:
                                 "optimizer")
     if not optimizers:
         raise ValueError(f"--optimizers {args.optimizers!r}: give at least one of {', '.join(sgd.BASELINE_OPTIMIZERS)}")
-    grid_lrs = scale.grid_lrs if args.grid_lrs is None else args.grid_lrs
-    if grid_lrs < 1:
-        raise ValueError(f"--grid-lrs {grid_lrs} must be >= 1")
+    grid_lrs = check_int("--grid-lrs", scale.grid_lrs if args.grid_lrs is None else args.grid_lrs)
     dataset = args.dataset or ("mnist" if args.data_dir else "digits")
     overrides = dict(scale.task, **({} if args.epochs is None else {"horizon": args.epochs}))
     task = tasks.Task(dataset=dataset, data_dir=args.data_dir, optimizer="sgd", **overrides)

@@ -27,7 +27,7 @@ def test_writes_the_nine_schedules_as_png_and_csv(tmp_path, experiment):
     assert sorted(os.listdir(out)) == ["schedule_shapes.csv", "schedule_shapes.png"]
 
 
-@pytest.mark.parametrize("argv,match", [(["--steps", "0"], "--steps must be an integer >= 1"),
+@pytest.mark.parametrize("argv,match", [(["--steps", "0"], "--steps=0 must be an integer >= 1"),
                                         (["--init-lr", "-1"], "--init-lr=-1.0 must be a finite number > 0")])
 def test_bad_input_is_a_value_error(tmp_path, experiment, argv, match):
     with pytest.raises(ValueError, match=match):

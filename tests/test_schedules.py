@@ -183,7 +183,7 @@ def test_output_shape_follows_step_shape():
 
 # --------------------------------------------------------------------------- errors
 def test_unknown_name_lists_valid_names():
-    with pytest.raises(ValueError, match="unknown schedule name 'cosin'") as info:
+    with pytest.raises(ValueError, match="schedule='cosin' is not valid; allowed: ") as info:
         make_schedule("cosin", 1e-3, 100)
     for name in REQUIRED:
         assert name in str(info.value)
@@ -191,13 +191,13 @@ def test_unknown_name_lists_valid_names():
 
 @pytest.mark.parametrize("bad", [0, -5, 2.5, True, "10"])
 def test_bad_total_steps(bad):
-    with pytest.raises(ValueError, match=r"total_steps must be an integer >= 1, got"):
+    with pytest.raises(ValueError, match=r"total_steps=.* must be an integer >= 1"):
         make_schedule("linear", 1e-3, bad)
 
 
 @pytest.mark.parametrize("bad", [-1e-3, float("nan"), float("inf")])
 def test_bad_init_lr(bad):
-    with pytest.raises(ValueError, match=r"init_lr must be a finite real number >= 0, got"):
+    with pytest.raises(ValueError, match=r"init_lr=.* must be a finite number >= 0"):
         make_schedule("linear", bad, 100)
 
 
@@ -226,10 +226,10 @@ def test_torch_constant_lr_defaults_and_vmap():
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        (dict(factor=1.5), r"factor must be a real number in \[0, 1\], got 1.5"),
-        (dict(factor=-0.1), r"factor must be a real number in \[0, 1\]"),
-        (dict(total_iters=-1), r"total_iters must be an integer >= 0, got -1"),
-        (dict(lr=-0.1), r"lr must be a finite real number >= 0, got -0.1"),
+        (dict(factor=1.5), r"factor=1.5 must be a finite number in \[0, 1\]"),
+        (dict(factor=-0.1), r"factor=-0.1 must be a finite number in \[0, 1\]"),
+        (dict(total_iters=-1), r"total_iters=-1 must be an integer >= 0"),
+        (dict(lr=-0.1), r"lr=-0.1 must be a finite number >= 0"),
     ],
 )
 def test_torch_constant_lr_errors(kwargs, match):
@@ -290,12 +290,12 @@ def test_torch_onecycle_vmap_jit_over_max_lr():
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        (dict(total_steps=0), r"total_steps must be an integer >= 1, got 0"),
-        (dict(pct_start=1.2), r"pct_start must be a real number in \[0, 1\], got 1.2"),
-        (dict(div_factor=0.0), r"div_factor must be a finite real number > 0, got 0.0"),
-        (dict(final_div_factor=-1.0), r"final_div_factor must be a finite real number > 0"),
-        (dict(anneal="cosine"), r"anneal must be one of \('cos', 'linear'\), got 'cosine'"),
-        (dict(max_lr=-1.0), r"max_lr must be a finite real number >= 0, got -1.0"),
+        (dict(total_steps=0), r"total_steps=0 must be an integer >= 1"),
+        (dict(pct_start=1.2), r"pct_start=1.2 must be a finite number in \[0, 1\]"),
+        (dict(div_factor=0.0), r"div_factor=0.0 must be a finite number > 0"),
+        (dict(final_div_factor=-1.0), r"final_div_factor=-1.0 must be a finite number > 0"),
+        (dict(anneal="cosine"), r"anneal='cosine' is not valid; allowed: cos, linear"),
+        (dict(max_lr=-1.0), r"max_lr=-1.0 must be a finite number >= 0"),
         (dict(total_steps=3, pct_start=0.3), r"phase 1 .*non-positive length.*pct_start \* total_steps > 1"),
         (dict(total_steps=10, pct_start=0.55, three_phase=True), r"phase 3 .*non-positive length"),
     ],

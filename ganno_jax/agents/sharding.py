@@ -17,6 +17,8 @@ from typing import Optional
 import jax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
+from ganno_jax.checks import check_int, require
+
 ENV_AXIS = "envs"
 
 
@@ -24,16 +26,15 @@ def env_mesh(num_devices: Optional[int] = None) -> Mesh:
     """1-D mesh named ``"envs"`` over the first ``num_devices`` devices (default: all)."""
     available = jax.device_count()
     n = available if num_devices is None else num_devices
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= available:
-        raise ValueError(f"num_devices={num_devices!r} must be an integer in [1, {available}] "
-                         f"(devices available: {available})")
+    check_int("num_devices", n, 1, available, note=f" (devices available: {available})")
     return jax.make_mesh((n,), (ENV_AXIS,), axis_types=(AxisType.Auto,), devices=jax.devices()[:n])
 
 
 def check_divisible(num_envs: int, mesh: Optional[Mesh]) -> None:
     """``ValueError`` unless ``num_envs`` splits evenly over the mesh's devices."""
-    if mesh is not None and num_envs % mesh.size:
-        raise ValueError(f"num_envs={num_envs} must be a multiple of the {mesh.size} devices of the env mesh")
+    if mesh is not None:
+        require("num_envs", num_envs, num_envs % mesh.size == 0,
+                f"a multiple of the {mesh.size} devices of the env mesh")
 
 
 def split_envs(tree, mesh: Optional[Mesh] = None):

@@ -35,6 +35,7 @@ from ganno_jax.agents.ippo import RunnerState, normalize_obs
 from ganno_jax.agents.networks import ActorCritic, init_hidden, make_network
 from ganno_jax.agents.normalize import RunningMeanStd, sanitize
 from ganno_jax.baselines.schedules import make_schedule, schedule_names
+from ganno_jax.checks import check_choice, check_int, require
 from ganno_jax.env import NUM_ACTIONS
 from ganno_jax.env.actions import apply_actions, with_wd_noop
 
@@ -61,8 +62,7 @@ def check_sources(names: Sequence[str]) -> tuple[str, ...]:
     if not names:
         raise ValueError("warm_start needs at least one schedule name")
     for name in names:
-        if name not in schedule_names():
-            raise ValueError(f"warm-start schedule {name!r} is unknown; allowed: {', '.join(schedule_names())}")
+        check_choice("warm_start", name, schedule_names())
     return names
 
 
@@ -101,11 +101,10 @@ def demonstrations(env, env_params, names: Sequence[str], peak_lrs: Sequence[flo
     fresh inner run (weight decay sampled from ``env_params``' range) and lasts ``task.horizon`` steps.
     """
     names = check_sources(names)
-    if seeds < 1:
-        raise ValueError(f"seeds={seeds!r} must be an integer >= 1")
+    check_int("seeds", seeds)
     peaks = jnp.asarray(peak_lrs, jnp.float32)
-    if peaks.ndim != 1 or peaks.size == 0 or not bool(jnp.all(peaks > 0)):
-        raise ValueError(f"peak_lrs={tuple(peak_lrs)!r} must be a non-empty list of LRs > 0")
+    require("peak_lrs", tuple(peak_lrs), peaks.ndim == 1 and peaks.size > 0 and bool(jnp.all(peaks > 0)),
+            "a non-empty list of LRs > 0")
     horizon, tau, num_agents = env.task.horizon, env.task.tau, env.num_agents
     starts, targets = [], []
     for name in names:
@@ -183,8 +182,7 @@ def behaviour_clone(network: ActorCritic, cfg: IPPOConfig, params, demos: Demons
     statistics of the demonstrations, and the negative log-likelihood before each step. ``lr``: Adam's
     step size (default ``BC_LR``).
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps={steps!r} must be an integer >= 1")
+    check_int("steps", steps)
     obs, actions, resets = _sequences(demos)
     obs_stats = RunningMeanStd.create((obs.shape[-1],)).update(obs)
     tx = optax.adam(BC_LR if lr is None else lr)

@@ -74,6 +74,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ganno_jax.checks import check_choice, check_int, require
+
 __all__ = ["ScheduleSpec", "SCHEDULES", "FIGURE5_SCHEDULES", "make_schedule", "schedule_names"]
 
 #: Multiplicative drop of the ``step`` schedule at each boundary.
@@ -97,28 +99,27 @@ class ScheduleSpec:
 
 # --------------------------------------------------------------------------- validation helpers
 def check_total_steps(value: Any, field: str = "total_steps", minimum: int = 1) -> int:
-    """Return ``value`` as a Python int, or raise ``ValueError`` unless it is an integer >= ``minimum``."""
-    if isinstance(value, bool):
-        raise ValueError(f"{field} must be an integer >= {minimum}, got {value!r}")
-    try:
-        ivalue = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{field} must be an integer >= {minimum}, got {value!r}") from None
-    if ivalue < minimum:
-        raise ValueError(f"{field} must be an integer >= {minimum}, got {ivalue}")
-    return int(ivalue)
+    """Return ``value`` as a Python int (NumPy integers too), or raise ``ValueError`` unless it is an integer
+    >= ``minimum`` (``checks.check_int``)."""
+    if not isinstance(value, bool):
+        try:
+            value = int(operator.index(value))
+        except TypeError:
+            pass  # not an integer: check_int refuses it
+    return check_int(field, value, minimum)
 
 
 def check_nonnegative_lr(value: Any, field: str = "init_lr") -> None:
-    """Raise ``ValueError`` if a concrete ``value`` is negative or non-finite; traced values pass."""
+    """Raise ``ValueError`` if a concrete ``value`` (a number or an array of them) is negative or non-finite;
+    traced values pass."""
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
         return  # traced (under jit / vmap): cannot be checked here
     except (TypeError, ValueError):
-        raise ValueError(f"{field} must be a finite real number >= 0, got {value!r}") from None
-    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
-        raise ValueError(f"{field} must be a finite real number >= 0, got {value!r}")
+        arr = None
+    ok = arr is not None and bool(np.all(np.isfinite(arr))) and not bool(np.any(arr < 0))
+    require(field, value, ok, "a finite number >= 0")
 
 
 def scale_schedule(unit: optax.Schedule, lr: Any) -> optax.Schedule:
@@ -255,10 +256,7 @@ def make_schedule(name: str, init_lr: Any, total_steps: int) -> optax.Schedule:
     must be a static Python integer >= 1.  Returns an ``optax.Schedule`` accepting a
     step of any shape.  Raises ``ValueError`` for an unknown name or bad arguments.
     """
-    if name not in SCHEDULES:
-        raise ValueError(
-            f"unknown schedule name {name!r}; valid names: {', '.join(schedule_names())}"
-        )
+    check_choice("schedule", name, schedule_names())
     total_steps = check_total_steps(total_steps)
     check_nonnegative_lr(init_lr)
     return scale_schedule(SCHEDULES[name].build(total_steps), init_lr)

@@ -45,6 +45,7 @@ from typing import Any
 import optax
 
 from ganno_jax.baselines.schedules import check_nonnegative_lr, check_total_steps, scale_schedule
+from ganno_jax.checks import check_choice, check_float_range
 
 __all__ = ["torch_constant_lr", "torch_onecycle_lr"]
 
@@ -60,8 +61,7 @@ def torch_constant_lr(lr: Any, factor: float = 1.0 / 3.0, total_iters: int = 5) 
     here; the recursive form would stay at ``lr * factor``).
     """
     check_nonnegative_lr(lr, "lr")
-    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0.0 <= factor <= 1.0:
-        raise ValueError(f"factor must be a real number in [0, 1], got {factor!r}")
+    check_float_range("factor", factor, 0, 1)
     total_iters = check_total_steps(total_iters, "total_iters", minimum=0)
     unit = optax.join_schedules(
         [optax.constant_schedule(float(factor)), optax.constant_schedule(1.0)], [total_iters]
@@ -98,13 +98,10 @@ def torch_onecycle_lr(
     """
     check_nonnegative_lr(max_lr, "max_lr")
     total_steps = check_total_steps(total_steps)
-    if isinstance(pct_start, bool) or not isinstance(pct_start, (int, float)) or not 0.0 <= pct_start <= 1.0:
-        raise ValueError(f"pct_start must be a real number in [0, 1], got {pct_start!r}")
-    for field, value in (("div_factor", div_factor), ("final_div_factor", final_div_factor)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0.0 < value < math.inf):
-            raise ValueError(f"{field} must be a finite real number > 0, got {value!r}")
-    if anneal not in _ANNEAL_STRATEGIES:
-        raise ValueError(f"anneal must be one of {_ANNEAL_STRATEGIES}, got {anneal!r}")
+    check_float_range("pct_start", pct_start, 0, 1)
+    check_float_range("div_factor", div_factor, 0, low_open=True)
+    check_float_range("final_div_factor", final_div_factor, 0, low_open=True)
+    check_choice("anneal", anneal, _ANNEAL_STRATEGIES)
 
     # Unit LRs (max_lr = 1) and phase end steps, computed exactly as PyTorch does.
     initial = 1.0 / float(div_factor)

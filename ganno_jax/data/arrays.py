@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ganno_jax.checks import check_int
+
 
 def checked_arrays(x_train, y_train, x_test, y_test, num_classes, x_val, y_val):
     """``({split: (x float32 [n, H, W, C], y int64 [n])}, num_classes)`` for splits ``train``, ``test`` (and
@@ -22,8 +24,9 @@ def checked_arrays(x_train, y_train, x_test, y_test, num_classes, x_val, y_val):
                              f"{arrays['train'][0].shape[1:]}")
     if num_classes is None:
         num_classes = max(int(y.max()) for _, y in arrays.values()) + 1
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-        raise ValueError(f"num_classes={num_classes!r} must be a positive integer")
+    if isinstance(num_classes, np.integer):
+        num_classes = int(num_classes)
+    check_int("num_classes", num_classes)
     for split, (_, y) in arrays.items():
         if y.min() < 0 or y.max() >= num_classes:
             raise ValueError(f"y_{split} holds labels in [{y.min()}, {y.max()}], outside [0, {num_classes}) "

@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from ganno_jax.checks import check_choice, check_float_range, require
 from ganno_jax.data import Dataset, load_dataset
 from ganno_jax.env import features
 from ganno_jax.env.actions import action_nvec, apply_actions, apply_wd_actions, split_action
@@ -82,22 +83,20 @@ class EnvParams:
     data: Optional[Dataset] = None
 
     def __post_init__(self):
-        if self.reward_mode not in REWARD_MODES:
-            raise ValueError(f"reward_mode={self.reward_mode!r} is not valid; allowed: {', '.join(REWARD_MODES)}")
+        check_choice("reward_mode", self.reward_mode, REWARD_MODES)
         features.feature_mask(self.obs_mask)  # validates group names
         for field in ("init_lr_min", "init_lr_max", "init_wd_min", "init_wd_max"):
             value = getattr(self, field)
-            if isinstance(value, (int, float)) and not 0.0 < value < float("inf"):
-                raise ValueError(f"{field}={value!r} must be a finite number > 0 (a log-uniform range; "
-                                 f"fix a value with init_lr / init_wd)")
+            if isinstance(value, (int, float)):  # arrays (traced params) are not checked
+                check_float_range(field, value, 0, low_open=True,
+                                  note=" (a log-uniform range; fix a value with init_lr / init_wd)")
         if self.data is not None and not isinstance(self.data, Dataset):
             raise ValueError(f"data={type(self.data).__name__} must be a ganno_jax.data.Dataset (or None)")
-        if not isinstance(self.control_wd, bool):
-            raise ValueError(f"control_wd={self.control_wd!r} must be True or False")
+        require("control_wd", self.control_wd, isinstance(self.control_wd, bool), "True or False")
         for field in ("init_lr", "init_wd", "lr_min", "lr_max", "wd_min", "wd_max"):
             value = getattr(self, field)
-            if isinstance(value, (int, float)) and not 0.0 <= value < float("inf"):
-                raise ValueError(f"{field}={value!r} must be a finite number >= 0")
+            if isinstance(value, (int, float)):
+                check_float_range(field, value, 0)
         for low, high in (("init_lr_min", "init_lr_max"), ("init_wd_min", "init_wd_max"), ("lr_min", "lr_max"),
                          ("wd_min", "wd_max")):
             lo, hi = getattr(self, low), getattr(self, high)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from ganno_jax.checks import check_choice
 from ganno_jax.env import features
 from ganno_jax.env.base import FunctionalEnv
 from ganno_jax.env.layerwise import LayerwiseLREnv
@@ -72,9 +73,7 @@ VARIANTS = {
 
 def check_variant(variant: str) -> str:
     """``variant`` if it is one of ``VARIANTS``, else a ``ValueError`` naming the allowed ones."""
-    if variant not in VARIANTS:
-        raise ValueError(f"variant={variant!r} is not valid; allowed: {', '.join(VARIANTS)}")
-    return variant
+    return check_choice("variant", variant, VARIANTS)
 
 
 def variant_params(params, variant: str):

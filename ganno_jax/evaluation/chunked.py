@@ -40,6 +40,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ganno_jax import distributed
 from ganno_jax.agents.sharding import ENV_AXIS, env_mesh
+from ganno_jax.checks import check_int
 
 #: fraction of a device's free memory one chunk's program may use
 MEMORY_FRACTION = 0.7
@@ -178,11 +179,6 @@ def _is_oom(err: Exception) -> bool:
     return "RESOURCE_EXHAUSTED" in text or "Out of memory" in text or "out of memory" in text
 
 
-def _check_count(name: str, value) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ValueError(f"{name}={value!r} must be an integer >= 1 (or None: chosen from free memory)")
-
-
 class RunMapper:
     """``fn(shared, run) -> outputs`` mapped over a leading run axis of ``runs`` in chunks.
 
@@ -224,7 +220,8 @@ class RunMapper:
              budget_bytes: Optional[int] = None):
         """(``ChunkPlan``, compiled program) for ``runs`` (leading axis R): the largest chunk that fits
         (see the module docstring). ``budget_bytes`` overrides the per-device budget."""
-        _check_count("max_parallel_runs", max_parallel_runs)
+        if max_parallel_runs is not None:
+            check_int("max_parallel_runs", max_parallel_runs, note=" (or None: chosen from free memory)")
         num_runs = jax.tree.leaves(runs)[0].shape[0]
         devices = mesh.size if mesh is not None else 1
         budget = device_budget(mesh) if budget_bytes is None else budget_bytes

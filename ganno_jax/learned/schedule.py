@@ -46,6 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ganno_jax.checks import check_int
 from ganno_jax.env import features
 from ganno_jax.env.actions import apply_actions
 from ganno_jax.env.inner import Metrics
@@ -138,8 +139,7 @@ def schedule(optimizer: optax.GradientTransformation, policy, *, tau: Optional[i
         raise ValueError("schedule runs one agent per layer; a single_agent controller sees other observations")
     policy = getattr(policy, "policy", policy)
     for name, value in (("tau", tau), ("horizon", horizon)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}={value!r} must be an integer >= 1 (a bare policy needs tau= and horizon=)")
+        check_int(name, value, note=" (a bare policy needs tau= and horizon=)")
     if env_params.control_wd:
         raise ValueError("schedule sets per-layer LRs only: a policy trained with control_wd=True also sets "
                          "weight decays, which an optax transformation cannot apply to any optimiser")

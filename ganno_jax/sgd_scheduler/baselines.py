@@ -45,6 +45,7 @@ import numpy as np
 import optax
 
 from ganno_jax.baselines.torch_schedules import torch_constant_lr, torch_onecycle_lr
+from ganno_jax.checks import check_choice, check_int
 from ganno_jax.env import features
 from ganno_jax.env.inner import InnerTrainer
 from ganno_jax.sgd_scheduler.env import GlobalEnvParams, GlobalLREnv
@@ -60,22 +61,20 @@ CURVE_KEYS = ("val_loss", "train_loss", "lr", "diverged", "steps")
 def optimizer_env(task: Task, optimizer: str = "sgd") -> GlobalLREnv:
     """``GlobalLREnv`` whose inner optimiser is ``optimizer`` (one of ``BASELINE_OPTIMIZERS``) at the
     scheduled LR."""
-    if optimizer not in BASELINE_OPTIMIZERS:
-        raise ValueError(f"optimizer={optimizer!r} is not valid; allowed: {', '.join(BASELINE_OPTIMIZERS)}")
+    check_choice("optimizer", optimizer, BASELINE_OPTIMIZERS)
     return GlobalLREnv(task, trainer=InnerTrainer(task, direction=BASELINE_OPTIMIZERS[optimizer]()))
 
 
 def schedule_table(schedule: str, lr, epochs: int, steps_per_epoch: int) -> jax.Array:
     """Per-step LRs ``[epochs, steps_per_epoch]`` of ``schedule`` from initial LR ``lr`` (may be traced)."""
+    check_choice("schedule", schedule, BASELINE_SCHEDULES)
     if schedule == "fixed":
         return jnp.full((epochs, steps_per_epoch), lr, jnp.float32)
     if schedule == "constant_lr":
         per_epoch = torch_constant_lr(lr)(jnp.arange(epochs))
         return jnp.broadcast_to(per_epoch[:, None], (epochs, steps_per_epoch)).astype(jnp.float32)
-    if schedule == "onecycle":
-        steps = epochs * steps_per_epoch
-        return torch_onecycle_lr(lr, steps)(jnp.arange(steps)).reshape(epochs, steps_per_epoch).astype(jnp.float32)
-    raise ValueError(f"schedule={schedule!r} is not valid; allowed: {', '.join(BASELINE_SCHEDULES)}")
+    steps = epochs * steps_per_epoch  # onecycle
+    return torch_onecycle_lr(lr, steps)(jnp.arange(steps)).reshape(epochs, steps_per_epoch).astype(jnp.float32)
 
 
 def _keys(key: jax.Array, epochs: int):
@@ -122,10 +121,8 @@ def run_policy(env: GlobalLREnv, params: GlobalEnvParams, policy, key: jax.Array
 def grid_lrs(spacing: str, num_lrs: int, lr_min: float, lr_max: float) -> jax.Array:
     """The ``num_lrs`` constant LRs ``[N]`` of a grid search: ``linear`` = ``k / N * lr_max`` (k = 1..N),
     ``log`` = log-spaced over ``[lr_min, lr_max]``."""
-    if spacing not in GRID_SPACINGS:
-        raise ValueError(f"grid spacing {spacing!r} is not valid; allowed: {', '.join(GRID_SPACINGS)}")
-    if isinstance(num_lrs, bool) or not isinstance(num_lrs, int) or num_lrs < 1:
-        raise ValueError(f"num_lrs={num_lrs!r} must be an integer >= 1")
+    check_choice("spacing", spacing, GRID_SPACINGS)
+    check_int("num_lrs", num_lrs)
     if spacing == "linear":
         return jnp.arange(1, num_lrs + 1, dtype=jnp.float32) * jnp.float32(lr_max / num_lrs)
     return jnp.logspace(math.log10(lr_min), math.log10(lr_max), num_lrs, dtype=jnp.float32)

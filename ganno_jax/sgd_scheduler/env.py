@@ -56,6 +56,7 @@ import numpy as np
 import optax
 from flax import struct
 
+from ganno_jax.checks import check_choice, check_float_range
 from ganno_jax.data import Dataset, load_dataset, num_train
 from ganno_jax.env import features
 from ganno_jax.env.base import FunctionalEnv
@@ -122,19 +123,16 @@ class GlobalEnvParams:
     data: Optional[Dataset] = None
 
     def __post_init__(self):
-        if self.reward_mode not in GLOBAL_REWARD_MODES:
-            allowed = ", ".join(GLOBAL_REWARD_MODES)
-            raise ValueError(f"reward_mode={self.reward_mode!r} is not valid; allowed: {allowed}")
-        for field in ("lr_min", "lr_max", "init_lr", "weight_decay", "reward_gamma", "reward_lambda"):
-            value = getattr(self, field)
-            if _is_number(value) and not np.isfinite(value):
-                raise ValueError(f"{field}={value!r} must be a finite number")
-        for field in ("lr_min", "lr_max", "init_lr"):
-            value = getattr(self, field)
-            if _is_number(value) and value <= 0:
-                raise ValueError(f"{field}={value!r} must be > 0 (learning rates are mapped log-linearly)")
-        if _is_number(self.weight_decay) and self.weight_decay < 0:
-            raise ValueError(f"weight_decay={self.weight_decay!r} must be >= 0")
+        check_choice("reward_mode", self.reward_mode, GLOBAL_REWARD_MODES)
+        for field in ("lr_min", "lr_max", "init_lr"):  # arrays (traced params) are not checked
+            if _is_number(getattr(self, field)):
+                check_float_range(field, getattr(self, field), 0, low_open=True,
+                                  note=" (learning rates are mapped log-linearly)")
+        if _is_number(self.weight_decay):
+            check_float_range("weight_decay", self.weight_decay, 0)
+        for field in ("reward_gamma", "reward_lambda"):
+            if _is_number(getattr(self, field)):
+                check_float_range(field, getattr(self, field))
         lo, hi, init = self.lr_min, self.lr_max, self.init_lr
         if _is_number(lo) and _is_number(hi) and lo >= hi:
             raise ValueError(f"lr_min={lo!r} must be below lr_max={hi!r}")

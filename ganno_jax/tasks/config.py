@@ -15,25 +15,11 @@ from typing import Optional
 
 from flax import struct
 
+from ganno_jax.checks import check_choice, check_float_range, check_int
 from ganno_jax.data import dataset_names
 from ganno_jax.tasks.models import MODELS
 from ganno_jax.tasks.optimizers import OPTIMIZERS
 from ganno_jax.tasks.update_rules import WEIGHT_DECAY_MODES
-
-
-def _check_range(field: str, value, low, high, integer: bool = False) -> None:
-    """Raises ValueError naming ``field`` unless ``low <= value <= high``."""
-    kind = "an integer" if integer else "a number"
-    if integer and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ValueError(f"{field}={value!r} must be {kind} in [{low}, {high}]")
-    if not isinstance(value, (int, float)) or not (low <= value <= high):
-        raise ValueError(f"{field}={value!r} must be {kind} in [{low}, {high}]")
-
-
-def _check_choice(field: str, value, allowed) -> None:
-    """Raises ValueError naming ``field`` unless ``value`` is one of ``allowed``."""
-    if value not in allowed:
-        raise ValueError(f"{field}={value!r} is not valid; allowed: {', '.join(map(str, allowed))}")
 
 
 @struct.dataclass
@@ -79,17 +65,17 @@ class Task:
     data_dir: Optional[str] = struct.field(pytree_node=False, default=None)
 
     def __post_init__(self):
-        _check_choice("dataset", self.dataset, dataset_names(self.data_dir))
-        _check_choice("model", self.model, MODELS)
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_choice("weight_decay_mode", self.weight_decay_mode, WEIGHT_DECAY_MODES)
-        _check_range("width", self.width, 1, 4096, integer=True)
-        _check_range("batch_size", self.batch_size, 1, 1 << 16, integer=True)
-        _check_range("tau", self.tau, 1, 1_000_000, integer=True)
-        _check_range("horizon", self.horizon, 1, 1_000_000, integer=True)
-        _check_range("weight_decay", self.weight_decay, 0.0, 10.0)
-        _check_range("eval_batch", self.eval_batch, 1, 1 << 20, integer=True)
-        _check_range("test_batch", self.test_batch, 1, 1 << 20, integer=True)
+        check_choice("dataset", self.dataset, dataset_names(self.data_dir))
+        check_choice("model", self.model, MODELS)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("weight_decay_mode", self.weight_decay_mode, WEIGHT_DECAY_MODES)
+        check_int("width", self.width, 1, 4096)
+        check_int("batch_size", self.batch_size, 1, 1 << 16)
+        check_int("tau", self.tau, 1, 1_000_000)
+        check_int("horizon", self.horizon, 1, 1_000_000)
+        check_float_range("weight_decay", self.weight_decay, 0.0, 10.0)
+        check_int("eval_batch", self.eval_batch, 1, 1 << 20)
+        check_int("test_batch", self.test_batch, 1, 1 << 20)
 
     @property
     def name(self) -> str:

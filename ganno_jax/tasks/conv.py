@@ -19,6 +19,8 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from ganno_jax.checks import check_choice
+
 
 def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int, int]:
     """Output size and (low, high) padding of TensorFlow/Flax 'SAME' padding along one axis."""
@@ -44,8 +46,7 @@ IMPLS = ("auto", "im2col", "lax")
 def resolve_impl(impl: str = "auto", backend: Optional[str] = None) -> str:
     """``im2col`` or ``lax`` for ``impl`` in ``IMPLS``: ``auto`` is ``im2col`` on the CPU backend
     (``backend``, default ``jax.default_backend()``) and ``lax`` on GPU/TPU."""
-    if impl not in IMPLS:
-        raise ValueError(f"impl={impl!r} is not valid; allowed: {', '.join(IMPLS)}")
+    check_choice("impl", impl, IMPLS)
     if impl != "auto":
         return impl
     return "im2col" if (backend or jax.default_backend()) == "cpu" else "lax"
@@ -86,8 +87,7 @@ def conv2d(x: jax.Array, kernel: jax.Array, stride: int = 1, padding: str = "SAM
     Returns:
       the convolution, equal to ``lax.conv_general_dilated`` with the same padding.
     """
-    if padding not in PADDINGS:
-        raise ValueError(f"padding={padding!r} is not valid; allowed: {', '.join(PADDINGS)}")
+    check_choice("padding", padding, PADDINGS)
     return (_im2col if resolve_impl(impl) == "im2col" else _lax)(x, kernel, stride, padding)
 
 

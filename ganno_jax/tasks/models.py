@@ -38,6 +38,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 from flax.traverse_util import flatten_dict, unflatten_dict
 
+from ganno_jax.checks import check_choice, require
 from ganno_jax.registry import Registry
 from ganno_jax.tasks.conv import Conv
 
@@ -222,13 +223,11 @@ def register_model(name: str, build_fn: Callable[[int, int], nn.Module],
     ``LAYER_KINDS`` per agent, in agent order. The registration lives in this process: a new process
     (``ganno train --resume``, ``ganno evaluate``) must register the model again before naming it.
     """
-    if not callable(build_fn):
-        raise ValueError(f"build_fn={build_fn!r} must be callable as build_fn(num_classes, width) -> flax module")
+    require("build_fn", build_fn, callable(build_fn), "callable as build_fn(num_classes, width) -> flax module")
     if layer_kinds is not None:
         layer_kinds = tuple(layer_kinds)
-        for kind in layer_kinds:
-            if kind not in LAYER_KINDS:
-                raise ValueError(f"layer_kinds holds {kind!r}; allowed: {', '.join(LAYER_KINDS)}")
+        for i, kind in enumerate(layer_kinds):
+            check_choice(f"layer_kinds[{i}]", kind, LAYER_KINDS)
     MODELS.register(name, ModelEntry(build_fn, layer_kinds), overwrite)
 
 

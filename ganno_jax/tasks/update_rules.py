@@ -34,6 +34,8 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from ganno_jax.checks import check_choice
+
 #: ``l2``: ``weight_decay * theta`` is added to the gradient before the optimiser (GANNO's J(theta; lambda),
 #: ``torch.optim.Adam(weight_decay=...)``); ``decoupled``: ``lr * weight_decay * theta`` is subtracted
 #: after it (AdamW).
@@ -77,9 +79,7 @@ class DirectionRule(Rule):
 
     def __init__(self, direction: optax.GradientTransformation, weight_decay_mode: str = "decoupled",
                  name: str = "direction"):
-        if weight_decay_mode not in WEIGHT_DECAY_MODES:
-            raise ValueError(f"weight_decay_mode={weight_decay_mode!r} is not valid; allowed: "
-                             f"{', '.join(WEIGHT_DECAY_MODES)}")
+        check_choice("weight_decay_mode", weight_decay_mode, WEIGHT_DECAY_MODES)
         self.direction = direction
         self.weight_decay_mode = weight_decay_mode
         self.name = name
