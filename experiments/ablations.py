@@ -61,7 +61,8 @@ def main(argv=None) -> dict:
                                            ("cifar10-cnn5",))
     if ex.print_config(args, scale, train_task, eval_tasks, init_lrs=list(init_lrs), variants=list(variants)):
         return {}
-    ex.check_runs(runs.values())
+    ex.check_inputs(args, scale, train_task, eval_tasks, reused=list(runs.values()),
+                    trains=any(v not in runs for v in variants))
     prepare_out(args.out, args.overwrite, protect=list(runs.values()))
     policies = [ex.train_or_load(args, scale, train_task, os.path.join(args.out, "agents", v), variant=v,
                                  run_dir=runs.get(v)) for v in variants]

@@ -41,7 +41,6 @@ import numpy as np
 from ganno_jax import experiment as ex
 from ganno_jax import flags, scales, training
 from ganno_jax.agents.warm_start import DEFAULT_SOURCES
-from ganno_jax.env.layerwise import EnvParams
 from ganno_jax.evaluation import controllers, report
 from ganno_jax.files import prepare_out
 
@@ -82,10 +81,10 @@ def _train_kwargs(option: str, scale, args, train_task: str) -> dict:
     """``training.train_run`` keyword arguments of ``option`` at ``scale`` (``train_task``: the run's task;
     a family adds ``<its dataset>-<model>`` for each of ``family_models``)."""
     change = OPTIONS[option]
-    kwargs = {"cfg": scale.ippo, "env_params": EnvParams()}
+    kwargs = {"cfg": scale.ippo}
     if "critic" in change:
         kwargs["cfg"] = dataclasses.replace(scale.ippo, critic=change["critic"])
-    kwargs["env_params"] = EnvParams(**{k: change[k] for k in ("reward_mode", "control_wd") if k in change})
+    kwargs["env_params"] = scale.env_params(**{k: change[k] for k in ("reward_mode", "control_wd") if k in change})
     if "warm_start" in change:
         kwargs["warm_start"] = change["warm_start"]
     if "family_models" in change:
@@ -172,7 +171,7 @@ def main(argv=None) -> dict:
                                        for o in options},
                        schedules=[s.name for s in schedules]):
         return {}
-    ex.check_runs([args.train_run])
+    ex.check_inputs(args, scale, train_task, eval_tasks, reused=[args.train_run], trains=not args.train_run)
     prepare_out(args.out, args.overwrite, protect=[args.train_run])
     agents = [train_option(args, scale, o, train_task, os.path.join(args.out, "agents", o)) for o in options]
     prodigy = ex.baseline_controllers(("prodigy",))

@@ -36,10 +36,11 @@ def actions_first(scale) -> tuple:
     return (scale.eval_actions, *(a for a in controllers.EVAL_ACTIONS if a != scale.eval_actions))
 
 
-def ganno_by_actions(args, scale, train_task: str) -> list:
-    """The GANNO agent (trained, or ``--train-run``) twice: acting by sampling and greedily, one row each."""
+def ganno_by_actions(args, scale, train_task: str, eval_tasks) -> list:
+    """The GANNO agent (trained, or ``--train-run``) twice: acting by sampling and greedily, one row each
+    (``--out`` prepared once every input is checked, ``ex.prepare_out_and_agent``)."""
     first, second = actions_first(scale)
-    agent = ex.prepare_out_and_agent(args, scale, train_task, actions=first, name=f"GANNO ({first})")
+    agent = ex.prepare_out_and_agent(args, scale, train_task, eval_tasks, actions=first, name=f"GANNO ({first})")
     other = agent.policy.replace(greedy=second == "greedy")  # the same restored agents, acting the other way
     return [agent, agent.replace(name=f"GANNO ({second})", policy=other)]
 
@@ -57,7 +58,7 @@ def main(argv=None) -> dict:
     if ex.print_config(args, scale, train_task, eval_tasks, init_lrs=list(init_lrs),
                        baselines=[b.name for b in baselines], eval_actions_reported=list(actions_first(scale))):
         return {}
-    agents = ganno_by_actions(args, scale, train_task)
+    agents = ganno_by_actions(args, scale, train_task, eval_tasks)
     tables, sections = {}, []
     for name in eval_tasks:
         task = ex.eval_task(name, scale, args)

@@ -7,8 +7,9 @@ e.g. mnist1d-resnet18). With
 --data-dir: train on fashion_mnist-resnet9, evaluate on cifar10-resnet18 (the paper's setting).
 --scale cpu keeps ResNets narrow (width 4) and trains 10 PPO updates; it is still compile-bound on
 XLA:CPU (tens of minutes on 2 cores), so prefer an accelerator; --scale paper uses tau=100, the
-registry's widths (CIFAR-10: 32) and horizons and the IPPO paper defaults. VeLO needs downloaded
-weights and is not included.
+registry's horizons and ResNet base width 64 (He et al.'s ResNet-18; ResNet-9 as DAWNBench's
+64-128-256-512), L2 weight decay and the IPPO paper defaults. ResNet-18 has 18 agents (each 1x1 shortcut
+conv moves with its block's first conv). VeLO needs downloaded weights and is not included.
 
     python experiments/resnet.py
     python experiments/resnet.py --scale paper --data-dir ~/data
@@ -57,7 +58,7 @@ def main(argv=None) -> dict:
     if ex.print_config(args, scale, train_task, eval_tasks, init_lrs=list(init_lrs), weight_decays=list(wds),
                        baselines=[b.name for b in baselines]):
         return {}
-    policy = ex.prepare_out_and_agent(args, scale, train_task)
+    policy = ex.prepare_out_and_agent(args, scale, train_task, eval_tasks)
     tables = {}
     for name in eval_tasks:
         task = ex.eval_task(name, scale, args)

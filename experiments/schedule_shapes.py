@@ -1,13 +1,13 @@
 """GANNO paper, Appendix E, Figure 5: the nine handcrafted learning-rate schedules used in the paper
-(``baselines.schedules.FIGURE5_SCHEDULES``: constant, step ("piecewise"), exponential, linear, quadratic,
-cosine, SGDR, cosine one-cycle, linear one-cycle), drawn over one run of ``--steps`` optimiser updates from
-``--init-lr`` exactly as the evaluation applies them (``make_schedule``; the LR of update ``t`` is the
-schedule at ``t``, ``t = 0 .. steps-1``).
+(``baselines.schedules.FIGURE5_SCHEDULES``, the nine its tables name: constant, linear, quadratic, cosine,
+exponential, step ("piecewise"), SGDR, linear warm-up + cosine decay, cosine one-cycle), drawn over one run
+of ``--steps`` optimiser updates from ``--init-lr`` (the peak LR of the last two) exactly as the evaluation
+applies them (``make_schedule``; the LR of update ``t`` is the schedule at ``t``, ``t = 0 .. steps-1``).
 
 Writes ``<out>/schedule_shapes.png`` (one panel per schedule) and ``<out>/schedule_shapes.csv`` (column
 ``update``, then one column per schedule). No training; seconds on a CPU.
 
-    python experiments/schedule_shapes.py [--steps 10000] [--init-lr 1e-3] [--out results/schedule_shapes]
+    python experiments/schedule_shapes.py [--steps 30000] [--init-lr 1e-3] [--out results/schedule_shapes]
 """
 from __future__ import annotations
 
@@ -28,6 +28,10 @@ from ganno_jax.baselines.schedules import (
 )
 from ganno_jax.checks import check_float_range
 from ganno_jax.files import prepare_out, write_atomic
+from ganno_jax.scales import ganno_scale
+
+#: Optimiser updates of one paper-scale evaluation run (horizon x tau: 300 x 100); the paper's figure gives none.
+PAPER_STEPS = ganno_scale("paper").task["horizon"] * ganno_scale("paper").task["tau"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     flags.add(p, "--out", "results/schedule_shapes")
     flags.add(p, "--overwrite")
-    p.add_argument("--steps", type=int, default=10_000, help="optimiser updates in the run (default: 10000)")
+    p.add_argument("--steps", type=int, default=PAPER_STEPS,
+                   help=f"optimiser updates in the run (default: {PAPER_STEPS}, one paper-scale evaluation run; the "
+                        "paper's figure gives no length)")
     p.add_argument("--init-lr", type=float, default=1e-3, help="initial (peak) learning rate (default: 1e-3)")
     p.add_argument("--print-config", action="store_true", help="print the resolved configuration as JSON and exit")
     return p

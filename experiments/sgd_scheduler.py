@@ -1,4 +1,4 @@
-"""Single-agent PPO learning-rate scheduler for SGD (paper ``000``, Tables 1-9, Figures 1 and 3-6).
+"""Single-agent PPO learning-rate scheduler for SGD (paper ``000``, Tables 1-10, Figures 1 and 3-9).
 
 A PPO agent (feed-forward, Gaussian head) sets SGD's global LR once per epoch on ``GlobalLREnv``
 (reward eq. (1) or, ``--reward val_loss``, the appendix A.8 ablation; divergence penalty). The paper's
@@ -17,8 +17,10 @@ Equal budgets (docs/decisions_sgd_scheduler.md): every run of every row trains f
 ``--epochs`` epochs; the grid search trains ``--grid-lrs`` such runs, and each agent trains on the same
 number of epochs (``--grid-lrs`` x ``--epochs`` env steps), so both spend the same optimiser steps. The
 paper's 100 LRs x 100 epochs = 10,000 ("total optimizer steps = 10000", one per epoch) and the agents
-after "10K training iterations" (Fig. 3). The steps each row and each budget actually ran are counted
-from the runs and written with the results. The agent is evaluated greedily (its mean action).
+after "10K training iterations" (Fig. 3); ``--agent-epochs 20000`` / ``50000`` train the agents of Figs. 4 / 5
+(no longer an equal budget; the tables say how many steps each side ran). The steps each row and each
+budget actually ran are counted from the runs and written with the results. The agent is evaluated greedily
+(its mean action).
 
 Outputs in ``--out``: ``README.md`` (one paper-style table per initial LR: best final loss, average
 final loss over the non-diverged runs, diverged runs, "divergent case exists", optimiser steps per run;
@@ -42,10 +44,12 @@ import math
 import os
 import sys
 import time
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 from tqdm.auto import tqdm
 
 from ganno_jax import experiment as ex
@@ -76,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="epochs of every run (default: the scale's; paper 100)")
     p.add_argument("--grid-lrs", type=int, help="grid-search LRs; the agent trains on as many runs' epochs "
                                                 "(default: the scale's; paper 100)")
+    p.add_argument("--agent-epochs", type=int, help="epochs (env steps) each agent trains on, e.g. 20000 / 50000 for "
+                                                    "the paper's Figs. 4 / 5 (default: --grid-lrs x --epochs, the "
+                                                    "equal budget; paper 10,000, Fig. 3)")
     p.add_argument("--grid", choices=sgd.GRID_SPACINGS, help="grid-search LRs: linear = k/N for k=1..N (the "
                                                              "paper's [0, 1]), log = log-spaced in [1e-6, 1] "
                                                              "(default: linear)")
@@ -97,9 +104,9 @@ def agent_config(base: IPPOConfig, agent_lr: float, env_steps: int) -> IPPOConfi
     unless they are a whole number of PPO updates (``num_envs * num_steps`` env steps each)."""
     per_update = base.num_envs * base.num_steps
     if env_steps % per_update:
-        raise ValueError(f"the agent's budget of {env_steps} epochs (grid LRs x epochs) is not a multiple of "
-                         f"num_envs * num_steps = {per_update} env steps per PPO update; pick --grid-lrs/--epochs "
-                         f"whose product is one")
+        raise ValueError(f"the agent's budget of {env_steps} epochs (--agent-epochs, default grid LRs x epochs) is "
+                         f"not a multiple of num_envs * num_steps = {per_update} env steps per PPO update; pick "
+                         f"--agent-epochs (or --grid-lrs/--epochs) to be one")
     return dataclasses.replace(base, lr=agent_lr, total_timesteps=env_steps)
 
 
@@ -117,6 +124,8 @@ class Setup:
     optimizers: tuple
     grid_lrs: int
     grid: str
+    mesh: Optional[Mesh]  # what every grid of runs is split over (``--devices``)
+    options: dict  # ``ex.run_options``: ``max_parallel_runs``, ``progress``
 
     @property
     def env(self) -> sgd_env.GlobalLREnv:
@@ -145,19 +154,23 @@ def setup(args) -> Setup:
     task = tasks.Task(dataset=dataset, data_dir=args.data_dir, optimizer="sgd", **overrides)
     envs = {name: sgd.optimizer_env(task, name) for name in sorted(set(optimizers) | {"sgd"})}
     params = envs["sgd"].default_params.replace(reward_mode=args.reward)
-    ppo = agent_config(scale.ppo, scale.ppo.lr, grid_lrs * task.horizon)
+    agent_epochs = grid_lrs * task.horizon if args.agent_epochs is None else check_int("--agent-epochs",
+                                                                                        args.agent_epochs)
+    ppo = agent_config(scale.ppo, scale.ppo.lr, agent_epochs)
     return Setup(scale.name, task, params, envs, ppo, seeds, init_lrs, optimizers, grid_lrs,
-                 args.grid or scale.grid)
+                 args.grid or scale.grid, grid_mesh(args.devices), ex.run_options(args))
 
 
 def resolved_config(s: Setup) -> dict:
-    """The configuration as JSON-ready data: ``task``, ``env_params`` (every field but ``data``), ``ppo``
-    (``lr``: one agent per initial LR), ``seeds``, ``init_lrs``, ``optimizers``, ``grid`` (LRs, steps per
-    point) and the planned ``budgets`` (optimiser steps)."""
+    """The configuration as JSON-ready data: ``task``, ``env_params`` (every field but ``data``),
+    ``divergence_penalty``, ``ppo`` (``lr``: one agent per initial LR), ``seeds``, ``init_lrs``, ``optimizers``,
+    ``grid`` (LRs, steps per point) and the planned ``budgets`` (optimiser steps)."""
     lrs = [float(f"{x:.6g}") for x in np.asarray(sgd.grid_lrs(s.grid, s.grid_lrs, s.params.lr_min, s.params.lr_max))]
     return {
         "scale": s.scale, "task": dataclasses.asdict(s.task),
         "env_params": {f.name: getattr(s.params, f.name) for f in dataclasses.fields(s.params) if f.name != "data"},
+        "divergence_penalty": {"reward": f"-({sgd_env.PENALTY_BASE:g} + {sgd_env.PENALTY_BASE:g} u), u ~ U(0, 1)",
+                               "ends_episode": True},
         "ppo": {**dataclasses.asdict(s.ppo), "lr": list(s.init_lrs)}, "seeds": s.seeds, "init_lrs": list(s.init_lrs),
         "optimizers": list(s.optimizers), "schedules": list(SCHED_NAMES),
         "grid": {"spacing": s.grid, "lrs": lrs, "steps_per_point": s.episode_steps},
@@ -199,21 +212,23 @@ def csv_text(rows: list[dict]) -> str:
 
 
 def plot_schedules(path: str, init_lrs, agent_curves: dict, sls_curves: dict) -> None:
-    """Learned LR schedule (seed 0, log scale) against its validation loss, one panel per agent LR."""
+    """Learned LR schedules (log scale) and validation losses of every trained agent (one per seed, as the
+    paper's Figs. 8/9 show five), with SLS's on seed 0, one panel per agent LR."""
     import matplotlib.pyplot as plt  # backend chosen by ganno_jax.evaluation.plots (Agg)
 
     fig, axes = plt.subplots(1, len(init_lrs), figsize=(4 * len(init_lrs), 3.4), squeeze=False)
-    epochs = np.arange(1, agent_curves["lr"].shape[-1] + 1)
+    seeds, epochs = agent_curves["lr"].shape[1], np.arange(1, agent_curves["lr"].shape[-1] + 1)
     for i, (ax, lr) in enumerate(zip(axes[0], init_lrs)):
-        ax.semilogy(epochs, agent_curves["lr"][i, 0], "C0-o", ms=3, label="agent LR")
-        ax.semilogy(epochs, sls_curves["lr"][0], "C2:", label="SLS mean step")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("learning rate")
         twin = ax.twinx()
-        twin.plot(epochs, agent_curves["val_loss"][i, 0], "k--", label="agent val loss")
-        twin.plot(epochs, sls_curves["val_loss"][0], "C2--", alpha=0.6, label="SLS val loss")
-        twin.set_ylabel("validation loss")
-        ax.set_title(f"agent LR {lr:g}, seed 0")
+        for k in range(seeds):
+            ax.semilogy(epochs, agent_curves["lr"][i, k], f"C{k % 10}-", lw=1, label=f"agent LR, seed {k}")
+            twin.plot(epochs, agent_curves["val_loss"][i, k], f"C{k % 10}--", lw=1, alpha=0.7)
+        ax.semilogy(epochs, sls_curves["lr"][0], "k:", label="SLS mean step (seed 0)")
+        twin.plot(epochs, sls_curves["val_loss"][0], "k-.", alpha=0.6, label="SLS val loss")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("learning rate (solid)")
+        twin.set_ylabel("validation loss (dashed)")
+        ax.set_title(f"agent LR {lr:g}, {seeds} seeds")
         if i == 0:
             ax.legend(loc="upper left", fontsize=7)
             twin.legend(loc="upper right", fontsize=7)
@@ -257,9 +272,8 @@ def main(argv=None) -> dict:
     # every grid below runs through evaluation's grid runner: memory-planned chunks, split over devices
     num_lrs = len(s.init_lrs)
     runs = len(s.optimizers) * (s.grid_lrs + (len(SCHED_NAMES) * num_lrs + 1) * s.seeds) + s.seeds + num_lrs * s.seeds
-    bar = tqdm(total=runs, unit="run", desc="evaluate", disable=not ex.run_options(args)["progress"],
-               dynamic_ncols=True)
-    grid = dict(mesh=grid_mesh(args.devices), max_parallel_runs=args.max_parallel_runs, on_chunk=bar.update)
+    bar = tqdm(total=runs, unit="run", desc="evaluate", disable=not s.options["progress"], dynamic_ncols=True)
+    grid = dict(mesh=s.mesh, max_parallel_runs=s.options["max_parallel_runs"], on_chunk=bar.update)
 
     # handcrafted optimiser x scheduler baselines (schedules x init LRs x seeds), grid search and its best LR
     # on the evaluation seeds

@@ -49,7 +49,7 @@ def main(argv=None) -> dict:
     if ex.print_config(args, scale, train_task, eval_tasks, init_lrs=list(peaks), ganno_init_lrs=list(ganno_lrs),
                        schedules=list(names)):
         return {}
-    policy = ex.prepare_out_and_agent(args, scale, train_task)
+    policy = ex.prepare_out_and_agent(args, scale, train_task, eval_tasks)
     tables = {}
     for name in eval_tasks:
         task = ex.eval_task(name, scale, args)

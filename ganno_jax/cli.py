@@ -84,13 +84,14 @@ def _env_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--init-lr", type=float, help="fixed initial LR instead of sampling the range")
     group.add_argument("--init-wd", type=float, help="fixed weight decay instead of sampling the range")
     flags.add(group, "--reward-mode", defaults.reward_mode)
+    flags.add(group, "--actions", defaults.action_set)
     group.add_argument("--control-wd", action="store_true",
                        help="joint LR + weight-decay control: every layer also sets its own weight decay (a second "
                             "action per agent, clipped to [--wd-min, --wd-max]; beyond the paper)")
 
 
 def _env_params_from(args) -> EnvParams:
-    names = (*ENV_RANGES, "init_lr", "init_wd", "reward_mode", "control_wd")
+    names = (*ENV_RANGES, "init_lr", "init_wd", "reward_mode", "control_wd", "action_set")
     return EnvParams(**{name: getattr(args, name) for name in names})
 
 
@@ -112,7 +113,7 @@ def _cmd_train(args) -> int:
 
     if args.resume:
         training.train_run(args.resume, resume=True, checkpoint_every=args.checkpoint_every, devices=args.devices,
-                           max_checkpoints=args.max_checkpoints)
+                           max_checkpoints=args.max_checkpoints, progress=not args.no_progress, track=args.log or ())
         print(f"resumed and finished {args.resume}")
         return 0
     if not args.out:
@@ -121,20 +122,22 @@ def _cmd_train(args) -> int:
     tasks = _train_tasks(args)
     training.train_run(args.out, tasks[0], cfg, variant=args.variant, env_params=_env_params_from(args),
                        seed=args.seed, checkpoint_every=args.checkpoint_every, overwrite=args.overwrite,
-                       devices=args.devices, members=args.members, log_episodes=args.log_episodes,
-                       max_checkpoints=args.max_checkpoints, warm_start=flags.parse_names(args.warm_start),
-                       warm_start_steps=args.warm_start_steps, tasks=tasks[1:])
+                       progress=not args.no_progress, devices=args.devices, members=args.members,
+                       log_episodes=args.log_episodes, max_checkpoints=args.max_checkpoints,
+                       warm_start=flags.parse_names(args.warm_start), warm_start_steps=args.warm_start_steps,
+                       tasks=tasks[1:], track=args.log or ())
     print(f"trained; run folder: {args.out} ({run_log.final_metrics(args.out)})")
     return 0
 
 
 def _cmd_evaluate(args) -> int:
-    from ganno_jax import scales
+    from ganno_jax import scales, tracking
     from ganno_jax.evaluation import controllers
-    from ganno_jax.evaluation.report import evaluate_task
-    from ganno_jax.files import check_out
+    from ganno_jax.evaluation.report import check_evaluation_out, evaluate_task
+    from ganno_jax.evaluation.tables import summary_rows
     from ganno_jax.runs import load_config
 
+    track = tracking.check_names(args.log or ())  # a missing extra is refused before any work
     if args.run and args.pretrained:
         raise ValueError("give --run or --pretrained, not both")
     methods = [controllers.baseline(m) for m in args.methods]
@@ -149,12 +152,14 @@ def _cmd_evaluate(args) -> int:
     else:
         learned_method = run_task = None
     task = flags.task_from(args.task, args, explicit_sizes=flags.scale_sizes(args.scale), run_task=run_task)
-    check_out(args.out, args.overwrite, protect=[args.run])  # files are written only once all runs end
+    check_evaluation_out(args.out, args.overwrite, args.resume, protect=[args.run])  # before anything is written
     if learned_method is not None:
         methods.insert(0, learned_method)
-    _, table = evaluate_task(methods, task, init_lrs, seeds, args.out, weight_decay=args.weight_decay,
-                             seed=args.seed, plot_prefix="", max_parallel_runs=args.max_parallel_runs,
-                             devices=args.devices, progress=not args.no_progress and distributed.is_writer())
+    results, table = evaluate_task(methods, task, init_lrs, seeds, args.out, weight_decay=args.weight_decay,
+                                   seed=args.seed, plot_prefix="", max_parallel_runs=args.max_parallel_runs,
+                                   devices=args.devices, progress=not args.no_progress and distributed.is_writer(),
+                                   test_every=args.test_every, resume=args.resume)
+    tracking.log_summary(track, args.out, {k: v for k, v in vars(args).items() if k != "func"}, summary_rows(results))
     if distributed.is_writer():
         print(table)
         print(f"wrote {args.out}/ (results.json, results.md, results.csv, plots)")
@@ -199,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     flags.add(train, "--out", note=": the run (config.json, metrics.csv, schedules.csv/.png, checkpoints/)")
     train.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last checkpoint")
     flags.add(train, "--overwrite")
+    flags.add(train, "--no-progress")
     flags.add(train, "--variant", "ganno")
     flags.add(train, "--seed", 0, note=" of the run")
     train.add_argument("--checkpoint-every", "--chunk-updates", type=int, default=10, metavar="N",
@@ -209,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--log-episodes", type=_episodes, default=(0, 40), metavar="K,K",
                        help="episodes of env copy 0 whose LR schedules go to schedules.csv/.png (paper Fig. 1; "
                             "'' for none)")
+    flags.add(train, "--log", note="; --resume continues the run's own")
     flags.add(train, "--devices", shown="as many as divide --num-envs", note="; training splits the env copies")
     distributed.add_args(train)
     train.add_argument("--warm-start", default="", metavar="NAME,NAME",
@@ -235,9 +242,14 @@ def build_parser() -> argparse.ArgumentParser:
                                                                       "task's, 0.1)")
     flags.add(ev, "--out", required=True, note=": results.json/.md/.csv, plots")
     flags.add(ev, "--overwrite")
+    ev.add_argument("--resume", action="store_true", help="continue the evaluation in --out that was killed: the same "
+                    "command plus --resume runs only the chunks of runs not in --out/partial/ (refused if the grid "
+                    "differs); a new or empty --out starts afresh")
+    flags.add(ev, "--test-every", 1)
     flags.add(ev, "--max-parallel-runs")
     flags.add(ev, "--devices", shown="all", note="; evaluation splits the runs")
     flags.add(ev, "--no-progress")
+    flags.add(ev, "--log", note="; the final table's accuracies as summary scalars")
     distributed.add_args(ev)
     ev.set_defaults(func=_cmd_evaluate)
 

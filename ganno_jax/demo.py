@@ -3,9 +3,9 @@ zero-shot on a deeper CNN and on mnist1d against constant LR, random agents and 
 schedules, write tables and plots to ``results/demo``. Sized to finish in minutes on 2 CPU cores.
 
 Sizes: the ``cpu`` scale of ``scales.GANNO_SCALES`` (the paper's is ``experiments/generalisation.py
---scale paper``): tau = 20 optimiser steps per decision, 10 decisions per run (200 Adam steps, batch
-32), width-8 CNNs, IPPO with 8 env copies; evaluation over the paper's five initial LRs x 3 seeds,
-weight decay 0.1.
+--scale paper``): tau = 5 optimiser steps per decision, 40 decisions per run (200 Adam steps, batch
+32), the wide action set, width-8 CNNs, IPPO with 8 env copies; evaluation over the paper's five initial
+LRs x 3 seeds, weight decay 0.1.
 """
 from __future__ import annotations
 
@@ -45,7 +45,8 @@ def run(out: str = "results/demo", overwrite: bool = False, ippo: IPPOConfig = S
     train_task = tasks.get(TRAIN_TASK, **SCALE.task)
     print(f"[demo] training GANNO on {train_task.name} ({ippo.total_timesteps} env steps, "
           f"{ippo.num_envs} envs, tau={train_task.tau}, difference reward)")
-    training.train_run(run_dir, train_task, ippo, checkpoint_every=SCALE.checkpoint_every, progress=progress)
+    training.train_run(run_dir, train_task, ippo, env_params=SCALE.env_params(),
+                       checkpoint_every=SCALE.checkpoint_every, progress=progress)
     train_secs = time.perf_counter() - start
     policy = controllers.from_run(run_dir)
     print(f"[demo] trained in {train_secs:.0f}s; evaluating zero-shot on {', '.join(EVAL_TASKS)}")

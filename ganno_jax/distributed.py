@@ -8,9 +8,12 @@ must lie on a file system all processes share (orbax checkpoints are written by 
 
 Start-up (``initialize``): ``--coordinator HOST:PORT --num-processes N --process-id I`` for a plain
 launch (all three or none); without them, a managed cluster that runs several tasks (SLURM ``srun``,
-Open MPI ``mpirun``, multi-host Cloud TPU) is detected from its environment variables and
-``jax.distributed.initialize()`` reads the rest itself (``JAX_COORDINATOR_ADDRESS`` /
+Open MPI ``mpirun``, multi-host Cloud TPU) is detected from its environment variables (``managed_cluster``)
+and ``jax.distributed.initialize()`` reads the rest itself (``JAX_COORDINATOR_ADDRESS`` /
 ``JAX_COORDINATOR_PORT`` override the address it picks); otherwise nothing happens (one process).
+SLURM counts only inside a job step that ``srun`` launched with several tasks (``SLURM_STEP_ID`` set, and
+``SLURM_STEP_NUM_TASKS``, else ``SLURM_NTASKS``, > 1): an ``sbatch`` script that runs plain ``python``
+also has ``SLURM_NTASKS`` set to the job's task count, but no peer will ever join it.
 """
 from __future__ import annotations
 
@@ -24,8 +27,12 @@ from jax.experimental import multihost_utils
 
 from ganno_jax.checks import check_int, require
 
-#: Environment variables of managed clusters, each naming the number of tasks (processes) launched.
-CLUSTER_TASK_VARS = {"SLURM": "SLURM_NTASKS", "Open MPI": "OMPI_COMM_WORLD_SIZE"}
+#: SLURM: set in a job step (``srun``), absent in an ``sbatch`` / ``salloc`` shell.
+SLURM_STEP_VAR = "SLURM_STEP_ID"
+#: SLURM: the step's number of tasks (processes), else the job's.
+SLURM_TASK_VARS = ("SLURM_STEP_NUM_TASKS", "SLURM_NTASKS")
+#: Open MPI (``mpirun``): the number of processes launched.
+OMPI_SIZE_VAR = "OMPI_COMM_WORLD_SIZE"
 #: Environment variables of multi-host Cloud TPU slices: comma-separated worker hosts.
 TPU_HOST_VARS = ("TPU_PROCESS_ADDRESSES", "TPU_WORKER_HOSTNAMES")
 
@@ -40,13 +47,25 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--process-id", type=int, metavar="I", help="this process's index, 0..N-1 (plain launch)")
 
 
+def _count(environ, var: str) -> int:
+    """The whole number ``environ[var]``; 0 when absent or not a number."""
+    value = environ.get(var, "").strip()
+    return int(value) if value.isdigit() else 0
+
+
 def managed_cluster(environ=None) -> Optional[str]:
     """Name of the managed cluster that launched several processes of this program (``"SLURM"``,
-    ``"Open MPI"``, ``"TPU"``), read from ``environ`` (default ``os.environ``); None when there is none."""
+    ``"Open MPI"``, ``"TPU"``), read from ``environ`` (a mapping, default ``os.environ``); None when there
+    is none. SLURM: inside an ``srun`` step (``SLURM_STEP_ID`` set) of several tasks
+    (``SLURM_STEP_NUM_TASKS``, else ``SLURM_NTASKS``); Open MPI (checked first): ``OMPI_COMM_WORLD_SIZE`` > 1;
+    TPU: several worker hosts listed."""
     environ = os.environ if environ is None else environ
-    for name, var in CLUSTER_TASK_VARS.items():
-        if environ.get(var, "").isdigit() and int(environ[var]) > 1:
-            return name
+    if _count(environ, OMPI_SIZE_VAR) > 1:  # first: mpirun under SLURM runs its ranks inside a step too
+        return "Open MPI"
+    if SLURM_STEP_VAR in environ:
+        tasks = next((_count(environ, var) for var in SLURM_TASK_VARS if var in environ), 0)
+        if tasks > 1:
+            return "SLURM"
     if any(len([h for h in environ.get(var, "").split(",") if h]) > 1 for var in TPU_HOST_VARS):
         return "TPU"
     return None

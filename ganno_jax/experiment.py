@@ -1,8 +1,9 @@
 """Shared machinery of the ``experiments/*.py`` scripts (one script per GANNO paper result).
 
 Each script is a thin ``main(argv)`` over this module: common flags (``parser``), the scale
-(``scales.GannoScale``), input checks that fail before any training (``check_*``; initial-LR grids and
-seeds: ``scales.check_init_lrs`` / ``check_seeds``), training or reusing a GANNO
+(``scales.GannoScale``), input checks that fail before any file is written (``check_*``, all of them
+through ``check_inputs`` before ``prepare_out``; initial-LR grids and seeds: ``scales.check_init_lrs`` /
+``check_seeds``), training or reusing a GANNO
 run (``train_or_load``). Evaluating controllers on a task and writing its folder is
 ``evaluation.report.evaluate_task``, the final report ``evaluation.report.finish``.
 
@@ -26,6 +27,7 @@ from ganno_jax.agents.sharding import use_cpu_cores
 from ganno_jax.checks import check_choice, check_float_range, check_int, require
 from ganno_jax.evaluation import controllers
 from ganno_jax.flags import parse_floats, parse_names  # noqa: F401 (ex.parse_floats: the scripts' list flags)
+from ganno_jax.data import load_dataset
 from ganno_jax.files import prepare_out
 from ganno_jax.runs import RunConfig, load_config
 from ganno_jax.scales import PAPER_INIT_LRS, GannoScale, ganno_scale
@@ -96,6 +98,7 @@ def parser(prog: str, description: str, default_out: str,
     flags.add(p, "--seed", 0, note=" of training and evaluation")
     flags.add(p, "--no-progress")
     flags.add(p, "--max-parallel-runs")
+    flags.add(p, "--test-every", 1)
     flags.add(p, "--members", shown="the scale's: 1, 3 at --scale paper")
     flags.add(p, "--eval-actions", shown="the scale's: greedy, sample at --scale paper")
     p.add_argument("--print-config", action="store_true",
@@ -107,8 +110,14 @@ def parser(prog: str, description: str, default_out: str,
 
 
 def run_options(args) -> dict:
-    """Keyword arguments of ``evaluation.report.evaluate_task`` from the flags: runs at once, progress bar."""
-    return dict(max_parallel_runs=args.max_parallel_runs, progress=not args.no_progress and distributed.is_writer())
+    """Keyword arguments of ``evaluation.report.evaluate_task`` from the flags: runs at once
+    (``--max-parallel-runs``: an integer >= 1, else ``ValueError``), progress bar, test cadence (``--test-every``;
+    1 for a script without it)."""
+    if args.max_parallel_runs is not None:
+        check_int("--max-parallel-runs", args.max_parallel_runs, note=" (or leave it out: chosen from free memory)")
+    test_every = check_int("--test-every", getattr(args, "test_every", 1))
+    return dict(max_parallel_runs=args.max_parallel_runs, progress=not args.no_progress and distributed.is_writer(),
+                test_every=test_every)
 
 
 def explicit_scale(args) -> bool:
@@ -166,18 +175,32 @@ def train_or_load(args, scale: GannoScale, train_task: str, folder: str, variant
         print(f"[{scale.name}] training {variant} on {task.name}: {scale.members} member(s), "
               f"{scale.ippo.total_timesteps} env steps, {scale.ippo.num_envs} envs, tau={task.tau}, "
               f"horizon={task.horizon}")
-        training.train_run(folder, task, scale.ippo, variant=variant, seed=args.seed,
+        training.train_run(folder, task, scale.ippo, variant=variant, env_params=scale.env_params(), seed=args.seed,
                            checkpoint_every=scale.checkpoint_every, progress=not args.no_progress,
                            members=scale.members)
     return controllers.from_run(run_dir or folder, actions=actions, name=name)
 
 
-def prepare_out_and_agent(args, scale: GannoScale, train_task: str, actions: Optional[str] = None,
-                          name: Optional[str] = None):
-    """Prepares ``args.out`` (``files.prepare_out``; ``--train-run`` is protected) and returns the GANNO
-    controller: reused from ``--train-run``, or trained into ``<out>/agent`` (``actions``, ``name``: see
-    ``train_or_load``)."""
-    check_runs([args.train_run])
+def check_inputs(args, scale: GannoScale, train_task: str, eval_tasks: Sequence[str],
+                 reused: Sequence[Optional[str]] = (), trains: bool = True) -> None:
+    """Checks every input a script has not checked yet, writing nothing: each ``reused`` run folder
+    (``check_runs``), the task trained on (when ``trains``), then each evaluation task, built with the
+    task-size flags, their datasets loaded (the files of ``--data-dir``; cached, so training and evaluation
+    reuse them) and ``--max-parallel-runs`` (``prepare_out`` then checks ``--out``). Bad input raises the
+    error naming it (``ValueError``; ``FileNotFoundError``, e.g. ``data.DatasetError``)."""
+    check_runs(reused)
+    built = ([make_task(train_task, scale, args)] if trains else []) + [eval_task(n, scale, args) for n in eval_tasks]
+    for task in built:
+        load_dataset(task.dataset, task.data_dir)
+    run_options(args)
+
+
+def prepare_out_and_agent(args, scale: GannoScale, train_task: str, eval_tasks: Sequence[str],
+                          actions: Optional[str] = None, name: Optional[str] = None):
+    """Prepares ``args.out`` once every input passed ``check_inputs`` (``files.prepare_out``; ``--train-run``
+    is protected) and returns the GANNO controller: reused from ``--train-run``, or trained into
+    ``<out>/agent`` (``actions``, ``name``: see ``train_or_load``)."""
+    check_inputs(args, scale, train_task, eval_tasks, reused=[args.train_run], trains=not args.train_run)
     prepare_out(args.out, args.overwrite, protect=[args.train_run])
     return train_or_load(args, scale, train_task, os.path.join(args.out, "agent"), run_dir=args.train_run,
                          actions=actions, name=name)
@@ -190,7 +213,8 @@ def resolved_config(args, scale: GannoScale, train_task: str, eval_tasks: Sequen
     if args.train_run:
         run = load_config(args.train_run)
     else:
-        run = RunConfig(make_task(train_task, scale, args), scale.ippo, seed=args.seed, members=scale.members)
+        run = RunConfig(make_task(train_task, scale, args), scale.ippo, scale.env_params(), seed=args.seed,
+                        members=scale.members)
     trained = run.to_dict()
     evals = {name: eval_task(name, scale, args) for name in eval_tasks}
     # inner runs per decision in training: the acting branch plus the no-op branch of the difference reward

@@ -15,16 +15,16 @@ from typing import Optional, Sequence
 from ganno_jax import distributed
 
 
-def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and ``os.replace`` (never half-written); with
-    several processes (``distributed``) only process 0 writes, the others return at once."""
+def write_atomic(path: str, text: str | bytes) -> None:
+    """Write ``text`` (``bytes``: written as they are) to ``path`` via a temporary file and ``os.replace`` (never
+    half-written); with several processes (``distributed``) only process 0 writes, the others return at once."""
     if not distributed.is_writer():
         return
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as f:
             f.write(text)
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
         os.replace(tmp, path)

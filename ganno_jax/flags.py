@@ -15,10 +15,12 @@ variant) travel whole with its controller (``evaluation.controllers.from_run``).
 from __future__ import annotations
 
 import argparse
+import warnings
 from typing import Optional
 
 from ganno_jax import tasks
 from ganno_jax.baselines.schedules import schedule_names
+from ganno_jax.env.actions import ACTION_SETS
 from ganno_jax.env.layerwise import REWARD_MODES
 from ganno_jax.env.wrappers import VARIANTS
 from ganno_jax.evaluation.controllers import EVAL_ACTIONS, baseline_names
@@ -26,6 +28,7 @@ from ganno_jax.scales import GANNO_SCALES, SCALE_NAMES
 from ganno_jax.tasks.config import WEIGHT_DECAY_MODES
 from ganno_jax.tasks.families import FAMILIES
 from ganno_jax.tasks.optimizers import OPTIMIZERS
+from ganno_jax.tracking import INSTALL, TRACKERS
 
 
 def parse_floats(text: str) -> tuple:
@@ -86,16 +89,25 @@ FLAGS = {
     "--weight-decays": dict(type=parse_floats, metavar="WD,WD", help="weight decays every method is evaluated at"),
     "--seed": dict(type=int, metavar="N", help="master PRNG seed"),
     "--members": dict(type=int, metavar="N", aliases=("--train-seeds",),
-                      help="GANNO policies trained at once (one jax.vmap over keys; the paper's ± covers trained "
-                           "members x evaluation seeds)"),
+                      help="GANNO policies trained at once (one jax.vmap over keys; a table's ± then covers trained "
+                           "members x evaluation seeds; the paper's covers three seeds)"),
     "--variant": dict(choices=tuple(VARIANTS), help="training variant (the paper's ablations)"),
     "--reward-mode": dict(choices=REWARD_MODES, help="reward of training: accuracy, difference against the joint "
                                                      "no-op (the paper) or per-agent difference"),
+    "--actions": dict(choices=tuple(ACTION_SETS), dest="action_set",
+                      help="the agents' LR actions: paper (Appendix D's nine, at most x1.1 per decision) or wide (also "
+                           "x1.25, /1.25, x2, /2; beyond the paper, for short CPU-scale runs)"),
     "--task-family": dict(metavar="NAME", help="--tasks preset from tasks/families.py: " + ", ".join(FAMILIES)),
     "--max-parallel-runs": dict(type=int, metavar="N", help="evaluation runs vmapped at once",
                                 shown="as many as fit the free memory"),
+    "--test-every": dict(type=int, metavar="K", help="evaluation measures the whole test split after every K-th "
+                         "decision and the last only (sparser accuracy curves, same tables; the skipped passes "
+                         "cost nothing)"),
     "--devices": dict(type=int, metavar="N", help="devices the work is split over (CPU: one device per core)"),
     "--no-progress": dict(action="store_true", help="no progress bars"),
+    "--log": dict(type=parse_names, action="extend", metavar="NAME,NAME",
+                  help="experiment trackers, of: " + ", ".join(TRACKERS) + " (repeatable; events under "
+                       "<out>/tensorboard/, <out>/wandb/; extra: " + INSTALL + ")"),
 }
 
 
@@ -150,6 +162,11 @@ def task_from(name: str, args=None, sizes: Optional[dict] = None, explicit_sizes
     if run_task is not None and task.dataset == run_task.dataset:
         layers[1] = carried(run_task, same_dataset=True)
         task = tasks.get(name, **_merged(layers))
+    if run_task is not None and task.weight_decay_mode != run_task.weight_decay_mode:
+        warnings.warn(f"the run was trained with weight_decay_mode={run_task.weight_decay_mode!r} but {name} is "
+                      f"evaluated with {task.weight_decay_mode!r} (a --scale or --weight-decay-mode given): its "
+                      f"policy never saw that decay; pass --weight-decay-mode {run_task.weight_decay_mode} to match",
+                      stacklevel=2)
     return task
 
 

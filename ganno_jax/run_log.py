@@ -161,9 +161,10 @@ class RunLog:
         self.pending = {} if warm_start is None else {os.path.join(out_dir, WARM_START_JSON):
                                                       json.dumps(warm_start, indent=2)}
 
-    def add(self, metrics: dict, done_updates: int, seconds: float) -> dict:
+    def add(self, metrics: dict, done_updates: int, seconds: float) -> list[dict]:
         """Adds the rows of one chunk's host ``metrics`` (leading axes [M members, U updates]) collected after
-        ``done_updates`` updates in ``seconds``, rewrites both files; returns the chunk's last metrics row."""
+        ``done_updates`` updates in ``seconds``, rewrites both files; returns the chunk's metrics rows (one per
+        update, as written to metrics.csv)."""
         config = self.config
         loss = metrics.pop("loss")
         groups = metrics["groups"] if config.tasks else (metrics,)
@@ -180,7 +181,7 @@ class RunLog:
         for path, text in files.items():
             write_atomic(path, text)
         self.pending = {}
-        return new_rows[-1]
+        return new_rows
 
 
 def final_metrics(run_dir: str) -> dict:

@@ -21,6 +21,7 @@ from typing import Sequence
 
 from ganno_jax.agents.config import IPPOConfig
 from ganno_jax.checks import check_choice, check_int, require
+from ganno_jax.env.layerwise import EnvParams
 
 SCALE_NAMES = ("smoke", "cpu", "paper")
 #: GANNO paper's initial LRs of every evaluation grid.
@@ -38,7 +39,8 @@ class GannoScale:
     """Sizes of a GANNO run: ``task`` overrides (``tasks.get(name, **task)``), ``ippo``, evaluation
     ``seeds`` per initial LR, ``checkpoint_every`` PPO updates between checkpoints, ``members`` policies
     trained as one ``jax.vmap`` over keys (the paper's ± covers trained members x evaluation seeds) and
-    ``eval_actions``, how a learned policy acts in evaluation (``sample`` or ``greedy``)."""
+    ``eval_actions``, how a learned policy acts in evaluation (``sample`` or ``greedy``), and ``env``:
+    ``EnvParams`` overrides of its training runs (``env_params``; e.g. the action set)."""
 
     name: str
     task: dict
@@ -47,6 +49,11 @@ class GannoScale:
     checkpoint_every: int = 10
     members: int = 1
     eval_actions: str = "greedy"
+    env: dict = dataclasses.field(default_factory=dict)
+
+    def env_params(self, **overrides) -> EnvParams:
+        """The ``EnvParams`` this scale trains with: the paper's defaults with ``env`` and ``overrides``."""
+        return EnvParams(**{**self.env, **overrides})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,11 +85,12 @@ GANNO_SCALES = {
                                    actor_layers=(16,), gru_size=8, actor_post_gru=8, critic_layers=(16,),
                                    activation="tanh"),
                         seeds=1, checkpoint_every=2),
-    # tau = 20 optimiser steps per decision, 10 decisions per run (200 Adam steps, batch 32), width-8 CNNs,
-    # IPPO with 8 env copies, 40 PPO updates; 3 evaluation seeds
-    "cpu": GannoScale("cpu", dict(tau=20, horizon=10, batch_size=32, width=8, eval_batch=256),
-                      IPPOConfig(num_envs=8, num_steps=16, total_timesteps=8 * 16 * 40, lr=1e-3, activation="tanh"),
-                      seeds=3),
+    # tau = 5 optimiser steps per decision, 40 decisions per run (200 Adam steps, batch 32), the wide action set
+    # (chosen by benchmarks/room_to_act.py, docs/decisions.md "Room to act"), width-8 CNNs, IPPO with 8 env
+    # copies, 160 PPO updates (512 episodes, as many as the former 40 updates of 10-decision runs); 3 seeds
+    "cpu": GannoScale("cpu", dict(tau=5, horizon=40, batch_size=32, width=8, eval_batch=256),
+                      IPPOConfig(num_envs=8, num_steps=16, total_timesteps=8 * 16 * 160, lr=1e-3, activation="tanh"),
+                      seeds=3, checkpoint_every=20, env=dict(action_set="wide")),
     # the papers': tau = 100, episodes of a whole 30,000-step training run, L2 weight decay (Appendix B), each
     # dataset's registry width/batch; IPPO as Appendix D (Mava); 3 trained members, sampled evaluation actions
     "paper": GannoScale("paper", dict(tau=100, horizon=PAPER_HORIZON, weight_decay_mode="l2"), IPPOConfig(),

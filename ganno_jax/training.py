@@ -23,6 +23,9 @@ with the same arguments; the env copies split over all processes' devices, metri
 all of them, every process takes part in the orbax checkpoint saves, and only process 0 writes
 ``config.json``, the CSV files and ``schedules.png`` (the run folder must be shared). A checkpoint
 restores under any number of processes and devices.
+
+Tracking (``track=("tensorboard", "wandb")``, ``ganno train --log``): each chunk's metrics.csv rows stream to
+TensorBoard / W&B (``ganno_jax.tracking``) once its checkpoint is saved, one point per PPO update.
 """
 from __future__ import annotations
 
@@ -34,7 +37,7 @@ import jax
 from jax.sharding import NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
-from ganno_jax import checkpoint, distributed
+from ganno_jax import checkpoint, distributed, tracking
 from ganno_jax.agents import IPPOConfig, RunnerState
 from ganno_jax.agents.sharding import mesh_for
 from ganno_jax.checks import check_int
@@ -53,7 +56,7 @@ def train_run(out_dir: str, task: Optional[Task] = None, cfg: Optional[IPPOConfi
               resume: bool = False, overwrite: bool = False, progress: bool = True,
               max_checkpoints: Optional[int] = None, devices: Optional[int] = None, members: int = 1,
               log_episodes: Sequence[int] = FIG1_EPISODES, warm_start: Sequence[str] = (),
-              warm_start_steps: int = 300, tasks: Sequence[Task] = ()) -> RunnerState:
+              warm_start_steps: int = 300, tasks: Sequence[Task] = (), track: Sequence[str] = ()) -> RunnerState:
     """Trains (or, with ``resume``, continues) a run in ``out_dir``; returns the final ``RunnerState``
     (leaves with a leading ``[members]`` axis when ``members > 1``).
 
@@ -67,11 +70,14 @@ def train_run(out_dir: str, task: Optional[Task] = None, cfg: Optional[IPPOConfi
     Fig. 1, 0 and 40; ``()``: none). ``warm_start``: schedule names the policy first imitates for
     ``warm_start_steps`` behaviour-cloning steps (``agents.warm_start``; ``warm_start.json`` reports how
     well), then IPPO fine-tunes it. ``tasks``: further tasks the one policy trains on alongside ``task``.
-    Every input (the devices, the data files) is checked before the folder is made.
+    ``track``: trackers the metrics stream to (``tracking.TRACKERS``; a resumed run also continues those it
+    was written with). Every input (the devices, the data files, the trackers' packages) is checked before the
+    folder is made.
     """
     check_int("checkpoint_every", checkpoint_every)
     if max_checkpoints is not None:
         check_int("max_checkpoints", max_checkpoints, note=" (or None: until the end)")
+    track = tracking.check_names(tuple(track) + (tracking.used_in(out_dir) if resume else ()))
     config = load_config(out_dir) if resume else RunConfig(
         task, cfg, EnvParams() if env_params is None else env_params, variant, seed, members, tuple(log_episodes),
         tuple(warm_start), warm_start_steps, tuple(tasks))
@@ -96,20 +102,23 @@ def train_run(out_dir: str, task: Optional[Task] = None, cfg: Optional[IPPOConfi
                desc=f"train {'+'.join(log.names)} [{config.variant}]"
                     + (f" x{config.members}" if config.members > 1 else ""))
     saved = 0
-    while done_updates < cfg.num_updates and (max_checkpoints is None or saved < max_checkpoints):
-        n = min(checkpoint_every, cfg.num_updates - done_updates)
-        start = time.perf_counter()
-        runner_state, metrics = update(datasets, runner_state, n)
-        jax.block_until_ready(runner_state)
-        seconds = time.perf_counter() - start
-        metrics = distributed.to_host(metrics if config.members > 1 else jax.tree.map(lambda x: x[None], metrics))
-        last = log.add(metrics, done_updates, seconds)
-        done_updates += n
-        checkpoint.save(ckpt_dir, done_updates, runner_state)
-        saved += 1
-        bar.update(n)
-        bar.set_postfix(env_steps_s=f"{last['env_steps_per_s']:.1f}", reward=f"{last['mean_reward']:.4f}",
-                        val_acc=f"{last['val_acc']:.3f}")
+    with tracking.make_trackers(track, out_dir, config.to_dict()) as trackers:
+        while done_updates < cfg.num_updates and (max_checkpoints is None or saved < max_checkpoints):
+            n = min(checkpoint_every, cfg.num_updates - done_updates)
+            start = time.perf_counter()
+            runner_state, metrics = update(datasets, runner_state, n)
+            jax.block_until_ready(runner_state)
+            seconds = time.perf_counter() - start
+            metrics = distributed.to_host(metrics if config.members > 1 else jax.tree.map(lambda x: x[None], metrics))
+            rows = log.add(metrics, done_updates, seconds)
+            done_updates += n
+            checkpoint.save(ckpt_dir, done_updates, runner_state)
+            for row in rows:  # after the save: a resumed run never logs a step twice
+                trackers.log(row["update"], tracking.row_scalars(row))
+            saved += 1
+            bar.update(n)
+            bar.set_postfix(env_steps_s=f"{rows[-1]['env_steps_per_s']:.1f}", reward=f"{rows[-1]['mean_reward']:.4f}",
+                            val_acc=f"{rows[-1]['val_acc']:.3f}")
     bar.close()
     if log.schedule_rows:
         plot_training_schedules(os.path.join(out_dir, SCHEDULES_CSV), os.path.join(out_dir, "schedules.png"),

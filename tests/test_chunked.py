@@ -1,5 +1,7 @@
 """Chunked execution of a grid of runs: chunk sizes from the memory budget, padding, equality with the
-all-at-once program, the early out-of-memory error, and a grid split over 4 fake CPU devices."""
+all-at-once program, the early out-of-memory error, finished chunks kept on disk and read back, and a grid split
+over 4 fake CPU devices."""
+import json
 import os
 import subprocess
 import sys
@@ -10,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ganno_jax.evaluation import chunked
+from ganno_jax.evaluation import chunked, partial
 
 
 def _outer_run(scale, x):
@@ -66,6 +68,38 @@ def test_a_run_that_cannot_fit_is_refused_before_running(mapper):
 def test_max_parallel_runs_is_checked(mapper, bad):
     with pytest.raises(ValueError, match=f"max_parallel_runs={bad!r} must be an integer >= 1"):
         mapper(jnp.float32(1.0), RUNS, max_parallel_runs=bad)
+
+
+def test_stored_chunks_are_read_back_instead_of_run(mapper, tmp_path):
+    """Each chunk is written as it completes; a resumed call reuses the stored chunk size and reads the chunks
+    back (other shared inputs do not change them: they are not run), and runs only the missing one."""
+    folder = str(tmp_path / "partial")
+    store = partial.PartialGrid(folder, {"g": 1}).program("p")
+    out, _ = mapper(jnp.float32(0.5), RUNS, max_parallel_runs=3, store=store)
+    assert sorted(os.listdir(folder)) == ["grid.json", "p-0000.npz", "p-0001.npz", "p-0002.npz"]  # 3 + 3 + 1 padded
+    os.remove(os.path.join(folder, "p-0002.npz"))  # as if killed while the last chunk ran
+    resumed = partial.PartialGrid(folder, {"g": 1}, resume=True)
+    done = []
+    again, plan = mapper(jnp.float32(2.0), RUNS, store=resumed.program("p"), on_chunk=done.append)
+    assert plan.chunk == 3 and resumed.loaded == 2 and done == [3, 3, 1]
+    np.testing.assert_array_equal(again["rows"][:6], out["rows"][:6])  # read back, not run at scale 2.0
+    ran = mapper(jnp.float32(2.0), RUNS, max_parallel_runs=3)[0]
+    np.testing.assert_array_equal(again["rows"][6:], ran["rows"][6:])
+    assert os.path.exists(os.path.join(folder, "p-0002.npz"))  # the chunk that ran is kept too
+    like = mapper.plan(jnp.float32(2.0), RUNS, max_parallel_runs=4)[1].out_info
+    assert partial.PartialGrid(folder, {"g": 1}, resume=True).program("p").load(0, 4, like) is None  # size differs
+
+
+def test_a_folder_of_another_grid_is_refused_and_a_fresh_grid_replaces_it_at_its_first_save(mapper, tmp_path):
+    folder = str(tmp_path / "partial")
+    mapper(jnp.float32(0.5), RUNS, max_parallel_runs=7, store=partial.PartialGrid(folder, {"seeds": 2}).program("a"))
+    with pytest.raises(ValueError, match=r"holds another evaluation grid \(seeds differ from this command's\)"):
+        partial.PartialGrid(folder, {"seeds": 3}, resume=True)
+    fresh = partial.PartialGrid(folder, {"seeds": 3})
+    assert sorted(os.listdir(folder)) == ["a-0000.npz", "grid.json"]  # nothing changes before a chunk is saved
+    mapper(jnp.float32(0.5), RUNS, max_parallel_runs=7, store=fresh.program("b"))
+    assert sorted(os.listdir(folder)) == ["b-0000.npz", "grid.json"]
+    assert json.load(open(os.path.join(folder, "grid.json"))) == {"seeds": 3}
 
 
 def test_free_memory_and_budget_are_plausible():

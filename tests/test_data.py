@@ -2,7 +2,6 @@
 import gzip
 import pickle
 import sys
-import types
 
 import jax
 import jax.numpy as jnp
@@ -217,19 +216,51 @@ def test_missing_data_dir_message(no_tfds):
         load_dataset("cifar100")
 
 
-def test_tfds_fallback(tmp_path, monkeypatch):
-    calls = []
+def _tiny_tfds_mnist(tfds):
+    """A tensorflow-datasets builder with ``mnist``'s name, version and features but 20 train and 8 test
+    random images, written by the test itself (nothing downloaded); ``_generate_examples`` keeps its examples."""
+    real = tfds.builder_cls("mnist")
 
-    def fake_load(name, batch_size, as_supervised):
-        calls.append((name, batch_size, as_supervised))
-        x = np.full((10, 28, 28, 1), 7, np.uint8)
-        return {"train": (x, np.arange(10)), "test": (x[:4], np.arange(4))}
+    class TinyMnist(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+        name, VERSION = "mnist", real.VERSION
+        examples = {"train": (20, 0), "test": (8, 1)}  # split -> (count, seed)
 
-    fake = types.SimpleNamespace(load=fake_load, as_numpy=lambda tree: tree)
-    monkeypatch.setitem(sys.modules, "tensorflow_datasets", fake)
-    ds = load_dataset("mnist", tmp_path)
-    assert calls == [("mnist", -1, True)]
-    assert ds.x_train.shape == (9, 28, 28, 1) and ds.y_test.shape == (4,)
+        def _info(self):
+            features = tfds.features.FeaturesDict({"image": tfds.features.Image(shape=(28, 28, 1)),
+                                                   "label": tfds.features.ClassLabel(num_classes=10)})
+            return tfds.core.DatasetInfo(builder=self, features=features, supervised_keys=("image", "label"))
+
+        def _split_generators(self, dl_manager):
+            return {split: self._generate_examples(*args) for split, args in self.examples.items()}
+
+        def _generate_examples(self, n, seed):
+            images = np.random.default_rng(seed).integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
+            for i, image in enumerate(images):
+                yield i, {"image": image, "label": i % 10}
+
+    return TinyMnist
+
+
+@pytest.mark.tfds
+def test_tfds_copy_prepared_in_data_dir_is_read_and_nothing_is_downloaded(tmp_path):
+    """The fallback against the real library (the ``tfds`` extra): a copy prepared in ``data_dir`` is read
+    from there; an empty ``data_dir`` is refused, naming the folder and the command that prepares it."""
+    tfds = pytest.importorskip("tensorflow_datasets")
+    pytest.importorskip("tensorflow")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DatasetError, match=r"'mnist'.*no tensorflow-datasets copy in .*empty.*download_and_prepare"):
+        load_dataset("mnist", empty)
+    assert list(empty.iterdir()) == []  # nothing fetched or written
+    builder = _tiny_tfds_mnist(tfds)(data_dir=str(tmp_path / "tfds"))
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
+    ds = load_dataset("mnist", tmp_path / "tfds")
+    assert ds.input_shape == (28, 28, 1) and ds.num_classes == 10
+    assert len(ds.y_train) + len(ds.y_val) == 20 and ds.x_test.shape == (8, 28, 28, 1)
+    images = np.random.default_rng(1).integers(0, 256, (8, 28, 28, 1), dtype=np.uint8) / 255.0
+    order = np.argsort(np.asarray(ds.y_test), kind="stable")  # tfds shuffles; labels are 0..7 in generation order
+    _affine_inverse(np.asarray(ds.x_test)[order], images)  # the same pixels, normalised
+    np.testing.assert_array_equal(np.sort(np.asarray(ds.y_test)), np.arange(8))
 
 
 # ---------------------------------------------------------------- CIFAR pickles

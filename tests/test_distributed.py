@@ -34,7 +34,7 @@ def _has_cpu_collectives() -> bool:
     return hasattr(_jax, "make_gloo_tcp_collectives")
 
 
-pytestmark = pytest.mark.skipif(not _has_cpu_collectives(), reason="this jaxlib has no gloo CPU collectives")
+needs_gloo = pytest.mark.skipif(not _has_cpu_collectives(), reason="this jaxlib has no gloo CPU collectives")
 
 
 def _free_port() -> int:
@@ -98,6 +98,7 @@ def _rows(run):
         return [{k: v for k, v in r.items() if k not in TIMING_FIELDS} for r in csv.DictReader(f)]
 
 
+@needs_gloo
 def test_two_processes_train_like_two_devices_and_resume_in_one(tmp_path):
     two, ref, cache = tmp_path / "two", tmp_path / "ref", tmp_path / "cache"
     outs = _train_two_processes(two)
@@ -130,13 +131,29 @@ def test_bad_launch_flags_name_the_flag(values, flag):
         distributed.initialize(*values)
 
 
-def test_managed_cluster_needs_several_tasks():
-    assert distributed.managed_cluster({}) is None
-    assert distributed.managed_cluster({"SLURM_NTASKS": "1"}) is None
-    assert distributed.managed_cluster({"SLURM_NTASKS": "4"}) == "SLURM"
-    assert distributed.managed_cluster({"OMPI_COMM_WORLD_SIZE": "2"}) == "Open MPI"
-    assert distributed.managed_cluster({"TPU_WORKER_HOSTNAMES": "host-a"}) is None
-    assert distributed.managed_cluster({"TPU_WORKER_HOSTNAMES": "host-a,host-b"}) == "TPU"
+SBATCH = {"SLURM_JOB_ID": "7", "SLURM_NTASKS": "8", "SLURM_NPROCS": "8"}  # an sbatch script's shell, no step
+SRUN = {**SBATCH, "SLURM_STEP_ID": "0", "SLURM_PROCID": "0"}  # a task of an srun step
+
+
+@pytest.mark.parametrize("environ, cluster", [
+    ({}, None),
+    (SBATCH, None),  # plain `python` in an sbatch script of 8 tasks: no peer will come
+    ({**SBATCH, "SLURM_NTASKS": "1"}, None),
+    ({**SRUN, "SLURM_STEP_NUM_TASKS": "1"}, None),  # `srun -n 1` in a job of 8 tasks
+    ({**SRUN, "SLURM_STEP_NUM_TASKS": "4"}, "SLURM"),  # `srun -n 4`
+    ({**SRUN, "SLURM_NTASKS": "2"}, "SLURM"),  # no SLURM_STEP_NUM_TASKS (older SLURM): the step's SLURM_NTASKS
+    ({**SRUN, "SLURM_NTASKS": "1"}, None),
+    ({"SLURM_STEP_ID": "0"}, None),  # no task count at all
+    ({"OMPI_COMM_WORLD_SIZE": "1"}, None),
+    ({"OMPI_COMM_WORLD_SIZE": "2"}, "Open MPI"),
+    ({**SRUN, "SLURM_STEP_NUM_TASKS": "2", "OMPI_COMM_WORLD_SIZE": "16"}, "Open MPI"),  # mpirun under SLURM
+    ({"TPU_WORKER_HOSTNAMES": "host-a"}, None),
+    ({"TPU_WORKER_HOSTNAMES": "host-a,host-b"}, "TPU"),
+    ({"TPU_PROCESS_ADDRESSES": "10.0.0.1:8476,10.0.0.2:8476"}, "TPU"),
+    ({"SLURM_STEP_ID": "0", "SLURM_STEP_NUM_TASKS": "many"}, None),  # not a number
+])
+def test_managed_cluster_joins_only_a_launch_of_several_tasks(environ, cluster):
+    assert distributed.managed_cluster(environ) == cluster
 
 
 def test_single_process_is_a_no_op_and_writes():

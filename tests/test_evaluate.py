@@ -2,12 +2,13 @@
 import json
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import ganno_jax as gj
 from ganno_jax import cli, evaluate
-from ganno_jax.evaluation import chunked
+from ganno_jax.evaluation import chunked, harness
 from ganno_jax.agents import ConstantPolicy
 from ganno_jax.evaluation import controllers
 from ganno_jax.env.inner import InnerTrainer
@@ -36,6 +37,31 @@ def test_noop_policy_equals_constant_schedule(constant_result):
     np.testing.assert_allclose(noop.curves["test_acc"][0], constant_result.curves["test_acc"][0], atol=1e-6)
 
 
+def test_test_every_measures_every_kth_step_and_the_last_only(constant_result):
+    """--test-every 2 over 3 env steps: test metrics after steps 2 and 3 (the last), equal to those measured
+    after every step; NaN (JSON null) after step 1; every other curve and the tables unchanged. The skipped pass is
+    a branch of the compiled program (the condition is the same for every run, so vmap keeps it a branch)."""
+    sparse = evaluate.run(controllers.baseline("constant"), TASK, init_lrs=(1e-3, 1e30), seeds=2, test_every=2)
+    for k in ("test_acc", "test_loss"):
+        assert np.isnan(sparse.curves[k][..., 0]).all()
+        np.testing.assert_array_equal(sparse.curves[k][..., 1:], constant_result.curves[k][..., 1:])
+    for k in ("val_acc", "train_loss", "lrs", "diverged"):
+        np.testing.assert_array_equal(sparse.curves[k], constant_result.curves[k])
+    table = [evaluate.csv_table(evaluate.summary_rows([r])) for r in (sparse, constant_result)]
+    assert table[0] == table[1]
+    assert sparse.to_dict()["curves"]["test_acc"][0][0][0] is None and sparse.to_dict()["test_every"] == 2
+    shared = (gj.data.load_dataset(TASK.dataset), jnp.float32(0.1))
+    runs = (jnp.zeros(4, jnp.int32), jnp.ones(4), jax.random.split(jax.random.key(0), 4))
+    branches = []
+    for k, result in ((1, constant_result), (2, sparse)):  # the programs that ran (cached)
+        mapper = harness._schedule_runs(TASK, None, ("constant",), k).mapper
+        _, compiled = mapper.plan(shared, runs, chunked.grid_mesh(None), result.plan.chunk)
+        branches.append(compiled.as_text().count(" conditional("))
+    assert branches[1] == branches[0] + 1
+    with pytest.raises(ValueError, match="test_every=0 must be an integer >= 1"):
+        evaluate.run(controllers.baseline("constant"), TASK, init_lrs=(1e-3,), seeds=1, test_every=0)
+
+
 def test_schedule_acts_every_optimiser_step():
     res = evaluate.run(controllers.baseline("linear"), TASK, init_lrs=(1e-3,), seeds=1)
     total = TASK.total_inner_steps
@@ -51,8 +77,9 @@ def test_table_formatting_from_known_numbers(tmp_path):
     assert rows[0]["mean"] == pytest.approx([75.0, 85.0]) and rows[0]["std"] == pytest.approx([5.0, 5.0])
     assert rows[0]["avg_mean"] == pytest.approx(80.0) and rows[0]["lr_std"] == pytest.approx(5.0)
     md = evaluate.markdown_table(rows)
-    assert md.splitlines()[0] == "| Method | 0.001 | 0.01 | Average | Std across LRs | Diverged |"
-    assert "| a | 75.00 ± 5.00 | 85.00 ± 5.00 | 80.00 ± 5.00 | 5.00 | 0/4 |" in md
+    assert md.splitlines()[0] == "| Method | 0.001 | 0.01 | Average | IQM [95% CI] | Std across LRs | Diverged |"
+    # IQM of 70, 80, 80, 90; its interval's ends: both resampled seeds at the low (high) value of each LR
+    assert "| a | 75.00 ± 5.00 | 85.00 ± 5.00 | 80.00 ± 5.00 | 80.00 [75.00, 85.00] | 5.00 | 0/4 |" in md
     assert "**90.00 ± 0.00**" in md  # best in column bold
     csv_text = evaluate.csv_table(rows)
     assert csv_text.splitlines()[1].startswith("a,75.0000,5.0000,85.0000,5.0000,80.0000")

@@ -13,7 +13,7 @@ MAX_LINES = 350
 #: lower, never higher.
 FLOORS = {
     "checks": 0, "registry": 0,
-    "data": 1, "checkpoint": 1, "distributed": 1, "files": 1,
+    "data": 1, "checkpoint": 1, "distributed": 1, "files": 1, "tracking": 1,
     "tasks": 2,
     "env": 3,
     "baselines": 4,

@@ -10,8 +10,11 @@ from ganno_jax import learned
 SCRIPT = """
 import jax, jax.numpy as jnp, optax
 from ganno_jax import learned
+from ganno_jax.scales import GANNO_SCALES
 ctrl = learned.pretrained()
-assert ctrl.name == learned.RECOMMENDED and ctrl.tau == 20 and ctrl.horizon == 10, ctrl
+cpu = GANNO_SCALES["cpu"]
+assert ctrl.name == learned.RECOMMENDED and (ctrl.tau, ctrl.horizon) == (cpu.task["tau"], cpu.task["horizon"]), ctrl
+assert ctrl.env_params.action_set == cpu.env["action_set"], ctrl.env_params
 params = {"Conv_0": {"kernel": jnp.ones((3, 3, 1, 4)) * 0.1, "bias": jnp.zeros(4)},
           "Dense_0": {"kernel": jnp.ones((16, 10)) * 0.1, "bias": jnp.zeros(10)}}
 tx = learned.schedule(optax.adam(1e-3), ctrl, tau=2, horizon=3, init_lr=1e-3)

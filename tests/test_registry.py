@@ -26,7 +26,7 @@ def test_registry_registers_refuses_and_names_the_valid_names():
 
 def test_builtins_are_registry_entries():
     assert gj.tasks.MODELS.names()[:2] == ("mlp", "cnn2") and "resnet18" in gj.tasks.MODELS
-    assert data.DATASETS.names() == ("digits", "mnist1d", "mnist", "fashion_mnist", "cifar10", "cifar100")
+    assert data.DATASETS.names() == ("digits", "mnist1d", "digits28", "mnist", "fashion_mnist", "cifar10", "cifar100")
     assert set(gj.tasks.OPTIMIZERS) >= {"adam", "sgd", "momentum", "adamw", "lion", "lamb", "prodigy",
                                         "schedule_free_adamw"}
     # one entry per dataset holds its shape, classes and task defaults: no loading needed

@@ -24,11 +24,11 @@ def test_markdown_names_each_rows_decay_and_lamb_schedule_and_csv_has_the_column
     md = evaluate.markdown_table(rows)
     assert "| lamb (cosine) |" in md and "| constant |" in md
     assert md.splitlines()[-1] == ("Weight decay: λ = 0.1, L2 (added to the gradient before the optimiser): "
-                                   "constant; λ = 0.1, decoupled (AdamW-style, lr * λ * θ after the optimiser): "
-                                   "lamb (cosine).")
+                                   "constant, tuned adam; λ = 0.1, decoupled (AdamW-style, lr * λ * θ after the "
+                                   "optimiser): lamb (cosine).")
     table = list(csv.DictReader(io.StringIO(evaluate.csv_table(rows))))
     assert [(r["method"], r["weight_decay"], r["weight_decay_mode"]) for r in table] == [
-        ("constant", "0.1", "l2"), ("lamb", "0.1", "decoupled")]
+        ("constant", "0.1", "l2"), ("lamb", "0.1", "decoupled"), ("tuned adam", "0.1", "l2")]  # constant's cell
 
 
 def test_optimizer_baselines_keep_their_own_decay_whatever_the_tasks_mode():

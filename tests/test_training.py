@@ -197,14 +197,16 @@ def test_cli_train_then_evaluate(tmp_path, capsys):
     small = ["--num-envs", "2", "--num-steps", "8", "--total-timesteps", "16", "--update-epochs", "1",
              "--num-minibatches", "1", "--actor-layers", "8", "--gru-size", "4", "--actor-post-gru", "4",
              "--critic-layers", "8"]
-    env_flags = ["--init-lr-min", "1e-4", "--init-wd", "0.01", "--lr-max", "0.05", "--reward-mode", "accuracy"]
+    env_flags = ["--init-lr-min", "1e-4", "--init-wd", "0.01", "--lr-max", "0.05", "--reward-mode", "accuracy",
+                 "--actions", "wide"]
     assert cli.main(["train", *task_flags, *small, *env_flags, "--out", run]) == 0
     saved_params = json.load(open(os.path.join(run, "config.json")))["env_params"]  # every EnvParams field
     assert saved_params == {**saved_params, "init_lr_min": 1e-4, "init_lr_max": 1e-2, "init_lr": None, "init_wd": 0.01,
-                            "lr_min": 0.0, "lr_max": 0.05, "reward_mode": "accuracy", "obs_mask": None}
+                            "lr_min": 0.0, "lr_max": 0.05, "reward_mode": "accuracy", "obs_mask": None,
+                            "action_set": "wide"}
     assert set(saved_params) == {f.name for f in dataclasses.fields(gj.env.EnvParams)} - {"data"}
     assert runs.load_config(run).env_params == gj.env.EnvParams(init_lr_min=1e-4, init_wd=0.01, lr_max=0.05,
-                                                                reward_mode="accuracy")
+                                                                reward_mode="accuracy", action_set="wide")
     # `ganno evaluate` runs under the run's EnvParams whole (LR clip range included)
     assert controllers.from_run(run).env_params == runs.load_config(run).env_params
     rows = list(csv.DictReader(open(os.path.join(run, "metrics.csv"))))

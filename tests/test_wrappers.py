@@ -30,5 +30,6 @@ def test_single_action_applies_to_every_layer_and_obs_keeps_global_groups():
         cols = np.asarray(new_obs)[0, offsets[i]:offsets[i + 1]]
         if group not in SINGLE_AGENT_GROUPS:
             np.testing.assert_array_equal(cols, 0.0, err_msg=group)
-    current_lr = offsets[list(features.FEATURE_GROUPS).index("current_lr")]
-    np.testing.assert_allclose(new_obs[0, current_lr], np.log10(lrs[0] + 1e-8), atol=1e-6)  # layer 0's LR
+    assert set(SINGLE_AGENT_GROUPS) == set(features.GLOBAL_GROUPS)  # "only global information" (G.1): no LR
+    initial_lr = offsets[list(features.FEATURE_GROUPS).index("initial_lr")]
+    np.testing.assert_allclose(new_obs[0, initial_lr], np.log10(1e-3 + 1e-8), atol=1e-6)  # a global feature

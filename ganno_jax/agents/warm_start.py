@@ -24,6 +24,8 @@ best handcrafted schedules first (issue 14, item 4):
 """
 from __future__ import annotations
 
+import functools
+
 from typing import NamedTuple, Optional, Sequence
 
 import jax
@@ -36,8 +38,7 @@ from ganno_jax.agents.networks import ActorCritic, init_hidden, make_network
 from ganno_jax.agents.normalize import RunningMeanStd, sanitize
 from ganno_jax.baselines.schedules import make_schedule, schedule_names
 from ganno_jax.checks import check_choice, check_int, require
-from ganno_jax.env import NUM_ACTIONS
-from ganno_jax.env.actions import apply_actions, with_wd_noop
+from ganno_jax.env.actions import apply_actions, num_actions, with_wd_noop
 
 #: the warm-up schedules of the paper's Appendix H.1 that GANNO could not match from LR 0
 DEFAULT_SOURCES = ("warmup_cosine", "onecycle_cosine")
@@ -73,19 +74,21 @@ def schedule_targets(name: str, peak_lr, horizon: int, tau: int) -> tuple[jnp.nd
     return schedule(jnp.asarray(0)), per_step.mean(axis=1)
 
 
-def schedule_actions(start_lr, targets: jnp.ndarray, lr_min: float = 0.0, lr_max: float = 0.1):
-    """Greedy action sequence tracking ``targets [T]`` from ``start_lr``: (actions [T] int32, lrs [T]).
+def schedule_actions(start_lr, targets: jnp.ndarray, lr_min: float = 0.0, lr_max: float = 0.1,
+                     action_set: str = "paper"):
+    """Greedy action sequence of ``action_set`` tracking ``targets [T]`` from ``start_lr``: (actions [T] int32,
+    lrs [T]).
 
     Each decision takes the action whose new LR is closest to the target in log scale, with a floor of
     ``TRACKING_FLOOR`` times the schedule's largest LR added to both sides (so 0 is reachable). A
     linear distance would be myopic: near the end of a decay it prefers jumping to 0 (-0.0005) over
     dividing, and then has to climb back.
     """
-    candidates = jnp.arange(NUM_ACTIONS)
+    candidates = jnp.arange(num_actions(action_set))
     floor = TRACKING_FLOOR * jnp.maximum(jnp.max(targets), start_lr)
 
     def decide(lr, target):
-        options = apply_actions(jnp.full(NUM_ACTIONS, lr), candidates, lr_min, lr_max)
+        options = apply_actions(jnp.full(candidates.shape, lr), candidates, lr_min, lr_max)
         action = jnp.argmin(jnp.abs(jnp.log(options + floor) - jnp.log(target + floor)))  # ties: the lower index
         return options[action], (action.astype(jnp.int32), options[action])
 
@@ -112,8 +115,8 @@ def demonstrations(env, env_params, names: Sequence[str], peak_lrs: Sequence[flo
         starts.append(jnp.repeat(start, seeds))
         targets.append(jnp.repeat(target, seeds, axis=0))
     starts, targets = jnp.concatenate(starts), jnp.concatenate(targets)  # [K], [K, T]
-    actions, lrs = jax.vmap(schedule_actions, (0, 0, None, None))(starts, targets, env_params.lr_min,
-                                                                  env_params.lr_max)
+    track = functools.partial(schedule_actions, action_set=env_params.action_set)
+    actions, lrs = jax.vmap(track, (0, 0, None, None))(starts, targets, env_params.lr_min, env_params.lr_max)
     params = env_params.replace(reward_mode="accuracy", track_test=False)
 
     def rollout(key, start, actions):

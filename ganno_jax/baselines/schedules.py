@@ -56,9 +56,11 @@ onecycle_linear   ``optax.linear_onecycle_schedule(T, init_lr)`` with optax's
 ================  ==========================================================
 
 The nine schedules of GANNO's Figure 5 (``FIGURE5_SCHEDULES``, drawn by
-``experiments/schedule_shapes.py``) are constant, step ("piecewise"),
-exponential, linear, quadratic, cosine, sgdr and the two onecycle variants;
-warmup_cosine and warmup_linear are the warm-up variants.
+``experiments/schedule_shapes.py``) are the nine the paper's tables name:
+constant, linear, quadratic, cosine, exponential, step ("piecewise"), sgdr
+(Tables 1-3), warmup_cosine ("linear warm-up, cosine decay") and
+onecycle_cosine ("cosine one-cycle", Table 5). warmup_linear and
+onecycle_linear are extra variants the paper does not use.
 PyTorch-semantics schedules for the PPO-scheduler paper live in
 :mod:`ganno_jax.baselines.torch_schedules`.
 """
@@ -239,9 +241,9 @@ SCHEDULES: Mapping[str, ScheduleSpec] = types.MappingProxyType(
     {spec.name: spec for spec in _SPECS}
 )
 
-#: The nine handcrafted schedules of GANNO's Appendix E, Figure 5, in registry order.
-FIGURE5_SCHEDULES = ("constant", "step", "exponential", "linear", "quadratic", "cosine", "sgdr",
-                     "onecycle_cosine", "onecycle_linear")
+#: The nine handcrafted schedules of GANNO's Appendix E, Figure 5: those its Tables 1-3 and 5 name, in their order.
+FIGURE5_SCHEDULES = ("constant", "linear", "quadratic", "cosine", "exponential", "step", "sgdr", "warmup_cosine",
+                     "onecycle_cosine")
 
 
 def schedule_names() -> tuple[str, ...]:

@@ -3,8 +3,13 @@
 * ``mnist``, ``fashion_mnist``: the four IDX ``.gz`` files, pixels / 255.
 * ``cifar10``, ``cifar100``: the python-pickle batches, pixels / 255 (CIFAR-100 uses ``fine_labels``).
   CIFAR pickles are trusted input, as with the official loader.
-* Files missing and ``tensorflow_datasets`` importable: ``tfds.load`` instead. Neither: one
-  :class:`DatasetError` naming the files and the directories looked in.
+* Files missing and ``tensorflow_datasets`` importable (the ``tfds`` extra, TensorFlow included): the copy
+  tensorflow-datasets prepared in ``data_dir`` (``<data_dir>/<name>/<version>/``; ``data_dir=None``: its own
+  default folder), read as ``tfds.load(name, data_dir=data_dir, download=False)`` would. Nothing is ever
+  downloaded: a copy not prepared there is a :class:`DatasetError` naming the folder and the one command that
+  prepares it where the network is reachable (``docs/decisions.md``, "tensorflow-datasets").
+* Files missing and no ``tensorflow_datasets``: one :class:`DatasetError` naming the files and the
+  directories looked in.
 
 Each reader returns NumPy ``(x [n, H, W, C] in [0, 1], y [n], x_test, y_test)``.
 """
@@ -46,14 +51,14 @@ def _from_files(name: str, data_dir, candidates: list[Path], expected: tuple[str
     for directory in candidates:
         if all((directory / f).is_file() for f in expected):
             return read(directory)
-    tfds = _import_tfds()
-    if tfds is not None:
-        return _tfds(tfds, name)
     where = ("data_dir was None" if data_dir is None
              else "looked in " + " and ".join(str(c) for c in candidates))
-    raise DatasetError(
-        f"dataset {name!r}: files not found ({where}); expected {', '.join(expected)}. "
-        "Pass data_dir=<directory with these files> or install tensorflow_datasets.")
+    missing = f"dataset {name!r}: files not found ({where}); expected {', '.join(expected)}"
+    tfds = _import_tfds()
+    if tfds is not None:
+        return _tfds(tfds, name, data_dir, missing)
+    raise DatasetError(f"{missing}. Pass data_dir=<directory with these files>, or install the tfds extra "
+                       f"(pip install 'ganno_jax[tfds]') to read a tensorflow-datasets copy.")
 
 
 def _import_tfds():
@@ -64,11 +69,20 @@ def _import_tfds():
     return tfds
 
 
-def _tfds(tfds, name: str):
-    """tfds fallback: uint8 NHWC images scaled to [0, 1], labels as given."""
-    splits = tfds.as_numpy(tfds.load(name, batch_size=-1, as_supervised=True))
+def _tfds(tfds, name: str, data_dir, missing: str):
+    """The copy of ``name`` tensorflow-datasets prepared in ``data_dir`` (None: its default folder), as
+    ``(x [n, H, W, C] in [0, 1], y [n], x_test, y_test)`` from its uint8 images; never downloads (a copy not
+    prepared: :class:`DatasetError` starting with ``missing`` and naming the command that prepares it)."""
+    builder = tfds.builder(name, data_dir=None if data_dir is None else str(data_dir))
+    if not builder.is_prepared():
+        root = "None" if data_dir is None else repr(str(data_dir))
+        raise DatasetError(
+            f"{missing}; no tensorflow-datasets copy in {builder.data_dir} either (nothing is downloaded). Prepare "
+            f"it once where the network is reachable: python -c \"import tensorflow_datasets as tfds; "
+            f"tfds.builder({name!r}, data_dir={root}).download_and_prepare()\"")
+    splits = tfds.as_numpy(builder.as_dataset(batch_size=-1, as_supervised=True))
     (x, y), (x_test, y_test) = splits["train"], splits["test"]
-    return x.astype(np.float32) / 255.0, y, x_test.astype(np.float32) / 255.0, y_test
+    return x.astype(np.float32) / 255.0, np.asarray(y), x_test.astype(np.float32) / 255.0, np.asarray(y_test)
 
 
 def read_idx(path: Path) -> np.ndarray:

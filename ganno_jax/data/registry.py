@@ -8,6 +8,9 @@ Built-in decisions:
 
 * ``digits``: scikit-learn's bundled 8x8 digits, pixels / 16. Stratified split with a fixed seed:
   20% test, then 10% of the remainder validation (1293 / 144 / 360).
+* ``digits28``: ``digits`` upsampled to 28 x 28 (bilinear): an offline, learnable stand-in of MNIST's size
+  (the held-out evaluation's default real-image-size task; the same images as ``digits``, so it is held out
+  in input size and architecture scale, not in content).
 * ``mnist1d``: generated in memory by ``mnist1d.data.make_dataset`` with the package's default
   arguments (seed 42, 4000 train / 1000 test); nothing is downloaded or written. Signals are
   ``[n, 40, 1, 1]``. The global NumPy / ``random`` state the package reseeds is restored afterwards.
@@ -194,6 +197,17 @@ def _digits(name: str, data_dir):
     return x, y, x_test, y_test
 
 
+def _digits28(name: str, data_dir):
+    """``digits`` upsampled to MNIST's 28 x 28 (bilinear, ``scipy.ndimage.zoom``): same split, [0, 1]."""
+    from scipy.ndimage import zoom
+
+    def upsample(x):
+        return np.clip(zoom(x, (1, 3.5, 3.5, 1), order=1), 0.0, 1.0).astype(np.float32)
+
+    x, y, x_test, y_test = _digits(name, data_dir)
+    return upsample(x), y, upsample(x_test), y_test
+
+
 def _mnist1d(name: str, data_dir):
     """MNIST-1D generated in memory: train ``[4000, 40, 1, 1]``, test ``[1000, 40, 1, 1]``."""
     from mnist1d.data import get_dataset_args, make_dataset
@@ -214,6 +228,7 @@ def _mnist1d(name: str, data_dir):
 _OFFLINE, _PAPER = dict(batch_size=64, horizon=10, width=16), dict(batch_size=128, horizon=300)
 _builtin("digits", _digits, (8, 8, 1), 10, stratify=True, **_OFFLINE)
 _builtin("mnist1d", _mnist1d, (40, 1, 1), 10, **_OFFLINE)
+_builtin("digits28", _digits28, (28, 28, 1), 10, stratify=True, **_OFFLINE)
 _builtin("mnist", read_mnist, (28, 28, 1), 10, **_PAPER, width=16)
 _builtin("fashion_mnist", read_mnist, (28, 28, 1), 10, **_PAPER, width=16)
 _builtin("cifar10", read_cifar, (32, 32, 3), 10, **_PAPER, width=32)

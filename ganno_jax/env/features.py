@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ganno_jax.env.actions import NUM_ACTIONS, NUM_WD_ACTIONS
+from ganno_jax.env.actions import NUM_ACTIONS, NUM_WD_ACTIONS, num_actions
 from ganno_jax.tasks.models import DEPTHS, LAYER_KINDS, AgentLayer
 
 LOSS_CAP = 100.0
@@ -54,23 +54,25 @@ OBS_MASKS = {
 }
 
 
-def feature_groups(control_wd: bool = False) -> dict[str, int]:
+def feature_groups(control_wd: bool = False, action_set: str = "paper") -> dict[str, int]:
     """Feature groups of an observation row in order, with their widths (``WD_LAYER_GROUPS`` last with
-    weight-decay control)."""
-    return {**FEATURE_GROUPS, **WD_LAYER_GROUPS} if control_wd else FEATURE_GROUPS
+    weight-decay control; the previous-action one-hot as wide as ``action_set``'s actions)."""
+    groups = {**FEATURE_GROUPS, "previous_action": num_actions(action_set)}
+    return {**groups, **WD_LAYER_GROUPS} if control_wd else groups
 
 
-def obs_dim(control_wd: bool = False) -> int:
-    """Width of an observation row: ``OBS_DIM``, plus the weight-decay groups with weight-decay control."""
-    return sum(feature_groups(control_wd).values())
+def obs_dim(control_wd: bool = False, action_set: str = "paper") -> int:
+    """Width of an observation row: ``OBS_DIM``, plus the weight-decay groups with weight-decay control and
+    the wide action set's extra previous actions."""
+    return sum(feature_groups(control_wd, action_set).values())
 
 
-def feature_mask(keep: Optional[tuple[str, ...]], control_wd: bool = False) -> np.ndarray:
-    """[obs_dim(control_wd)] float mask with ones on the features of the kept groups (all when ``keep`` is
-    None); ``keep`` may name the weight-decay groups either way (without WD control they are absent)."""
-    groups = feature_groups(control_wd)
+def feature_mask(keep: Optional[tuple[str, ...]], control_wd: bool = False, action_set: str = "paper") -> np.ndarray:
+    """[obs_dim(control_wd, action_set)] float mask with ones on the features of the kept groups (all when
+    ``keep`` is None); ``keep`` may name the weight-decay groups either way (without WD control they are absent)."""
+    groups = feature_groups(control_wd, action_set)
     if keep is None:
-        return np.ones(obs_dim(control_wd), np.float32)
+        return np.ones(obs_dim(control_wd, action_set), np.float32)
     unknown = [g for g in keep if g not in feature_groups(True)]
     if unknown:
         raise ValueError(f"obs_mask has unknown groups {unknown}; allowed: {', '.join(feature_groups(True))}")
@@ -129,12 +131,14 @@ def global_features(train_acc, val_acc, train_loss, val_loss, diverged, progress
     return jnp.stack([jnp.asarray(v, jnp.float32) for v in values])
 
 
-def layer_features(lrs, prev_action, constants, grad_norm, update_norm, weight_norm, weight_mean, weight_var):
-    """[num_agents, sum(LAYER_GROUPS)] layer-wise features; per-agent inputs are [num_agents]."""
+def layer_features(lrs, prev_action, constants, grad_norm, update_norm, weight_norm, weight_mean, weight_var,
+                   action_choices: int = NUM_ACTIONS):
+    """[num_agents, sum(LAYER_GROUPS)] layer-wise features (the previous action one-hot over
+    ``action_choices``); per-agent inputs are [num_agents]."""
     trust = weight_norm / (update_norm + _EPS)
     columns = [
         _log(lrs)[:, None],
-        jax.nn.one_hot(prev_action, NUM_ACTIONS),
+        jax.nn.one_hot(prev_action, action_choices),
         jnp.asarray(constants),
         _log(trust)[:, None], _log(grad_norm)[:, None], _log(update_norm)[:, None],
         weight_mean[:, None], _log(weight_var)[:, None], _log(weight_norm)[:, None],
@@ -155,19 +159,21 @@ def observation(global_row: jax.Array, layer_rows: jax.Array, mask: np.ndarray) 
 
 
 def observe(metrics, diverged, progress, init_lr, init_wd, lrs, prev_action, constants, grad_norm, update_norm,
-            weights, mask: np.ndarray, wd_rows: Optional[jax.Array] = None) -> jax.Array:
+            weights, mask: np.ndarray, wd_rows: Optional[jax.Array] = None,
+            action_choices: int = NUM_ACTIONS) -> jax.Array:
     """[num_agents, obs_dim] observation of an inner run (Appendix D, module docstring).
 
     ``metrics``: anything with scalar ``train_acc``, ``val_acc``, ``train_loss``, ``val_loss`` (``inner.Metrics``);
     ``diverged``, ``progress`` (decisions taken / horizon), ``init_lr``, ``init_wd``: scalars; ``lrs``,
     ``prev_action``, ``grad_norm``, ``update_norm``: [num_agents]; ``constants``: ``layer_constants``;
     ``weights``: ``weight_stats`` of the parameters; ``mask``: ``feature_mask``; ``wd_rows``: ``wd_features``
-    with weight-decay control, else None.
+    with weight-decay control, else None; ``action_choices``: LR actions of the env's action set.
     """
     global_row = global_features(metrics.train_acc, metrics.val_acc, metrics.train_loss, metrics.val_loss, diverged,
                                  progress, init_lr, init_wd)
     w_norm, w_mean, w_var = weights
-    layer_rows = layer_features(lrs, prev_action, constants, grad_norm, update_norm, w_norm, w_mean, w_var)
+    layer_rows = layer_features(lrs, prev_action, constants, grad_norm, update_norm, w_norm, w_mean, w_var,
+                                action_choices)
     if wd_rows is not None:
         layer_rows = jnp.concatenate([layer_rows, wd_rows], 1)
     return observation(global_row, layer_rows, mask)

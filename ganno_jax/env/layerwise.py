@@ -42,7 +42,7 @@ from flax import struct
 from ganno_jax.checks import check_choice, check_float_range, require
 from ganno_jax.data import Dataset, load_dataset
 from ganno_jax.env import features
-from ganno_jax.env.actions import action_nvec, apply_actions, apply_wd_actions, split_action
+from ganno_jax.env.actions import ACTION_SETS, action_nvec, apply_actions, apply_wd_actions, num_actions, split_action
 from ganno_jax.env.base import FunctionalEnv, log_uniform
 from ganno_jax.env.blocked import blocked_vmap
 from ganno_jax.env.inner import InnerState, InnerTrainer, Metrics
@@ -61,7 +61,9 @@ class EnvParams:
     LR / weight decay (>= 0; 0 is the paper's warm-up-from-zero case) used instead of sampling when not
     None (evaluation: ``fixed_start``). ``lr_min``/``lr_max``: clip range of the per-layer LRs.
     ``control_wd`` (static): the agents also set their layer's weight decay (module docstring), clipped to
-    ``[wd_min, wd_max]``. ``data``: the ``Dataset`` the inner runs train and measure on (array leaves;
+    ``[wd_min, wd_max]``. ``action_set`` (static): the LR actions the agents choose from (``actions.ACTION_SETS``:
+    ``paper``, the nine of Appendix D; ``wide``, four coarse steps more). ``data``: the ``Dataset`` the inner
+    runs train and measure on (array leaves;
     ``LayerwiseLREnv.default_params`` loads the task's). It is the one field a run folder does not save:
     ``config.json`` holds every other field and evaluation derives its params from them (``for_evaluation``).
     """
@@ -80,10 +82,12 @@ class EnvParams:
     obs_mask: Optional[tuple] = struct.field(pytree_node=False, default=None)
     track_test: bool = struct.field(pytree_node=False, default=False)
     control_wd: bool = struct.field(pytree_node=False, default=False)
+    action_set: str = struct.field(pytree_node=False, default="paper")
     data: Optional[Dataset] = None
 
     def __post_init__(self):
         check_choice("reward_mode", self.reward_mode, REWARD_MODES)
+        check_choice("action_set", self.action_set, ACTION_SETS)
         features.feature_mask(self.obs_mask)  # validates group names
         for field in ("init_lr_min", "init_lr_max", "init_wd_min", "init_wd_max"):
             value = getattr(self, field)
@@ -153,8 +157,9 @@ class EnvState:
 
 
 class LayerwiseLREnv(FunctionalEnv):
-    """GANNO environment for a ``Task``: obs [num_agents, OBS_DIM], 9 discrete actions per agent (with
-    ``EnvParams.control_wd``: obs [num_agents, features.obs_dim(True)], actions [num_agents, 2])."""
+    """GANNO environment for a ``Task``: obs [num_agents, OBS_DIM], 9 discrete actions per agent (13 with
+    ``EnvParams.action_set="wide"``; with ``EnvParams.control_wd``: obs [num_agents, features.obs_dim(True)],
+    actions [num_agents, 2])."""
 
     def __init__(self, task: Task, trainer: Optional[InnerTrainer] = None):
         self.task = task
@@ -170,13 +175,18 @@ class LayerwiseLREnv(FunctionalEnv):
         return EnvParams(data=load_dataset(self.task.dataset, self.task.data_dir))
 
     def action_space(self, params: Optional[EnvParams] = None) -> Discrete | MultiDiscrete:
-        """9 discrete actions per agent; with ``control_wd`` a factorised (LR, WD) action, ``MultiDiscrete((9, 5))``."""
-        control_wd = params is not None and params.control_wd
-        return MultiDiscrete(action_nvec(True)) if control_wd else Discrete(features.NUM_ACTIONS)
+        """The action set's LR actions per agent (9 for ``paper``); with ``control_wd`` a factorised (LR, WD)
+        action, ``MultiDiscrete((9, 5))``."""
+        params = EnvParams() if params is None else params
+        if params.control_wd:
+            return MultiDiscrete(action_nvec(True, params.action_set))
+        return Discrete(num_actions(params.action_set))
 
     def observation_space(self, params: Optional[EnvParams] = None) -> Box:
-        """Box of shape (num_agents, obs_dim): ``OBS_DIM``, wider with ``control_wd`` (``features.obs_dim``)."""
-        return Box(-np.inf, np.inf, (self.num_agents, features.obs_dim(params is not None and params.control_wd)))
+        """Box of shape (num_agents, obs_dim): ``OBS_DIM``, wider with ``control_wd`` or the wide action set
+        (``features.obs_dim``)."""
+        params = EnvParams() if params is None else params
+        return Box(-np.inf, np.inf, (self.num_agents, features.obs_dim(params.control_wd, params.action_set)))
 
     # ------------------------------------------------------------------ observations
     def get_obs(self, state: EnvState, params: EnvParams) -> jax.Array:
@@ -191,7 +201,8 @@ class LayerwiseLREnv(FunctionalEnv):
             state.metrics, state.diverged, state.step / self.task.horizon, state.init_lr, state.weight_decay,
             state.lrs, state.prev_action, self._layer_constants, state.grad_norm, state.update_norm,
             features.weight_stats(state.inner.params, self.trainer.groups),
-            features.feature_mask(params.obs_mask, params.control_wd), wd_rows)
+            features.feature_mask(params.obs_mask, params.control_wd, params.action_set), wd_rows,
+            num_actions(params.action_set))
 
     # ------------------------------------------------------------------ dynamics
     def reset_env(self, key: jax.Array, params: EnvParams):
@@ -250,9 +261,14 @@ class LayerwiseLREnv(FunctionalEnv):
             "lrs": lrs, "wds": new_state.layer_wds, "diverged": stats.diverged, "step": new_state.step,
         }
         if params.track_test:
-            test_loss, test_acc = self.trainer.test_metrics(params.required_data(), self.trainer.eval_params(inner))
-            info.update(test_loss=features.safe_loss(test_loss), test_acc=test_acc)
+            info.update(self.test_info(new_state, params))
         return self.get_obs(new_state, params), new_state, new_state.step >= self.task.horizon, info
+
+    def test_info(self, state: EnvState, params: EnvParams) -> dict:
+        """``{"test_loss", "test_acc"}`` (scalars) of the state's network on the whole test split of ``params.data``:
+        what ``track_test`` adds to every step's info (evaluation may measure it less often: ``--test-every``)."""
+        test_loss, test_acc = self.trainer.test_metrics(params.required_data(), self.trainer.eval_params(state.inner))
+        return {"test_loss": features.safe_loss(test_loss), "test_acc": test_acc}
 
     def step_env(self, key: jax.Array, state: EnvState, action: jax.Array, params: EnvParams):
         """One env step without auto-reset: tau optimiser steps, then metrics, obs and reward."""

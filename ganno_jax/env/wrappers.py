@@ -1,9 +1,10 @@
 """``SingleAgentLREnv``: the paper's GANNO-single-agent ablation (Appendix G.1).
 
-One agent sees only global information (the Appendix D global features plus the current global LR
-and its previous action; with ``control_wd`` also the global WD and its previous action) and its one
-action sets the learning rate (and WD) of every layer, so it learns a global schedule.
-Rewards are the wrapped env's (identical on every layer) taken from layer 0.
+One agent sees "only global information (e.g. classification loss)" (Appendix G.1): Appendix D's global
+features (train/validation accuracy and loss, NaN flag, progress, loss ratio, initial LR and WD), not the
+layer-wise ones, so neither the current LR nor its previous action (nor, with ``control_wd``, the current WD);
+its recurrent policy carries what it did. Its one action sets the learning rate (and WD) of every layer, so it
+learns a global schedule. Rewards are the wrapped env's (identical on every layer) taken from layer 0.
 """
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ from ganno_jax.env.base import FunctionalEnv
 from ganno_jax.env.layerwise import LayerwiseLREnv
 from ganno_jax.env.spaces import Box
 
-SINGLE_AGENT_GROUPS = (*features.GLOBAL_GROUPS, "current_lr", "previous_action", *features.WD_LAYER_GROUPS)
+#: What the single agent observes: Appendix D's global features only.
+SINGLE_AGENT_GROUPS = features.OBS_MASKS["global_only"]
 
 
 class SingleAgentLREnv(FunctionalEnv):
-    """Wraps a ``LayerwiseLREnv``: obs [1, obs_dim] (layer-wise groups other than LR/WD and their actions
-    zeroed), action [1] (``control_wd``: [1, 2]) broadcast to all layers, reward [1]."""
+    """Wraps a ``LayerwiseLREnv``: obs [1, obs_dim] (every layer-wise group zeroed), action [1]
+    (``control_wd``: [1, 2]) broadcast to all layers, reward [1]."""
 
     num_agents = 1
 
@@ -42,7 +44,7 @@ class SingleAgentLREnv(FunctionalEnv):
         return Box(-jnp.inf, jnp.inf, (1, self.env.observation_space(params).shape[-1]))
 
     def _obs(self, obs, params):
-        return obs[:1] * features.feature_mask(SINGLE_AGENT_GROUPS, params.control_wd)
+        return obs[:1] * features.feature_mask(SINGLE_AGENT_GROUPS, params.control_wd, params.action_set)
 
     def reset_env(self, key, params):
         """Reset of the wrapped env; obs [1, obs_dim]."""

@@ -27,6 +27,10 @@ Choosing ``C`` (``RunMapper.plan``):
 With a mesh (``grid_mesh``), ``C`` is a multiple of its device count and each chunk is split over the
 devices along the run axis (``NamedSharding``); shared inputs are replicated (one copy per device:
 ``device_put`` reuses a buffer already on a device).
+
+A ``store`` (``evaluation.partial.ProgramChunks``) keeps each finished chunk's outputs as it completes and gives
+back those of an earlier, killed call: their chunk size is reused (``C`` is then the stored one), and a chunk it
+holds is read instead of run.
 """
 from __future__ import annotations
 
@@ -241,7 +245,7 @@ class RunMapper:
             chunk = fitting_chunk(chunk, devices, need, tree_bytes(shared), budget)
 
     def __call__(self, shared, runs, mesh: Optional[Mesh] = None, max_parallel_runs: Optional[int] = None,
-                 on_chunk: Optional[Callable[[int], Any]] = None, budget_bytes: Optional[int] = None):
+                 on_chunk: Optional[Callable[[int], Any]] = None, budget_bytes: Optional[int] = None, store=None):
         """Outputs of every run, stacked on a leading [R] axis as NumPy arrays, and the ``ChunkPlan``.
 
         Args:
@@ -250,27 +254,38 @@ class RunMapper:
           mesh: 1-D ``"envs"`` mesh to split each chunk over (None: one device).
           max_parallel_runs: runs per call (None: chosen from the memory budget).
           on_chunk: called with the number of real runs after each chunk (progress bars).
+          store: keeps finished chunks and gives back stored ones (``partial.ProgramChunks``; module docstring).
         """
         num_runs = jax.tree.leaves(runs)[0].shape[0]
-        plan, compiled = self.plan(shared, runs, mesh, max_parallel_runs, budget_bytes)
+        stored_chunk = None if store is None else store.chunk
+        plan, compiled = self.plan(shared, runs, mesh, stored_chunk or max_parallel_runs, budget_bytes)
         padded = -(-num_runs // plan.chunk) * plan.chunk
         order = np.minimum(np.arange(padded), num_runs - 1)
         if mesh is not None:
             shared = distributed.put(shared, NamedSharding(mesh, PartitionSpec()))
         pieces = []
-        for start in range(0, padded, plan.chunk):
-            chunk_runs = jax.tree.map(lambda x: x[order[start:start + plan.chunk]], runs)
-            if mesh is not None:
-                chunk_runs = distributed.put(chunk_runs, NamedSharding(mesh, PartitionSpec(ENV_AXIS)))
-            try:
-                pieces.append(distributed.to_host(compiled(shared, chunk_runs)))
-            except jax.errors.JaxRuntimeError as err:
-                if not _is_oom(err):
-                    raise
-                raise InsufficientMemoryError(
-                    f"{self.label}: ran out of memory with {plan.describe()}; pass a smaller "
-                    f"max_parallel_runs (--max-parallel-runs). {self.hint}") from None
+        for index, start in enumerate(range(0, padded, plan.chunk)):
+            piece = None if store is None else store.load(index, plan.chunk, compiled.out_info)
+            if piece is None:
+                chunk_runs = jax.tree.map(lambda x: x[order[start:start + plan.chunk]], runs)
+                piece = self._run_chunk(compiled, shared, chunk_runs, mesh, plan)
+                if store is not None:
+                    store.save(index, plan.chunk, piece)
+            pieces.append(piece)
             if on_chunk is not None:
                 on_chunk(min(plan.chunk, num_runs - start))
         outputs = jax.tree.map(lambda *xs: np.concatenate(xs)[:num_runs], *pieces)
         return outputs, plan
+
+    def _run_chunk(self, compiled, shared, chunk_runs, mesh: Optional[Mesh], plan: ChunkPlan):
+        """Outputs of one chunk's runs as NumPy arrays; XLA's out-of-memory error as ``InsufficientMemoryError``."""
+        if mesh is not None:
+            chunk_runs = distributed.put(chunk_runs, NamedSharding(mesh, PartitionSpec(ENV_AXIS)))
+        try:
+            return distributed.to_host(compiled(shared, chunk_runs))
+        except jax.errors.JaxRuntimeError as err:
+            if not _is_oom(err):
+                raise
+            raise InsufficientMemoryError(
+                f"{self.label}: ran out of memory with {plan.describe()}; pass a smaller "
+                f"max_parallel_runs (--max-parallel-runs). {self.hint}") from None

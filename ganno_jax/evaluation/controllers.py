@@ -62,7 +62,8 @@ class PolicyController:
     ``env_params``: the ``EnvParams`` the policy was trained with (a run's, whole, without data; default:
     the paper's); ``variant``: its training variant (``env.wrappers.VARIANTS``). ``members > 1``: ``policy``
     holds that many independently trained policies stacked on a leading axis of its arrays (a run trained
-    with ``members``); evaluation runs each of them on every cell.
+    with ``members``); evaluation runs each of them on every cell. ``optimizer``: the inner optimiser whose
+    step the policy scales per layer (None: the task's; a controller trained over Prodigy names ``prodigy``).
     """
 
     name: str = flax.struct.field(pytree_node=False)
@@ -70,9 +71,12 @@ class PolicyController:
     env_params: EnvParams = flax.struct.field(pytree_node=False, default=EnvParams())
     variant: str = flax.struct.field(pytree_node=False, default="ganno")
     members: int = flax.struct.field(pytree_node=False, default=1)
+    optimizer: Optional[str] = flax.struct.field(pytree_node=False, default=None)  # None: the task's own
 
     def __post_init__(self):
         check_variant(self.variant)
+        if self.optimizer is not None:
+            check_choice("optimizer", self.optimizer, OPTIMIZERS)
         if not isinstance(self.env_params, EnvParams) or self.env_params.data is not None:
             raise ValueError("env_params must be an EnvParams without data (evaluation gives each task's)")
 
@@ -99,12 +103,12 @@ def check_eval_actions(actions: str) -> str:
 
 
 def learned(name: str, policy, env_params: Optional[EnvParams] = None, variant: str = "ganno",
-            members: int = 1) -> PolicyController:
+            members: int = 1, optimizer: Optional[str] = None) -> PolicyController:
     """Controller for a trained policy (e.g. ``agents.policy_from(out)``) under the ``EnvParams`` it was
-    trained with (None: the paper's; any ``data`` is dropped), its training ``variant`` and the number of
-    trained policies stacked in it (``members``)."""
+    trained with (None: the paper's; any ``data`` is dropped), its training ``variant``, the number of
+    trained policies stacked in it (``members``) and the inner optimiser it drives (None: the task's)."""
     params = EnvParams() if env_params is None else env_params.replace(data=None)
-    return PolicyController(name, policy, env_params=params, variant=variant, members=members)
+    return PolicyController(name, policy, env_params=params, variant=variant, members=members, optimizer=optimizer)
 
 
 def from_run(run_dir: str, actions: str = "greedy", name: Optional[str] = None) -> PolicyController:

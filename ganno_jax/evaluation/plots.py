@@ -56,7 +56,8 @@ def plot_schedule(result: EvalResult, path: str, init_lr: Optional[float] = None
     ax.set_xlabel("env step (tau optimiser steps)")
     ax.set_ylabel("learning rate")
     twin = ax.twinx()
-    twin.plot(steps, acc, "k--", lw=1.5, label="test accuracy")
+    measured = np.isfinite(acc)  # every step, or every test_every-th and the last (harness.run_many)
+    twin.plot(steps[measured], acc[measured], "k--", lw=1.5, label="test accuracy")
     twin.set_ylabel("test accuracy (%)")
     ax.legend(loc="upper left", fontsize=7)
     twin.legend(loc="lower right", fontsize=7)
@@ -72,6 +73,8 @@ def plot_accuracy_curves(results: Sequence[EvalResult], path: str, init_lr: Opti
         acc = 100 * res.curves["test_acc"][i]  # [S, T]
         steps = np.arange(1, acc.shape[1] + 1)
         mean, std = acc.mean(0), acc.std(0)
+        measured = np.isfinite(mean)  # every step, or every test_every-th and the last (harness.run_many)
+        steps, mean, std = steps[measured], mean[measured], std[measured]
         ax.plot(steps, mean, label=res.method, lw=1.5)
         ax.fill_between(steps, mean - std, mean + std, alpha=0.15)
     ax.set_xlabel("env step (tau optimiser steps)")

@@ -7,9 +7,16 @@ git commit and whether the tree was dirty, and the run's last metrics row). ``pr
 ``Controller``: the policy and everything ``schedule`` needs (action set and observation mask through
 ``env_params``, LR/WD bounds, the tau and horizon it was trained at, the IPPO network config).
 
-Shipped: ``demo-digits-cnn2``, the demo's controller (``ganno demo`` sizes, ``scales.GANNO_SCALES["cpu"]``:
-digits, CNN-2 of width 8, tau 20, horizon 10, 8 env copies x 40 PPO updates). ``RECOMMENDED`` names it until a
-controller trained on a family of tasks (held-out-tasks issue) replaces it.
+Shipped (every one at the cpu scale, ``scales.GANNO_SCALES["cpu"]``: tau 5, horizon 40, the wide action set,
+width 8, batch 32; each ``controller.json`` holds its exact command):
+
+- ``family-cpu`` (``RECOMMENDED``): one policy trained on the ``small`` family (digits and mnist1d x MLP / CNN-2 /
+  CNN-3; ``experiments/pretrain.py``, 800 PPO updates); never trained on the held-out tasks
+  (``tasks.families.HELD_OUT``).
+- ``demo-digits-cnn2``: the demo's controller (digits-cnn2, 160 PPO updates).
+- ``digits-cnn2-prodigy``, ``digits-cnn2-schedule_free_adamw``: GANNO over Prodigy / schedule-free AdamW (trained
+  with ``--optimizer``; a layer's LR is a multiplier on Prodigy's step / the step size of its AdamW step on z),
+  demo budget.
 """
 from __future__ import annotations
 
@@ -17,6 +24,7 @@ import dataclasses
 import importlib.resources
 import json
 import os
+import pathlib
 import subprocess
 from typing import Optional
 
@@ -31,7 +39,7 @@ from ganno_jax.run_log import final_metrics
 from ganno_jax.runs import CONFIG, RunConfig, load_policy
 
 #: The controller ``pretrained()`` loads when given no name.
-RECOMMENDED = "demo-digits-cnn2"
+RECOMMENDED = "family-cpu"
 CONTROLLERS = importlib.resources.files("ganno_jax.learned") / "controllers"
 POLICY_FILE, META_FILE = "policy.msgpack", "controller.json"
 
@@ -64,14 +72,21 @@ def pretrained_names() -> list[str]:
 
 
 def pretrained(name: Optional[str] = None, *, greedy: bool = True) -> Controller:
-    """The shipped controller ``name`` (default ``RECOMMENDED``) acting greedily, or sampling its actions
+    """The shipped controller ``name`` (default ``RECOMMENDED``), or the one exported into the folder ``name``
+    (``export(..., folder=...)``; e.g. ``experiments/pretrain.py``'s), acting greedily or sampling its actions
     (``greedy=False``; the key lives in ``schedule``'s state). ``ValueError`` naming the valid names."""
     name = RECOMMENDED if name is None else name
-    if name not in pretrained_names():
-        raise ValueError(f"no pretrained controller {name!r}; available: {', '.join(pretrained_names())}")
-    meta = json.loads((CONTROLLERS / name / META_FILE).read_text())
+    if name in pretrained_names():
+        folder = CONTROLLERS / name
+    elif os.path.isfile(os.path.join(name, META_FILE)):
+        folder = pathlib.Path(name)
+    else:
+        raise ValueError(f"no pretrained controller {name!r}; available: {', '.join(pretrained_names())}, or the "
+                         f"folder of an exported one (holding {META_FILE} and {POLICY_FILE})")
+    meta = json.loads((folder / META_FILE).read_text())
+    name = meta.get("name", name)
     config = RunConfig.from_dict(meta["config"])
-    stored = flax.serialization.msgpack_restore((CONTROLLERS / name / POLICY_FILE).read_bytes())
+    stored = flax.serialization.msgpack_restore((folder / POLICY_FILE).read_bytes())
     policy = LearnedPolicy(params=jax.tree.map(jnp.asarray, stored["params"]),
                            obs_stats=RunningMeanStd(**jax.tree.map(jnp.asarray, stored["obs_stats"])),
                            cfg=config.ippo, greedy=greedy)

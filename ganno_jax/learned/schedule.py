@@ -48,7 +48,7 @@ import optax
 
 from ganno_jax.checks import check_int
 from ganno_jax.env import features
-from ganno_jax.env.actions import apply_actions
+from ganno_jax.env.actions import apply_actions, num_actions
 from ganno_jax.env.inner import Metrics
 from ganno_jax.env.layerwise import EnvParams
 from ganno_jax.tasks.models import DEPTHS, AgentLayer, agent_layers, leaf_agents
@@ -143,7 +143,8 @@ def schedule(optimizer: optax.GradientTransformation, policy, *, tau: Optional[i
     if env_params.control_wd:
         raise ValueError("schedule sets per-layer LRs only: a policy trained with control_wd=True also sets "
                          "weight decays, which an optax transformation cannot apply to any optimiser")
-    mask = features.feature_mask(env_params.obs_mask)
+    mask = features.feature_mask(env_params.obs_mask, action_set=env_params.action_set)
+    choices = num_actions(env_params.action_set)
     key = jax.random.key(key) if isinstance(key, int) else key
 
     def base_lr(base_state, count):
@@ -171,7 +172,7 @@ def schedule(optimizer: optax.GradientTransformation, policy, *, tau: Optional[i
         init_wd = jnp.where(decision == 0, weight_decay, state.init_wd)
         obs = features.observe(metrics, state.diverged, decision / horizon, state.init_lr, init_wd, state.lrs,
                                state.prev_action, layers.constants, state.grad_norm, state.update_norm,
-                               features.weight_stats(params, layers.groups), mask)
+                               features.weight_stats(params, layers.groups), mask, action_choices=choices)
         key, k_act = jax.random.split(state.key)
         action, carry = policy.act(k_act, obs, state.carry, jnp.bool_(False))
         lrs = apply_actions(state.lrs, action, env_params.lr_min, env_params.lr_max)

@@ -18,13 +18,15 @@ end of training, layer-wise gradient norms; plus the current LR), by index:
 
     0                     validation loss after the previous epoch (``features.safe_loss``:
                           non-finite -> cap, clipped to [0, 100]); the initial network's at reset
-    1                     epochs remaining as a fraction, ``(horizon - epoch) / horizon`` (1 at reset)
+    1                     epochs remaining as a fraction, ``(horizon - epoch) / horizon`` (1 at reset); the
+                          paper's ``epoch_max - epoch`` is the count, ``horizon`` times this: the same input
+                          once PPO normalises observations (running mean and std per feature), as it does
     2                     log10 of the current LR (the previous epoch's; ``init_lr`` at reset)
     3 .. 3+M-1            log10(||g_l|| + 1e-8) of layer l at the epoch's last SGD step (at reset:
                           the initial network's gradient on one random minibatch); 0 beyond the model
     3+M .. 3+2M-1         mask: 1 for the model's layers, 0 for padding
 
-with ``M = MAX_LAYERS`` (32; every built-in model fits, ResNet-18 has 21 layers).
+with ``M = MAX_LAYERS`` (32; every built-in model fits, ResNet-18 has 18 layers).
 
 Validation metrics come from ``InnerTrainer.measure``: ``task.eval_batch`` random examples of the
 validation split, i.e. the whole split when ``eval_batch`` >= its size (digits: 144 <= 512, the default);
@@ -40,7 +42,9 @@ Reward (``EnvParams.reward_mode``, static), see ``global_reward``:
   negated so that higher is better); ``reward_gamma``/``reward_lambda`` are ignored.
 Divergence (a non-finite training loss or update during the epoch, or a non-finite validation
 loss) replaces the reward by ``-(1000 + 1000 u)``, u ~ U(0, 1) from the step key, and terminates the
-episode. Otherwise the episode terminates after ``task.horizon`` epochs; ``truncated`` is False.
+episode (the paper only says it "penalize[s] the agent"; a PyTorch run with NaN weights cannot go on, so
+its episode ends there too; here the non-finite step was skipped, and ending keeps one penalty per run).
+Otherwise the episode terminates after ``task.horizon`` epochs; ``truncated`` is False.
 
 ``init_lr`` only fills the LR feature of the first observation. The paper's "initial LRs" (5e-4,
 1e-3, 5e-3, 1e-2) are, for the agent, its own PPO learning rate ("Agent LR", appendix A.2/A.8),

@@ -4,6 +4,11 @@
 - ``paper``: the paper's file datasets at its episode length (MNIST, Fashion-MNIST, CIFAR-10) x MLP /
   CNN-2 / CNN-3; needs ``--data-dir`` and an accelerator. CIFAR-100 and the deeper nets (CNN-5, ResNets)
   stay out, for evaluation on held-out tasks.
+
+``HELD_OUT``: the tasks ``experiments/held_out.py`` evaluates pretrained controllers on; no family holds one
+(``experiments/pretrain.py`` checks it). Offline: deeper CNN-5s of both offline datasets and ``digits28``
+(the digits at MNIST's 28 x 28) on a CNN-5; with files: MNIST and Fashion-MNIST CNN-5s, CIFAR-10 CNN-5 and
+CIFAR-100 CNN-3.
 """
 from __future__ import annotations
 
@@ -12,6 +17,17 @@ FAMILIES = {
     "paper": ("mnist-mlp", "mnist-cnn2", "mnist-cnn3", "fashion_mnist-mlp", "fashion_mnist-cnn2",
               "fashion_mnist-cnn3", "cifar10-mlp", "cifar10-cnn2", "cifar10-cnn3"),
 }
+
+
+HELD_OUT = {
+    "offline": ("digits-cnn5", "mnist1d-cnn5", "digits28-cnn5"),
+    "files": ("mnist-cnn5", "fashion_mnist-cnn5", "cifar10-cnn5", "cifar100-cnn3"),
+}
+
+
+def held_out_tasks() -> tuple[str, ...]:
+    """Every held-out task name (``HELD_OUT``'s offline and file tasks)."""
+    return tuple(name for names in HELD_OUT.values() for name in names)
 
 
 def family(name: str) -> tuple[str, ...]:

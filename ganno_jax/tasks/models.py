@@ -3,7 +3,8 @@
 Every built-in model keeps its parameters flat: one top-level entry per module, named ``L{i:02d}_<kind>``
 for the i-th parameterised layer (``dense`` or ``conv``) and ``L{i:02d}_norm`` for the
 normalisation that follows it. Layer ``i`` is agent ``i`` (GANNO: one agent per layer); a
-normalisation's scale/bias belong to the agent of the layer it follows.
+normalisation's scale/bias belong to the agent of the layer it follows, a ResNet block's 1x1 shortcut
+(``L{i:02d}_shortcut``, ``L{i:02d}_shortcut_norm``) to the agent of the block's first conv ``i``.
 
 Decisions (not fixed by the papers):
 - ``cnnN``: a standard CNN of N parameterised layers, as GANNO counts them ("two-layered CNN", "both
@@ -24,8 +25,10 @@ Decisions (not fixed by the papers):
   agent (kind from the kernel's rank or given, depth by position), see ``agent_layers``.
 - ResNets use GroupNorm (stateless) instead of BatchNorm so every model is a pure function of its
   parameters (no mutable batch statistics inside the vmapped inner loop). ``resnet9`` is the
-  DAWNBench ResNet-9 layout, ``resnet18`` the CIFAR ResNet-18 (basic blocks [2, 2, 2, 2], 1x1
-  shortcut convs where shape changes), both with base width ``width``.
+  DAWNBench ResNet-9 layout (channels ``width`` x 1, 2, 4, 8: 64-128-256-512 at the registry's width 64),
+  9 agents; ``resnet18`` the CIFAR ResNet-18 (basic blocks [2, 2, 2, 2], 1x1 shortcut convs where shape
+  changes; He et al.'s base width 64 in the registry): 18 agents as GANNO counts "18 layers" (stem, 16
+  block convs, classifier); a shortcut belongs to its block's first conv (same input, same stride).
 """
 from __future__ import annotations
 
@@ -46,7 +49,7 @@ LAYER_KINDS = ("linear", "conv", "attention")
 DEPTHS = ("first", "intermediate", "final")
 #: ``cnnN`` max-pools after a conv while the larger spatial side of its output exceeds this many pixels.
 POOL_ABOVE = 4
-_FLAT_NAME = re.compile(r"L\d{2}_(conv|dense|norm)")
+_FLAT_NAME = re.compile(r"L\d{2}_(conv|dense|norm|shortcut|shortcut_norm)")
 
 
 class AgentLayer(NamedTuple):
@@ -95,6 +98,11 @@ class _LayerCounter:
         self.count += 1
         y = Conv(features, kernel_size, stride, padding, name=f"L{i:02d}_conv")(x)
         return _norm(features, f"L{i:02d}_norm")(y) if norm else y
+
+    def shortcut(self, x, features, stride, owner):
+        """A 1x1 conv + norm on a residual path, owned by layer ``owner`` (no agent of its own)."""
+        y = Conv(features, 1, stride, "SAME", name=f"L{owner:02d}_shortcut")(x)
+        return _norm(features, f"L{owner:02d}_shortcut_norm")(y)
 
     def dense(self, x, features):
         i = self.count
@@ -176,7 +184,8 @@ class ResNet9(nn.Module):
 
 
 class ResNet18(nn.Module):
-    """CIFAR ResNet-18 (basic blocks [2, 2, 2, 2]) with GroupNorm."""
+    """CIFAR ResNet-18 (basic blocks [2, 2, 2, 2]) with GroupNorm: 18 agents, each 1x1 shortcut conv in its
+    block's first agent."""
 
     num_classes: int
     width: int = 16
@@ -190,10 +199,10 @@ class ResNet18(nn.Module):
             for block in range(2):
                 first = stage > 0 and block == 0
                 stride = 2 if first and max(x.shape[1:3]) > 1 else 1
-                channels = self.width * mult
+                channels, owner = self.width * mult, layers.count
                 h = nn.relu(layers.conv(x, channels, stride=stride, norm=True))
                 h = layers.conv(h, channels, norm=True)
-                shortcut = layers.conv(x, channels, kernel_size=1, stride=stride, norm=True) if first else x
+                shortcut = layers.shortcut(x, channels, stride, owner) if first else x
                 x = nn.relu(h + shortcut)
         return layers.dense(x.mean(axis=(1, 2)), self.num_classes)
 
@@ -261,7 +270,7 @@ def _natural(path: tuple[str, ...]) -> tuple:
 def _layer_paths(params) -> list[tuple[str, ...]]:
     """Paths of the submodules owning a ``kernel`` in agent order: flat names by index, others naturally sorted."""
     if _is_flat(params):
-        return sorted(((k,) for k in params if not k.endswith("_norm")), key=lambda p: int(p[0][1:3]))
+        return sorted(((k,) for k in params if k.endswith(("_conv", "_dense"))), key=lambda p: int(p[0][1:3]))
     paths = {path[:-1] for path in flatten_dict(params) if path[-1] == "kernel"}
     if not paths:
         raise ValueError("the model has no parameter named 'kernel'; its layers (agents) cannot be inferred")
@@ -310,9 +319,10 @@ def _kind(params, path: tuple[str, ...]) -> str:
 def leaf_agents(params):
     """Pytree like ``params`` whose leaves are the int agent index owning each parameter.
 
-    Flat built-in trees: ``L{i:02d}_norm`` belongs to layer ``i``. Other trees: a parameter belongs to the
-    agent whose submodule path is its longest prefix; one outside every agent's submodule (a norm's scale,
-    a free parameter) to the last agent before it in the same path order (the first agent if none is).
+    Flat built-in trees: every ``L{i:02d}_*`` entry (norm, shortcut) belongs to layer ``i``. Other trees: a
+    parameter belongs to the agent whose submodule path is its longest prefix; one outside every agent's
+    submodule (a norm's scale, a free parameter) to the last agent before it in the same path order (the first
+    agent if none is).
     """
     if _is_flat(params):
         return {k: jax.tree.map(lambda _: int(k[1:3]), v) for k, v in params.items()}

@@ -1,8 +1,10 @@
 """Task registry: ``get("<dataset>-<model>")`` for every registered dataset x model pair, plus user tasks.
 
 A pair's fields are ``Task``'s defaults overridden by its dataset's registered task defaults
-(``data.register_dataset``: batch size, horizon, width; see ``data.registry`` for the built-ins') and by
-the caller's overrides. Tasks registered by :func:`register` (any name, ``-`` allowed) come back as given.
+(``data.register_dataset``: batch size, horizon, width; see ``data.registry`` for the built-ins'), then by
+the model's own base width where the literature fixes one (``MODEL_WIDTHS``: the ResNets' 64, on every
+dataset), then by the caller's overrides. Tasks registered by :func:`register` (any name, ``-`` allowed) come
+back as given.
 """
 from __future__ import annotations
 
@@ -10,6 +12,10 @@ from ganno_jax.data import dataset_names, task_defaults
 from ganno_jax.registry import Registry
 from ganno_jax.tasks.config import Task
 from ganno_jax.tasks.models import model_names
+
+#: Base widths of the models taken from the literature, which replace the dataset's width: GANNO's ResNet-18 is
+#: He et al.'s (64 channels in the first stage), its ResNet-9 DAWNBench's (64-128-256-512).
+MODEL_WIDTHS = {"resnet9": 64, "resnet18": 64}
 
 #: Tasks registered by name (``register``); the ``<dataset>-<model>`` pairs need no entry.
 TASKS: Registry[Task] = Registry("task", name_pattern=None)
@@ -41,4 +47,5 @@ def get(name: str, **overrides) -> Task:
     if model not in model_names():
         raise ValueError(f"unknown task {name!r}: model {model!r} is not one of {', '.join(model_names())} (a user "
                          "model comes from tasks.register_model; ganno --import FILE runs the file registering it)")
-    return Task(dataset=dataset, model=model, **{**task_defaults(dataset), **overrides})
+    widths = {"width": MODEL_WIDTHS[model]} if model in MODEL_WIDTHS else {}
+    return Task(dataset=dataset, model=model, **{**task_defaults(dataset), **widths, **overrides})
