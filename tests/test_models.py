@@ -4,6 +4,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import ganno_jax as gj
@@ -56,19 +57,125 @@ def test_conv_impl_auto_follows_the_backend_and_bad_names_are_rejected():
         gj.tasks.conv2d(jnp.zeros((1, 2, 2, 1)), jnp.zeros((3, 3, 1, 2)), padding="VALID", impl="lax")
 
 
+@pytest.mark.parametrize("ties", [False, True])
 @pytest.mark.parametrize("shape,padding", [((2, 7, 5, 3), "SAME"), ((2, 8, 1, 3), "SAME"), ((1, 9, 7, 2), "VALID")])
-def test_max_pool_equals_flax_forward_and_gradient(shape, padding):
+def test_max_pool_equals_flax_forward_and_gradient_ties_included(shape, padding, ties):
     from flax import linen as nn
 
-    from ganno_jax.tasks.models import _max_pool
+    from ganno_jax.tasks.pooling import max_pool
 
     window = (2, 2 if shape[2] > 1 else 1)
-    x = jax.random.normal(jax.random.key(0), shape)  # continuous values: no ties between window maxima
+    x = jax.random.normal(jax.random.key(0), shape)
+    x = jnp.round(x) if ties else x  # rounded: many windows hold their maximum twice
     ref = lambda x: nn.max_pool(x, window, strides=window, padding=padding)  # noqa: E731
-    np.testing.assert_array_equal(_max_pool(x, window, padding), ref(x))
+    np.testing.assert_array_equal(max_pool(x, window, padding), ref(x))
     probe = jax.random.normal(jax.random.key(1), ref(x).shape)
-    np.testing.assert_array_equal(jax.grad(lambda x: jnp.vdot(probe, _max_pool(x, window, padding)))(x),
+    np.testing.assert_array_equal(jax.grad(lambda x: jnp.vdot(probe, max_pool(x, window, padding)))(x),
                                   jax.grad(lambda x: jnp.vdot(probe, ref(x)))(x))
+
+
+def test_max_pool_propagates_nan_and_refuses_huge_windows():
+    from ganno_jax.tasks.pooling import max_first, max_pool
+
+    x = jnp.array([[1.0, jnp.nan], [0.0, 2.0]])[None, :, :, None]
+    assert np.isnan(max_pool(x, (2, 2))).all()
+    with pytest.raises(ValueError, match="at most 127 elements per window, got 128"):
+        max_first(jnp.zeros((128, 2)))
+
+
+def _reference_conv_pool(x, w, window, padding, pool_padding):
+    from flax import linen as nn
+
+    conv = jax.lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return nn.max_pool(conv, window, strides=window, padding=pool_padding)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("shape,window,padding,pool_padding", [
+    ((2, 8, 8, 1), (2, 2), "SAME", "SAME"), ((2, 7, 5, 3), (2, 2), "SAME", "SAME"),
+    ((2, 40, 1, 2), (2, 1), "SAME", "SAME"), ((2, 5, 1, 2), (2, 1), "SAME", "SAME"),
+    ((1, 28, 28, 1), (2, 2), "VALID", "VALID"),
+    ((1, 9, 9, 2), (2, 2), "VALID", "VALID"), ((1, 9, 9, 2), (2, 2), "VALID", "SAME"),
+])
+def test_pooled_conv_equals_conv_then_flax_max_pool_forward_and_gradient(impl, shape, window, padding, pool_padding):
+    from ganno_jax.tasks.conv import conv2d_pool
+
+    x = jax.random.normal(jax.random.key(0), shape)
+    w = jax.random.normal(jax.random.key(1), (3, 3, shape[-1], 4))
+    out = conv2d_pool(x, w, window, padding, pool_padding, impl=impl)
+    np.testing.assert_allclose(out, _reference_conv_pool(x, w, window, padding, pool_padding), rtol=1e-5, atol=1e-5)
+    probe = jax.random.normal(jax.random.key(2), out.shape)
+    grads = jax.grad(lambda x, w: jnp.vdot(probe, conv2d_pool(x, w, window, padding, pool_padding, impl=impl)),
+                     (0, 1))(x, w)
+    ref = jax.grad(lambda x, w: jnp.vdot(probe, _reference_conv_pool(x, w, window, padding, pool_padding)),
+                   (0, 1))(x, w)
+    for got, want in zip(grads, ref):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    # vmapped over kernels that share the input, as the env's reward branches share a minibatch
+    kernels = jnp.stack([w, -0.5 * w])
+    per_kernel = lambda f: jax.vmap(jax.grad(lambda w: jnp.vdot(probe, f(x, w))))(kernels)  # noqa: E731
+    np.testing.assert_allclose(per_kernel(lambda x, w: conv2d_pool(x, w, window, padding, pool_padding, impl=impl)),
+                               per_kernel(lambda x, w: _reference_conv_pool(x, w, window, padding, pool_padding)),
+                               rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("features", [3, 12])  # narrower and wider than the input: both gradient orientations
+def test_dense_equals_flax_dense_parameters_forward_and_gradient(features):
+    from flax import linen as nn
+
+    from ganno_jax.tasks.dense import Dense
+
+    x = jax.random.normal(jax.random.key(0), (2, 5, 7))
+    ours, flax_dense = Dense(features), nn.Dense(features)
+    params = ours.init(jax.random.key(1), x)
+    for ours_leaf, flax_leaf in zip(jax.tree.leaves(params), jax.tree.leaves(flax_dense.init(jax.random.key(1), x))):
+        np.testing.assert_array_equal(ours_leaf, flax_leaf)
+    params = jax.tree.map(lambda p: p + 0.1, params)  # a bias that is not zero
+    np.testing.assert_allclose(ours.apply(params, x), flax_dense.apply(params, x), rtol=1e-6)
+    probe = jax.random.normal(jax.random.key(2), (2, 5, features))
+    loss = lambda module: lambda p, x: jnp.vdot(probe, module.apply(p, x))  # noqa: E731
+    for got, want in zip(jax.tree.leaves(jax.grad(loss(ours), (0, 1))(params, x)),
+                         jax.tree.leaves(jax.grad(loss(flax_dense), (0, 1))(params, x))):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    stacked = jax.tree.map(lambda p: jnp.stack([p, 2 * p]), params)  # shared input, vmapped parameters
+    np.testing.assert_allclose(jax.vmap(jax.grad(loss(ours)), (0, None))(stacked, x)["params"]["kernel"],
+                               jax.vmap(jax.grad(loss(flax_dense)), (0, None))(stacked, x)["params"]["kernel"],
+                               rtol=1e-5, atol=1e-5)
+
+
+def _reference_cnn(params, x):
+    """The built-in ``cnnN`` written plainly: lax convolution + bias, ReLU, then Flax's max pooling while the
+    image exceeds 4 pixels; flatten; Flax dense."""
+    from flax import linen as nn
+
+    names = sorted(params)
+    for name in names[:-1]:
+        kernel, bias = params[name]["kernel"], params[name]["bias"]
+        conv = jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        x = nn.relu(conv + bias)
+        if max(x.shape[1:3]) > 4:
+            window = tuple(2 if n > 1 else 1 for n in x.shape[1:3])
+            x = nn.max_pool(x, window, strides=window, padding="SAME")
+    head = params[names[-1]]
+    return nn.Dense(head["kernel"].shape[-1]).apply({"params": head}, x.reshape(x.shape[0], -1))
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("model,input_shape", [("cnn2", (8, 8, 1)), ("cnn3", (40, 1, 1)), ("cnn3", (28, 28, 1)),
+                                               ("cnn5", (32, 32, 3))])
+def test_cnn_equals_its_plain_reference_forward_and_gradient(model, input_shape, impl, monkeypatch):
+    """The CNNs pool inside the conv, before bias and ReLU (conv.Conv): the same function and gradient."""
+    monkeypatch.setattr(gj.tasks.conv, "resolve_impl", lambda impl_=None, backend=None: impl)
+    module = gj.tasks.build_model(model, 10, 4)
+    params = jax.tree.map(lambda p: p + 0.05, init_params(module, jax.random.key(0), input_shape))
+    x = jax.random.normal(jax.random.key(1), (3, *input_shape))
+    labels = jnp.arange(3)
+    loss = lambda f: lambda p: optax.softmax_cross_entropy_with_integer_labels(f(p, x), labels).mean()  # noqa: E731
+    ours = lambda p, x: module.apply({"params": p}, x)  # noqa: E731
+    np.testing.assert_allclose(ours(params, x), _reference_cnn(params, x), rtol=1e-4, atol=1e-5)
+    for got, want in zip(jax.tree.leaves(jax.grad(loss(ours))(params)),
+                         jax.tree.leaves(jax.grad(loss(_reference_cnn))(params))):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("model,agents", [("mlp", 3), ("cnn2", 2), ("cnn3", 3), ("cnn5", 5), ("torch_mnist_cnn", 4),

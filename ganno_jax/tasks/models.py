@@ -44,6 +44,8 @@ from flax.traverse_util import flatten_dict, unflatten_dict
 from ganno_jax.checks import check_choice, require
 from ganno_jax.registry import Registry
 from ganno_jax.tasks.conv import Conv
+from ganno_jax.tasks.dense import Dense
+from ganno_jax.tasks.pooling import max_pool
 
 LAYER_KINDS = ("linear", "conv", "attention")
 DEPTHS = ("first", "intermediate", "final")
@@ -66,25 +68,9 @@ def _norm(channels: int, name: str) -> nn.Module:
     return nn.GroupNorm(num_groups=groups, name=name)
 
 
-def _max_pool(x: jax.Array, window: tuple[int, int], padding: str) -> jax.Array:
-    """Non-overlapping max pooling of x [B, H, W, C] (stride = window), as ``nn.max_pool`` computes it.
-
-    A reshape and a max instead of ``lax.reduce_window``: XLA:CPU runs reduce_window's gradient
-    (select-and-scatter) as a slow loop, about 30% of a vmapped CNN-2 env step; the max's gradient is
-    elementwise (equal up to how ties between window maxima share the gradient). 'SAME' pads the ends
-    with -inf (odd sizes round up), 'VALID' drops the remainder."""
-    b, h, w, c = x.shape
-    wh, ww = window
-    if padding == "SAME":
-        x = jnp.pad(x, ((0, 0), (0, -h % wh), (0, -w % ww), (0, 0)), constant_values=-jnp.inf)
-    else:
-        x = x[:, : h - h % wh, : w - w % ww]
-    return x.reshape(b, x.shape[1] // wh, wh, x.shape[2] // ww, ww, c).max(axis=(2, 4))
-
-
-def _downsample(x: jax.Array) -> jax.Array:
-    """2x2 max pooling on the spatial axes longer than one pixel."""
-    return _max_pool(x, tuple(2 if n > 1 else 1 for n in x.shape[1:3]), "SAME")
+def _halving_window(x: jax.Array) -> tuple[int, int]:
+    """2x2 pooling window of x [B, H, W, C], 1 on a spatial axis of one pixel (not pooled)."""
+    return tuple(2 if n > 1 else 1 for n in x.shape[1:3])
 
 
 class _LayerCounter:
@@ -93,10 +79,10 @@ class _LayerCounter:
     def __init__(self):
         self.count = 0
 
-    def conv(self, x, features, kernel_size=3, stride=1, norm=False, padding="SAME"):
+    def conv(self, x, features, kernel_size=3, stride=1, norm=False, padding="SAME", pool=None, pool_padding="SAME"):
         i = self.count
         self.count += 1
-        y = Conv(features, kernel_size, stride, padding, name=f"L{i:02d}_conv")(x)
+        y = Conv(features, kernel_size, stride, padding, pool=pool, pool_padding=pool_padding, name=f"L{i:02d}_conv")(x)
         return _norm(features, f"L{i:02d}_norm")(y) if norm else y
 
     def shortcut(self, x, features, stride, owner):
@@ -107,7 +93,7 @@ class _LayerCounter:
     def dense(self, x, features):
         i = self.count
         self.count += 1
-        return nn.Dense(features, name=f"L{i:02d}_dense")(x)
+        return Dense(features, name=f"L{i:02d}_dense")(x)
 
 
 class MLP(nn.Module):
@@ -138,10 +124,9 @@ class CNN(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         """x: [B, H, W, C] -> logits [B, num_classes]."""
         layers = _LayerCounter()
-        for i in range(self.depth - 1):
-            x = nn.relu(layers.conv(x, self.width * 2 ** min(i, 2)))
-            if max(x.shape[1:3]) > POOL_ABOVE:
-                x = _downsample(x)
+        for i in range(self.depth - 1):  # pooled inside the conv, before bias and ReLU: the same values (Conv)
+            pool = _halving_window(x) if max(x.shape[1:3]) > POOL_ABOVE else None  # 'SAME' conv: output size = x's
+            x = nn.relu(layers.conv(x, self.width * 2 ** min(i, 2), pool=pool))
         return layers.dense(x.reshape(x.shape[0], -1), self.num_classes)
 
 
@@ -158,8 +143,7 @@ class TorchMnistCNN(nn.Module):
                              f"{x.shape[1]}x{x.shape[2]}; use cnnN or mlp for this dataset")
         layers = _LayerCounter()
         x = nn.relu(layers.conv(x, 32, padding="VALID"))
-        x = nn.relu(layers.conv(x, 64, padding="VALID"))
-        x = _max_pool(x, (2, 2), "VALID")
+        x = nn.relu(layers.conv(x, 64, padding="VALID", pool=(2, 2), pool_padding="VALID"))  # = relu, then pool
         x = nn.relu(layers.dense(x.reshape(x.shape[0], -1), 128))
         return layers.dense(x, self.num_classes)
 
@@ -177,7 +161,8 @@ class ResNet9(nn.Module):
         block = lambda h, c: nn.relu(layers.conv(h, c, norm=True))  # noqa: E731
         x = block(x, self.width)
         for mult, residual in ((2, True), (4, False), (8, True)):
-            x = _downsample(block(x, self.width * mult))
+            x = block(x, self.width * mult)
+            x = max_pool(x, _halving_window(x))
             if residual:
                 x = x + block(block(x, self.width * mult), self.width * mult)
         return layers.dense(x.max(axis=(1, 2)), self.num_classes)
