@@ -89,8 +89,8 @@ def _im2col_pooled(x: jax.Array, kernel: jax.Array, window: tuple[int, int], pad
     an odd size) are -inf, as 'SAME' pooling pads."""
     kh, kw, cin, cout = kernel.shape
     (out_h, top, bottom), (out_w, left, right) = (PADDINGS[padding](x.shape[a], k, 1) for a, k in ((1, kh), (2, kw)))
-    (wh, ww), rounding = window, (lambda n, k: -(-n // k)) if pool_padding == "SAME" else (lambda n, k: n // k)
-    ph, pw = rounding(out_h, wh), rounding(out_w, ww)
+    wh, ww = window
+    ph, pw = (PADDINGS[pool_padding](n, k, k)[0] for n, k in ((out_h, wh), (out_w, ww)))  # pooled sizes
     beyond_h, beyond_w = max(ph * wh - out_h, 0), max(pw * ww - out_w, 0)  # 'SAME' pooling past the edge
     padded = jnp.pad(x, ((0, 0), (top, bottom + beyond_h), (left, right + beyond_w), (0, 0)))
     rows, cols = (ph - 1) * wh + 1, (pw - 1) * ww + 1
