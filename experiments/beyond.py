@@ -39,7 +39,7 @@ import time
 import numpy as np
 
 from ganno_jax import experiment as ex
-from ganno_jax import flags, scales, training
+from ganno_jax import flags, training
 from ganno_jax.agents.warm_start import DEFAULT_SOURCES
 from ganno_jax.evaluation import controllers, report
 from ganno_jax.files import prepare_out
@@ -157,9 +157,7 @@ def main(argv=None) -> dict:
     """Runs the experiment; returns {eval task: summary Markdown table}."""
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
-    scale = ex.scale_of(args)
-    grid = scales.check_init_lrs(ex.default_init_lrs(args))
-    seeds = ex.seeds_of(args, scale)
+    scale, grid, seeds = ex.grid_of(args)
     options = ex.check_names(args.options or tuple(OPTIONS), tuple(OPTIONS), "option")
     schedules = ex.baseline_controllers(args.schedules or (SMOKE_SCHEDULES if args.smoke else SCHEDULES))
     wds = ex.check_weight_decays(args.weight_decays if args.weight_decays is not None else WEIGHT_DECAYS)

@@ -16,7 +16,7 @@ import os
 import time
 
 from ganno_jax import experiment as ex
-from ganno_jax import flags, scales
+from ganno_jax import flags
 from ganno_jax.evaluation import controllers, report
 
 BASELINES = ("constant", "step", "exponential", "linear", "quadratic", "cosine", "sgdr", "random", "lion", "lamb",
@@ -49,9 +49,7 @@ def main(argv=None) -> dict:
     """Runs the experiment; returns {eval task: Markdown table}."""
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
-    scale = ex.scale_of(args)
-    init_lrs = scales.check_init_lrs(ex.default_init_lrs(args))
-    seeds = ex.seeds_of(args, scale)
+    scale, init_lrs, seeds = ex.grid_of(args)
     train_task, eval_tasks = ex.pick_tasks(args, "digits-cnn2", ("digits-cnn5", "mnist1d-cnn5"),
                                            "fashion_mnist-cnn2", ("cifar10-cnn5",))
     baselines = ex.baseline_controllers(args.baselines or (SMOKE_BASELINES if args.smoke else BASELINES))

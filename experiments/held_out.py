@@ -26,7 +26,7 @@ import os
 import time
 
 from ganno_jax import experiment as ex
-from ganno_jax import flags, learned, scales
+from ganno_jax import flags, learned
 from ganno_jax.data import DatasetError, load_dataset
 from ganno_jax.evaluation import controllers, report, statistics
 from ganno_jax.files import prepare_out
@@ -85,9 +85,7 @@ def main(argv=None) -> dict:
     """Runs the experiment; returns {task: Markdown table, "summary": Markdown summary}."""
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
-    scale = ex.scale_of(args)
-    init_lrs = scales.check_init_lrs(ex.default_init_lrs(args))
-    seeds = ex.seeds_of(args, scale)
+    scale, init_lrs, seeds = ex.grid_of(args)
     names = held_out_tasks(args)
     methods = controller_rows(args.controllers) + ex.baseline_controllers(args.baselines or BASELINES)
     built = {name: ex.make_task(name, scale, args) for name in names}

@@ -18,7 +18,7 @@ import os
 import time
 
 from ganno_jax import experiment as ex
-from ganno_jax import flags, scales
+from ganno_jax import flags
 from ganno_jax.evaluation import report
 from ganno_jax.evaluation.tables import summary_rows
 from ganno_jax.files import write_atomic
@@ -53,9 +53,7 @@ def main(argv=None) -> dict:
     """Runs the experiment; returns {"<task> wd=<wd>" / "<task> sensitivity": Markdown table}."""
     args = build_parser().parse_args(argv)
     start = time.perf_counter()
-    scale = ex.scale_of(args)
-    init_lrs = scales.check_init_lrs(ex.default_init_lrs(args))
-    seeds = ex.seeds_of(args, scale)
+    scale, init_lrs, seeds = ex.grid_of(args)
     wds = ex.check_weight_decays(args.weight_decays if args.weight_decays is not None else WEIGHT_DECAYS)
     train_task, eval_tasks = ex.pick_tasks(args, "digits-cnn2", ("digits-cnn5",), "fashion_mnist-cnn2",
                                            ("cifar10-cnn5",))

@@ -30,7 +30,7 @@ from ganno_jax.flags import parse_floats, parse_names  # noqa: F401 (ex.parse_fl
 from ganno_jax.data import load_dataset
 from ganno_jax.files import prepare_out
 from ganno_jax.runs import RunConfig, load_config
-from ganno_jax.scales import PAPER_INIT_LRS, GannoScale, ganno_scale
+from ganno_jax.scales import PAPER_INIT_LRS, GannoScale, check_init_lrs, ganno_scale
 
 
 # ----------------------------------------------------------------------------------------- checks
@@ -141,6 +141,13 @@ def default_init_lrs(args, smoke=(1e-3, 1e-2), full=PAPER_INIT_LRS) -> tuple:
     if args.init_lrs is not None:
         return args.init_lrs
     return smoke if args.smoke else full
+
+
+def grid_of(args) -> tuple[GannoScale, tuple, int]:
+    """(scale, initial-LR grid, seeds per initial LR) of a GANNO script's evaluation grid: ``scale_of``,
+    ``default_init_lrs`` checked by ``scales.check_init_lrs``, ``seeds_of``, validated in that order."""
+    scale = scale_of(args)
+    return scale, check_init_lrs(default_init_lrs(args)), seeds_of(args, scale)
 
 
 def make_task(name: str, scale: GannoScale, args=None, run_task: Optional[tasks.Task] = None) -> "tasks.Task":
